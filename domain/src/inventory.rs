@@ -180,13 +180,15 @@ impl Aggregate for Inventory {
             if !(1..=crate::show::MAX_CAPACITY).contains(&capacity) {
                 return Err(DomainError::InvalidCapacity(capacity));
             }
-            return Ok(vec![InventoryEvent::SectionInitialized(SectionInitialized {
-                show_id,
-                section,
-                capacity,
-                unit_price,
-                max_per_order,
-            })]);
+            return Ok(vec![InventoryEvent::SectionInitialized(
+                SectionInitialized {
+                    show_id,
+                    section,
+                    capacity,
+                    unit_price,
+                    max_per_order,
+                },
+            )]);
         }
         let inventory = self.0.as_ref().ok_or(DomainError::UnknownSection)?;
         match command {

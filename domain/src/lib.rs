@@ -24,8 +24,7 @@ pub mod values;
 
 pub use error::DomainError;
 pub use inventory::{
-    inventory_stream, Inventory, InventoryCommand, InventoryEvent, ReleaseReason,
-    SectionInventory,
+    inventory_stream, Inventory, InventoryCommand, InventoryEvent, ReleaseReason, SectionInventory,
 };
 pub use payment::{payment_stream, Payment, PaymentCommand, PaymentEvent, PaymentStatus};
 pub use reservation::{
@@ -58,7 +57,11 @@ pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Syn
     ///
     /// # Errors
     /// A [`DomainError`] when the command is refused; nothing has happened then.
-    fn decide(&self, command: Self::Command, now: Timestamp) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(
+        &self,
+        command: Self::Command,
+        now: Timestamp,
+    ) -> Result<Vec<Self::Event>, DomainError>;
 
     /// The state after `event`.
     fn evolve(self, event: &Self::Event) -> Self;
@@ -71,3 +74,6 @@ pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Syn
         events.into_iter().fold(self, Self::evolve)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,7 +28,9 @@ pub enum PaymentCommand {
         amount: Money,
         reason: String,
     },
-    RecordRefund { provider_reference: String },
+    RecordRefund {
+        provider_reference: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,13 +130,15 @@ impl Aggregate for Payment {
                 PaymentCommand::RecordCapture { .. } | PaymentCommand::RecordDecline { .. },
             ) => Err(DomainError::PaymentAlreadyRecorded),
             (Some(p), PaymentCommand::RecordRefund { provider_reference }) => match p.status {
-                PaymentStatus::Captured => Ok(vec![PaymentEvent::PaymentRefunded(PaymentRefunded {
-                    payment_id: p.payment_id,
-                    reservation_id: p.reservation_id,
-                    amount: p.amount,
-                    provider_reference,
-                    refunded_at: now,
-                })]),
+                PaymentStatus::Captured => {
+                    Ok(vec![PaymentEvent::PaymentRefunded(PaymentRefunded {
+                        payment_id: p.payment_id,
+                        reservation_id: p.reservation_id,
+                        amount: p.amount,
+                        provider_reference,
+                        refunded_at: now,
+                    })])
+                }
                 PaymentStatus::Refunded => Err(DomainError::AlreadyRefunded),
                 PaymentStatus::Declined => Err(DomainError::NotRefundable),
             },

@@ -84,17 +84,28 @@ pub enum ReservationCommand {
     },
     /// Record that a payment is about to be charged, before the provider is called, so
     /// that a crash mid-payment leaves a trace to finish from.
-    RequestPayment { payment_id: PaymentId },
-    RecordPaymentCaptured { payment_id: PaymentId },
-    RecordPaymentDeclined { payment_id: PaymentId, reason: String },
+    RequestPayment {
+        payment_id: PaymentId,
+    },
+    RecordPaymentCaptured {
+        payment_id: PaymentId,
+    },
+    RecordPaymentDeclined {
+        payment_id: PaymentId,
+        reason: String,
+    },
     Confirm,
     /// Record that the hold ran out before payment.
     Expire,
     /// Cancel by the customer: a held reservation is simply cancelled; a confirmed
     /// one only together with the refund that the caller has already obtained.
-    Cancel { refund: Option<RefundReason> },
+    Cancel {
+        refund: Option<RefundReason>,
+    },
     /// Refund a paid or confirmed purchase (the caller has obtained the refund).
-    Refund { reason: RefundReason },
+    Refund {
+        reason: RefundReason,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,39 +319,48 @@ impl Aggregate for Reservation {
                 | ReservationCommand::RecordPaymentDeclined { .. },
             ) => Err(DomainError::PaymentMismatch),
 
-            (S::Paid, ReservationCommand::Confirm) => Ok(vec![
-                ReservationEvent::ReservationConfirmed(ReservationConfirmed {
-                    reservation_id,
-                    confirmed_at: now,
-                }),
-            ]),
-            (S::Confirmed, ReservationCommand::Confirm) => Ok(vec![]),
-            (S::Held | S::PaymentPending, ReservationCommand::Confirm) => {
-                Err(DomainError::NotPaid)
+            (S::Paid, ReservationCommand::Confirm) => {
+                Ok(vec![ReservationEvent::ReservationConfirmed(
+                    ReservationConfirmed {
+                        reservation_id,
+                        confirmed_at: now,
+                    },
+                )])
             }
+            (S::Confirmed, ReservationCommand::Confirm) => Ok(vec![]),
+            (S::Held | S::PaymentPending, ReservationCommand::Confirm) => Err(DomainError::NotPaid),
 
-            (S::Held, ReservationCommand::Expire) if now >= r.expires_at => Ok(vec![
-                ReservationEvent::ReservationExpired(ReservationExpired {
-                    reservation_id,
-                    expired_at: now,
-                }),
-            ]),
+            (S::Held, ReservationCommand::Expire) if now >= r.expires_at => {
+                Ok(vec![ReservationEvent::ReservationExpired(
+                    ReservationExpired {
+                        reservation_id,
+                        expired_at: now,
+                    },
+                )])
+            }
             (S::Held, ReservationCommand::Expire) => Err(DomainError::HoldNotExpired),
             (S::PaymentPending, ReservationCommand::Expire | ReservationCommand::Cancel { .. }) => {
                 Err(DomainError::PaymentInProgress)
             }
             (S::Paid | S::Confirmed, ReservationCommand::Expire) => Err(DomainError::AlreadyPaid),
 
-            (S::Held, ReservationCommand::Cancel { .. }) => Ok(vec![
-                ReservationEvent::ReservationCancelled(ReservationCancelled {
-                    reservation_id,
-                    cancelled_at: now,
-                }),
-            ]),
+            (S::Held, ReservationCommand::Cancel { .. }) => {
+                Ok(vec![ReservationEvent::ReservationCancelled(
+                    ReservationCancelled {
+                        reservation_id,
+                        cancelled_at: now,
+                    },
+                )])
+            }
             (S::Confirmed, ReservationCommand::Cancel { refund: None }) => {
                 Err(DomainError::RefundRequired)
             }
-            (S::Confirmed, ReservationCommand::Cancel { refund: Some(reason) }) => Ok(vec![
+            (
+                S::Confirmed,
+                ReservationCommand::Cancel {
+                    refund: Some(reason),
+                },
+            ) => Ok(vec![
                 ReservationEvent::ReservationCancelled(ReservationCancelled {
                     reservation_id,
                     cancelled_at: now,
@@ -356,16 +376,19 @@ impl Aggregate for Reservation {
                 Err(DomainError::NotPaid)
             }
 
-            (S::Refunded, ReservationCommand::Refund { .. } | ReservationCommand::Cancel { .. }) => {
-                Err(DomainError::AlreadyRefunded)
-            }
+            (
+                S::Refunded,
+                ReservationCommand::Refund { .. } | ReservationCommand::Cancel { .. },
+            ) => Err(DomainError::AlreadyRefunded),
             (S::Cancelled, ReservationCommand::Cancel { .. }) => Err(DomainError::AlreadyCancelled),
             (S::Refunded | S::Cancelled, ReservationCommand::RequestPayment { .. })
                 if r.payment_id.is_some() =>
             {
                 Err(DomainError::AlreadyPaid)
             }
-            (S::Expired, ReservationCommand::RequestPayment { .. }) => Err(DomainError::HoldExpired),
+            (S::Expired, ReservationCommand::RequestPayment { .. }) => {
+                Err(DomainError::HoldExpired)
+            }
             (status, _) => Err(DomainError::ReservationClosed(status)),
         }
     }

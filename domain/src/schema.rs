@@ -60,8 +60,14 @@ fn upcast_one(event_type: &str, version: u32, data: Value) -> Result<Value, Stri
         // `held_at` + `hold_seconds`; v2 stores `quantity` and the expiry instant, which
         // is what every decision needs.
         ("SeatsHeld", 1) => {
-            let reservation_id = data.get("reservation_id").cloned().ok_or("missing reservation_id")?;
-            let seats = data.get("seats").and_then(Value::as_u64).ok_or("missing seats")?;
+            let reservation_id = data
+                .get("reservation_id")
+                .cloned()
+                .ok_or("missing reservation_id")?;
+            let seats = data
+                .get("seats")
+                .and_then(Value::as_u64)
+                .ok_or("missing seats")?;
             let held_at = data
                 .get("held_at")
                 .and_then(Value::as_str)
@@ -101,11 +107,12 @@ pub fn upcast(event_type: &str, version: u32, mut data: Value) -> Result<Value, 
         });
     }
     for from in version..current {
-        data = upcast_one(event_type, from, data).map_err(|reason| DecodeError::InvalidPayload {
-            event_type: event_type.to_owned(),
-            version: from,
-            reason,
-        })?;
+        data =
+            upcast_one(event_type, from, data).map_err(|reason| DecodeError::InvalidPayload {
+                event_type: event_type.to_owned(),
+                version: from,
+                reason,
+            })?;
     }
     Ok(data)
 }

@@ -3,9 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Aggregate, Currency, DomainError, Money, OrganizerId, SectionName, ShowId, Timestamp,
-};
+use crate::{Aggregate, Currency, DomainError, Money, OrganizerId, SectionName, ShowId, Timestamp};
 
 /// The most sections one show may have.
 pub const MAX_SECTIONS: usize = 50;
@@ -104,7 +102,9 @@ pub enum ShowCommand {
     },
     OpenSales,
     CloseSales,
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -230,7 +230,9 @@ impl Currency {
             let bytes = code.as_bytes();
             Ok(Self([bytes[0], bytes[1], bytes[2]]))
         } else {
-            Err(DomainError::InvalidCurrency(code.chars().take(16).collect()))
+            Err(DomainError::InvalidCurrency(
+                code.chars().take(16).collect(),
+            ))
         }
     }
 
