@@ -1,0 +1,310 @@
+//! What both backends share: checking an append before any I/O, comparing a stream's
+//! version with the writer's expectation, and explaining why an append was refused.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::{
+    AppendOutcome, EventStore, ExpectedVersion, IdempotencyRecord, StoreError, StreamAppend,
+    StreamVersion,
+};
+
+/// How many times an append is retried inside the store when it lost a race that the
+/// writer's expectation does not cover (two `Any` appends taking the same version, a
+/// deadlock). A writer with an exact expectation gets its conflict on the next try.
+pub(crate) const MAX_APPEND_ATTEMPTS: u32 = 5;
+
+impl fmt::Display for ExpectedVersion {
+    /// Renders the expectation the way a conflict reports it: `no stream`, `any` or the
+    /// version number.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(version) => write!(f, "{version}"),
+            ExpectedVersion::Any => f.write_str("any"),
+        }
+    }
+}
+
+/// Refuses a malformed append before it reaches the database, so that a caller bug is
+/// reported as [`StoreError::Invalid`] rather than as a constraint violation.
+pub(crate) fn validate(
+    appends: &[StreamAppend],
+    idempotency: Option<&IdempotencyRecord>,
+) -> Result<(), StoreError> {
+    if appends.is_empty() {
+        return Err(StoreError::Invalid(
+            "an append needs at least one stream".into(),
+        ));
+    }
+    let mut streams = HashSet::with_capacity(appends.len());
+    let mut event_ids = HashSet::new();
+    for append in appends {
+        if append.stream_id.is_empty() {
+            return Err(StoreError::Invalid("a stream id must not be empty".into()));
+        }
+        if !streams.insert(append.stream_id.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "stream {} appears twice in one append; put all its events in one StreamAppend",
+                append.stream_id
+            )));
+        }
+        if append.events.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "the append to stream {} has no events",
+                append.stream_id
+            )));
+        }
+        if let ExpectedVersion::Exact(version) = append.expected_version {
+            to_i64(version, "an expected version")?;
+        }
+        for event in &append.events {
+            if !event_ids.insert(event.event_id) {
+                return Err(StoreError::Invalid(format!(
+                    "event id {} appears twice in one append",
+                    event.event_id
+                )));
+            }
+            if event.event_type.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "event {} has an empty event type",
+                    event.event_id
+                )));
+            }
+            schema_version_to_i32(event.schema_version)?;
+        }
+    }
+    if let Some(record) = idempotency {
+        if record.key.is_empty() {
+            return Err(StoreError::Invalid(
+                "an idempotency key must not be empty".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compares a stream's current version with the writer's expectation.
+///
+/// # Errors
+/// [`StoreError::VersionConflict`] when they differ.
+pub(crate) fn check_expected_version(
+    stream_id: &str,
+    expected: ExpectedVersion,
+    current: StreamVersion,
+) -> Result<(), StoreError> {
+    let matches = match expected {
+        ExpectedVersion::NoStream => current == 0,
+        ExpectedVersion::Exact(version) => current == version,
+        ExpectedVersion::Any => true,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(StoreError::VersionConflict {
+            stream_id: stream_id.to_owned(),
+            expected: expected.to_string(),
+            actual: current,
+        })
+    }
+}
+
+/// Every event id of an append, in the order the events were given.
+pub(crate) fn event_ids(appends: &[StreamAppend]) -> Vec<Uuid> {
+    appends
+        .iter()
+        .flat_map(|append| append.events.iter().map(|event| event.event_id))
+        .collect()
+}
+
+/// Decides what a refused append means once the transaction has been rolled back.
+///
+/// A retried append usually fails its version check (the first try already moved the
+/// stream on) or hits the unique event id, so the stored event ids are looked at first:
+/// when all of them are stored the append already happened; when only some are, the
+/// caller reused an id. Otherwise a taken idempotency key is reported ahead of the
+/// version conflict, because retrying a command whose key is taken is pointless.
+/// `None` means none of these applied: the caller keeps its own error.
+pub(crate) fn explain_refusal(
+    appends: &[StreamAppend],
+    stored_event_ids: &HashSet<Uuid>,
+    idempotency_key_taken: Option<&str>,
+) -> Option<Result<AppendOutcome, StoreError>> {
+    let ids = event_ids(appends);
+    if !stored_event_ids.is_empty() {
+        if ids.iter().all(|id| stored_event_ids.contains(id)) {
+            return Some(Ok(AppendOutcome::AlreadyAppended));
+        }
+        if let Some(reused) = ids.iter().find(|id| stored_event_ids.contains(id)) {
+            return Some(Err(StoreError::DuplicateEventId(*reused)));
+        }
+    }
+    idempotency_key_taken.map(|key| Err(StoreError::IdempotencyKeyTaken(key.to_owned())))
+}
+
+/// The error for an append that kept losing races: the first stream whose version no
+/// longer matches its expectation, or else the first stream with its current version
+/// (the writers that beat it may since have moved on).
+pub(crate) async fn conflict_after_repeated_races(
+    store: &dyn EventStore,
+    appends: &[StreamAppend],
+) -> StoreError {
+    let mut first = None;
+    for append in appends {
+        let actual = match store.stream_version(&append.stream_id).await {
+            Ok(actual) => actual,
+            Err(error) => return error,
+        };
+        if let Err(conflict) =
+            check_expected_version(&append.stream_id, append.expected_version, actual)
+        {
+            return conflict;
+        }
+        first.get_or_insert(StoreError::VersionConflict {
+            stream_id: append.stream_id.clone(),
+            expected: append.expected_version.to_string(),
+            actual,
+        });
+    }
+    first.unwrap_or_else(|| StoreError::Invalid("an append needs at least one stream".into()))
+}
+
+/// Converts a version or count to the database's signed integer.
+pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Invalid(format!("{what} of {value} is out of range")))
+}
+
+/// Converts a schema version to the database's `int`.
+pub(crate) fn schema_version_to_i32(value: u32) -> Result<i32, StoreError> {
+    i32::try_from(value)
+        .map_err(|_| StoreError::Invalid(format!("schema version {value} is out of range")))
+}
+
+/// Reads back a stored version; a negative one means the row is corrupt.
+pub(crate) fn stored_u64(value: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} is negative: {value}")))
+}
+
+/// Reads back a stored schema version; a negative one means the row is corrupt.
+pub(crate) fn stored_u32(value: i64, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{column} is out of range: {value}")))
+}
+
+/// Reads back stored metadata. Unknown fields are ignored, so metadata written by a
+/// newer release still loads.
+pub(crate) fn decode_metadata(
+    value: serde_json::Value,
+) -> Result<crate::EventMetadata, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("event metadata: {e}")))
+}
+
+/// Encodes metadata for storage.
+pub(crate) fn encode_metadata(metadata: &crate::EventMetadata) -> serde_json::Value {
+    // Serialising a struct of options and strings cannot fail.
+    serde_json::to_value(metadata).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventMetadata, NewEvent};
+
+    fn event(id: Uuid) -> NewEvent {
+        NewEvent {
+            event_id: id,
+            event_type: "Happened".into(),
+            schema_version: 1,
+            data: serde_json::json!({}),
+            metadata: EventMetadata::default(),
+        }
+    }
+
+    fn append(stream: &str, ids: &[Uuid]) -> StreamAppend {
+        StreamAppend {
+            stream_id: stream.into(),
+            expected_version: ExpectedVersion::Any,
+            events: ids.iter().copied().map(event).collect(),
+        }
+    }
+
+    #[test]
+    fn expected_versions_render_as_conflicts_report_them() {
+        assert_eq!(ExpectedVersion::NoStream.to_string(), "no stream");
+        assert_eq!(ExpectedVersion::Exact(3).to_string(), "3");
+        assert_eq!(ExpectedVersion::Any.to_string(), "any");
+    }
+
+    #[test]
+    fn exact_zero_is_the_same_as_no_stream() {
+        assert!(check_expected_version("s", ExpectedVersion::Exact(0), 0).is_ok());
+        assert!(check_expected_version("s", ExpectedVersion::NoStream, 1).is_err());
+    }
+
+    #[test]
+    fn a_stream_named_twice_in_one_append_is_invalid() {
+        let appends = vec![
+            append("a", &[Uuid::new_v4()]),
+            append("a", &[Uuid::new_v4()]),
+        ];
+        assert!(matches!(
+            validate(&appends, None),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_event_id_used_twice_in_one_append_is_invalid() {
+        let id = Uuid::new_v4();
+        let appends = vec![append("a", &[id]), append("b", &[id])];
+        assert!(matches!(
+            validate(&appends, None),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_schema_version_beyond_the_database_int_is_invalid() {
+        let mut appends = vec![append("a", &[Uuid::new_v4()])];
+        appends[0].events[0].schema_version = u32::MAX;
+        assert!(matches!(
+            validate(&appends, None),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn refusal_with_every_id_stored_is_a_retry() {
+        let ids = [Uuid::new_v4(), Uuid::new_v4()];
+        let appends = vec![append("a", &ids)];
+        let stored = ids.iter().copied().collect();
+        assert_eq!(
+            explain_refusal(&appends, &stored, Some("k")).map(|r| r.ok()),
+            Some(Some(AppendOutcome::AlreadyAppended))
+        );
+    }
+
+    #[test]
+    fn refusal_with_some_ids_stored_names_the_reused_id() {
+        let ids = [Uuid::new_v4(), Uuid::new_v4()];
+        let appends = vec![append("a", &ids)];
+        let stored = [ids[1]].into_iter().collect();
+        assert!(matches!(
+            explain_refusal(&appends, &stored, None),
+            Some(Err(StoreError::DuplicateEventId(id))) if id == ids[1]
+        ));
+    }
+
+    #[test]
+    fn refusal_without_stored_ids_reports_a_taken_key_or_nothing() {
+        let appends = vec![append("a", &[Uuid::new_v4()])];
+        assert!(matches!(
+            explain_refusal(&appends, &HashSet::new(), Some("k")),
+            Some(Err(StoreError::IdempotencyKeyTaken(key))) if key == "k"
+        ));
+        assert!(explain_refusal(&appends, &HashSet::new(), None).is_none());
+    }
+}

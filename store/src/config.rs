@@ -1,0 +1,304 @@
+//! Choosing and connecting a backend from configuration.
+//!
+//! `DATABASE_URL` picks the backend by its scheme: `postgres://` or `postgresql://` for
+//! PostgreSQL, `sqlite:` for an SQLite file. Without it the store is the embedded
+//! default, `ticketing.db` in the working directory, so that the system runs with no
+//! set-up at all.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::postgres::PostgresStore;
+use crate::sqlite::SqliteStore;
+use crate::{EventStore, StoreError};
+
+/// The SQLite file used when no `DATABASE_URL` is configured.
+pub const DEFAULT_SQLITE_PATH: &str = "ticketing.db";
+
+/// The pool size when `DATABASE_MAX_CONNECTIONS` is not set.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// Which database a configuration points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A PostgreSQL server: the deployment backend.
+    Postgres,
+    /// An SQLite file: the embedded default and `sqlite:` URLs.
+    Sqlite,
+}
+
+/// Where the event store lives and how many connections it may hold.
+///
+/// `Debug` is written by hand so that the URL's password never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The database URL; `None` selects the embedded SQLite default.
+    pub database_url: Option<String>,
+    /// The connection pool's size.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    /// The embedded default: no URL, a pool of [`DEFAULT_MAX_CONNECTIONS`].
+    fn default() -> Self {
+        StoreConfig {
+            database_url: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Reads `DATABASE_URL` (unset or empty: the embedded default) and
+    /// `DATABASE_MAX_CONNECTIONS` (default [`DEFAULT_MAX_CONNECTIONS`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] when `DATABASE_MAX_CONNECTIONS` is not a positive
+    /// integer: a typo in the environment should stop the process at start-up, not
+    /// silently pick another pool size.
+    pub fn from_env() -> Result<Self, StoreError> {
+        let database_url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty());
+        let max_connections = match std::env::var("DATABASE_MAX_CONNECTIONS") {
+            Ok(value) if !value.trim().is_empty() => parse_max_connections(&value)?,
+            _ => DEFAULT_MAX_CONNECTIONS,
+        };
+        Ok(StoreConfig {
+            database_url,
+            max_connections,
+        })
+    }
+
+    /// Which backend the URL selects.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a scheme that is neither PostgreSQL nor SQLite.
+    pub fn backend(&self) -> Result<Backend, StoreError> {
+        match self.database_url.as_deref() {
+            None => Ok(Backend::Sqlite),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Backend::Postgres)
+            }
+            Some(url) if url.starts_with("sqlite:") => Ok(Backend::Sqlite),
+            Some(url) => {
+                let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
+                Err(StoreError::Invalid(format!(
+                    "DATABASE_URL has the unsupported scheme `{scheme}`: use postgres://, \
+                     postgresql:// or sqlite:, or leave it unset for the embedded SQLite file"
+                )))
+            }
+        }
+    }
+
+    /// The URL with its password replaced by `***`, for log lines and error messages.
+    pub fn redacted_url(&self) -> Option<String> {
+        self.database_url.as_deref().map(redact_url)
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("database_url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Connects the configured backend.
+///
+/// SQLite is migrated on connect, because the embedded default must need no set-up.
+/// PostgreSQL is not: its pool connects lazily, so that a Lambda cold start does no
+/// network round trip, and its schema is changed deliberately with [`migrate`]
+/// (`ticketing migrate`).
+///
+/// # Errors
+/// - [`StoreError::Invalid`] for an unsupported URL scheme, an unparsable URL or a pool
+///   size of zero.
+/// - [`StoreError::Unavailable`] / [`StoreError::Database`] /
+///   [`StoreError::Migration`] when the SQLite file cannot be opened or migrated.
+#[tracing::instrument(skip(config), fields(backend))]
+pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn EventStore>, StoreError> {
+    check_pool_size(config.max_connections)?;
+    let backend = config.backend()?;
+    tracing::Span::current().record("backend", tracing::field::debug(backend));
+    match (backend, config.database_url.as_deref()) {
+        (Backend::Postgres, Some(url)) => {
+            let store = PostgresStore::connect(url, config.max_connections).await?;
+            Ok(Arc::new(store))
+        }
+        (_, url) => {
+            let location = url.unwrap_or(DEFAULT_SQLITE_PATH);
+            let store = SqliteStore::open_with(location, config.max_connections).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Brings the configured database's schema up to date: the `ticketing migrate`
+/// command.
+///
+/// # Errors
+/// As [`connect`], and [`StoreError::Migration`] when a migration fails.
+#[tracing::instrument(skip(config), fields(backend))]
+pub async fn migrate(config: &StoreConfig) -> Result<(), StoreError> {
+    check_pool_size(config.max_connections)?;
+    let backend = config.backend()?;
+    tracing::Span::current().record("backend", tracing::field::debug(backend));
+    match (backend, config.database_url.as_deref()) {
+        (Backend::Postgres, Some(url)) => {
+            let store = PostgresStore::connect(url, config.max_connections).await?;
+            let result = store.migrate().await;
+            store.pool().close().await;
+            result
+        }
+        (_, url) => {
+            // Opening migrates; closing flushes the WAL back into the file.
+            let store = SqliteStore::open_with(url.unwrap_or(DEFAULT_SQLITE_PATH), 1).await?;
+            store.pool().close().await;
+            Ok(())
+        }
+    }
+}
+
+fn check_pool_size(max_connections: u32) -> Result<(), StoreError> {
+    if max_connections == 0 {
+        return Err(StoreError::Invalid(
+            "the connection pool needs at least one connection".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_max_connections(value: &str) -> Result<u32, StoreError> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(StoreError::Invalid(format!(
+            "DATABASE_MAX_CONNECTIONS must be a positive integer, not `{value}`"
+        ))),
+    }
+}
+
+/// Replaces the password of a URL with `***`, both in the user info
+/// (`postgres://user:secret@host`) and in `password=` query parameters.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match before_query.find("://") {
+        Some(scheme_end) => {
+            let authority_start = scheme_end + 3;
+            let authority_end = before_query[authority_start..]
+                .find(['/', '#'])
+                .map_or(before_query.len(), |i| authority_start + i);
+            let authority = &before_query[authority_start..authority_end];
+            let authority = match authority.rfind('@') {
+                Some(at) => match authority[..at].split_once(':') {
+                    Some((user, _password)) => format!("{user}:***{}", &authority[at..]),
+                    None => authority.to_owned(),
+                },
+                None => authority.to_owned(),
+            };
+            format!(
+                "{}{}{}",
+                &before_query[..authority_start],
+                authority,
+                &before_query[authority_end..]
+            )
+        }
+        None => before_query.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: Option<&str>) -> StoreConfig {
+        StoreConfig {
+            database_url: url.map(str::to_owned),
+            max_connections: 10,
+        }
+    }
+
+    #[test]
+    fn debug_output_never_contains_the_password() {
+        let config = config(Some("postgres://app:s3cret@db.internal:5432/ticketing"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("postgres://app:***@db.internal:5432/ticketing"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn password_query_parameters_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://db/ticketing?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/ticketing?user=app&password=***&sslmode=require"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_password_are_printed_unchanged() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "sqlite:ticketing.db",
+            "sqlite://data/ticketing.db?mode=rwc",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+    }
+
+    #[test]
+    fn the_scheme_selects_the_backend() {
+        assert_eq!(config(None).backend().unwrap(), Backend::Sqlite);
+        assert_eq!(
+            config(Some("sqlite:x.db")).backend().unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            config(Some("postgres://h/d")).backend().unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            config(Some("postgresql://h/d")).backend().unwrap(),
+            Backend::Postgres
+        );
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_invalid_and_does_not_echo_the_url() {
+        let err = config(Some("mysql://root:s3cret@h/d"))
+            .backend()
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Invalid(_)));
+        assert!(message.contains("mysql"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn max_connections_must_be_a_positive_integer() {
+        assert_eq!(parse_max_connections(" 4 ").unwrap(), 4);
+        assert!(parse_max_connections("0").is_err());
+        assert!(parse_max_connections("ten").is_err());
+    }
+}

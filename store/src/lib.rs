@@ -1,0 +1,235 @@
+//! The event store: one contract ([`EventStore`]) with two backends.
+//!
+//! - [`postgres`]: PostgreSQL through sqlx, for deployments.
+//! - [`sqlite`]: an embedded SQLite file through sqlx, the default when no
+//!   `DATABASE_URL` is configured.
+//!
+//! The store knows nothing about the domain: it keeps opaque, typed JSON payloads
+//! ([`NewEvent`], [`RecordedEvent`]) in streams with a per-stream version and a global
+//! order. Encoding and upcasting event payloads is the domain crate's job.
+//!
+//! Layout:
+//! - `lib.rs`: the contract types and the [`EventStore`] trait.
+//! - `error.rs`: [`StoreError`].
+//! - `config.rs`: [`StoreConfig`], choosing and connecting a backend ([`connect`],
+//!   [`migrate`]).
+//! - `common.rs`: validation and conflict explanation shared by the backends.
+//! - `postgres/`, `sqlite/`: the backends.
+//! - `testing.rs`: a fresh database per test on either backend, for this crate's
+//!   contract suite and the other crates' tests.
+#![forbid(unsafe_code)]
+
+mod common;
+pub mod config;
+mod error;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use config::{
+    connect, migrate, Backend, StoreConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_SQLITE_PATH,
+};
+pub use error::StoreError;
+
+/// The version of a stream: the number of events in it. A stream that does not exist
+/// has version 0; its first event has version 1.
+pub type StreamVersion = u64;
+
+/// What the writer expects a stream's current version to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be at exactly this version (0 is the same as `NoStream`).
+    Exact(StreamVersion),
+    /// No check; the events are appended after whatever is there.
+    Any,
+}
+
+/// Who caused an event and why: stored beside the payload, never needed to decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// Ties together every event caused by one request.
+    pub correlation_id: Option<Uuid>,
+    /// The event or command that caused this one.
+    pub causation_id: Option<Uuid>,
+    /// The authenticated principal that issued the command (`sub` of its token).
+    pub actor: Option<String>,
+    /// The client's idempotency key of the command that appended this event.
+    pub idempotency_key: Option<String>,
+}
+
+/// An event to append: an encoded payload with its type and schema version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Unique across the store: appending an id that is already stored is recognised as
+    /// a retry of the same append.
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: serde_json::Value,
+    pub metadata: EventMetadata,
+}
+
+/// Events to append to one stream, with the version the writer decided on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamAppend {
+    pub stream_id: String,
+    pub expected_version: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+/// A position in the store's global order.
+///
+/// On PostgreSQL the global order is (`transaction_id`, `position`): events are read
+/// only once every transaction that could still commit an event before them has
+/// finished, so a reader that checkpoints a `GlobalPosition` never skips an event that
+/// committed late with a lower `position`. On SQLite writers are serialised and
+/// `transaction_id` grows with every append.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct GlobalPosition {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+impl GlobalPosition {
+    /// Before the first event: reading after it reads everything.
+    pub const START: GlobalPosition = GlobalPosition {
+        transaction_id: 0,
+        position: 0,
+    };
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub global_position: GlobalPosition,
+    pub stream_id: String,
+    pub version: StreamVersion,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: serde_json::Value,
+    pub metadata: EventMetadata,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A command's recorded outcome, stored in the same transaction as its events so that a
+/// retried command appends nothing and answers as the first one did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The client's key, scoped by the caller (for example `"<actor>:<key>"`).
+    pub key: String,
+    /// A fingerprint of the request: the same key with another request is refused.
+    pub request_fingerprint: String,
+    /// The command's outcome as the caller wants to replay it.
+    pub outcome: serde_json::Value,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The events were stored; the streams' new versions, in the order of the appends.
+    Appended {
+        stream_versions: Vec<(String, StreamVersion)>,
+    },
+    /// Every event id of the append was already stored: it is a retry of an append
+    /// that committed, and nothing was written.
+    AlreadyAppended,
+}
+
+/// A stream's state folded up to `version`, stored so that loading need not replay
+/// every event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub stream_id: String,
+    pub version: StreamVersion,
+    /// The shape of `state`: a snapshot whose schema differs from the loader's is ignored.
+    pub schema_version: u32,
+    pub state: serde_json::Value,
+}
+
+/// The event store contract that both backends implement and one test suite checks.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends events to one or more streams in one transaction: either every stream
+    /// gets its events or none does.
+    ///
+    /// When `idempotency` is given, the record is stored in the same transaction.
+    ///
+    /// # Errors
+    /// - [`StoreError::VersionConflict`] when a stream is not at its expected version
+    ///   (someone else appended first): reload, decide again, retry.
+    /// - [`StoreError::IdempotencyKeyTaken`] when the idempotency key was recorded by
+    ///   another append: read it with [`EventStore::idempotency_record`].
+    /// - [`StoreError::DuplicateEventId`] when some, but not all, of the event ids exist.
+    /// - [`StoreError::Invalid`] for an empty append or an empty stream id.
+    /// - [`StoreError::Unavailable`] / [`StoreError::Database`] for infrastructure failures.
+    ///
+    /// When an append is refused for more than one reason, the answer that tells the
+    /// caller most wins: a retry of a committed append is `Ok(AlreadyAppended)` even
+    /// though its expected versions are stale by now; then a partly reused event id;
+    /// then a taken idempotency key (a duplicate request should replay the stored
+    /// outcome, not retry); then the version conflict. A lost race that the writer's
+    /// expectation does not cover (two `Any` appends taking the same version) is
+    /// retried inside the store.
+    async fn append(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Reads a stream's events with a version greater than `after_version`, in version order.
+    ///
+    /// # Errors
+    /// Infrastructure failures only; an unknown stream reads as empty.
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `limit` events after `after` in the global order, never returning an
+    /// event while one that sorts before it might still commit.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stream's current version (0 when it does not exist).
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError>;
+
+    /// The latest snapshot of a stream, if any.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Stores a snapshot, replacing an older one of the same stream; an older snapshot
+    /// never replaces a newer one.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+
+    /// The idempotency record stored under `key`, if any.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+}

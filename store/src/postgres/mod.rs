@@ -1,0 +1,398 @@
+//! The PostgreSQL backend, for deployments.
+//!
+//! - Optimistic concurrency rests on the `events_stream_version_key` unique constraint:
+//!   two writers that both read version `n` cannot both store `n + 1`.
+//! - A retried append is recognised by the `events_event_id_key` unique constraint.
+//! - Readers of the global order ([`EventStore::read_all`]) order by the writing
+//!   transaction's id, then position, and read only below the oldest transaction still
+//!   in flight, so an event that commits late with a lower position is never skipped.
+//!
+//! Layout: `mod.rs` (the store), `sql.rs` (its statements).
+
+mod sql;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::common::{self, MAX_APPEND_ATTEMPTS};
+use crate::{
+    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, RecordedEvent, Snapshot,
+    StoreError, StreamAppend, StreamVersion,
+};
+
+/// The PostgreSQL schema: `migrations/postgres`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long an operation waits for a pooled connection before the store reports
+/// itself unavailable. Short, so that a request fails fast with a 503 instead of
+/// hanging until the Lambda times out.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The event store on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Why one attempt at an append did not commit.
+enum Refusal {
+    /// A stream's version check failed.
+    Conflict(StoreError),
+    /// A concurrent writer took a version or a lock between the check and the insert;
+    /// the whole append is tried again.
+    Race,
+    /// One of the event ids is already stored.
+    EventIdTaken,
+    /// The idempotency key is already recorded.
+    KeyTaken(String),
+    /// Anything else.
+    Failed(StoreError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            match db.kind() {
+                ErrorKind::UniqueViolation => match db.constraint() {
+                    Some("events_stream_version_key") => return Refusal::Race,
+                    Some("events_event_id_key") => return Refusal::EventIdTaken,
+                    _ => {}
+                },
+                _ => {
+                    // 40001 serialization failure, 40P01 deadlock: the append lost a
+                    // race and can simply be tried again.
+                    if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
+                        return Refusal::Race;
+                    }
+                }
+            }
+        }
+        Refusal::Failed(StoreError::from(error))
+    }
+}
+
+impl PostgresStore {
+    /// Wraps an existing pool, for callers (and tests) that build their own.
+    pub fn new(pool: PgPool) -> Self {
+        PostgresStore { pool }
+    }
+
+    /// Builds a pool for `url` without connecting: the first query connects. A Lambda
+    /// cold start thus does no network round trip before it is asked to.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] when the URL cannot be parsed. The message never
+    /// contains the URL, which may hold a password.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Invalid(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))
+        })?;
+        Ok(Self::connect_with(options, max_connections))
+    }
+
+    /// Like [`PostgresStore::connect`], with options that are already parsed.
+    pub fn connect_with(options: PgConnectOptions, max_connections: u32) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        PostgresStore { pool }
+    }
+
+    /// The pool, shared with other PostgreSQL adapters of the same process.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the pending migrations of `migrations/postgres`.
+    ///
+    /// # Errors
+    /// [`StoreError::Migration`] when a migration fails or the database is unreachable.
+    #[tracing::instrument(skip(self))]
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One attempt at an append, inside `tx`. Streams are written in the order of
+    /// `order` (sorted by stream id) so that two multi-stream appends wait for each
+    /// other's index entries in the same order and cannot deadlock.
+    async fn write(
+        tx: &mut Transaction<'static, Postgres>,
+        appends: &[StreamAppend],
+        order: &[usize],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Vec<StreamVersion>, Refusal> {
+        let mut new_versions = vec![0; appends.len()];
+        for &index in order {
+            let append = &appends[index];
+            let current: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
+                .bind(&append.stream_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
+            common::check_expected_version(&append.stream_id, append.expected_version, current)
+                .map_err(Refusal::Conflict)?;
+
+            let count = append.events.len();
+            let mut versions = Vec::with_capacity(count);
+            let mut ids = Vec::with_capacity(count);
+            let mut types = Vec::with_capacity(count);
+            let mut schema_versions = Vec::with_capacity(count);
+            let mut data = Vec::with_capacity(count);
+            let mut metadata = Vec::with_capacity(count);
+            for (offset, event) in (1..).zip(&append.events) {
+                let version =
+                    common::to_i64(current + offset, "a version").map_err(Refusal::Failed)?;
+                versions.push(version);
+                ids.push(event.event_id);
+                types.push(event.event_type.as_str());
+                schema_versions.push(
+                    common::schema_version_to_i32(event.schema_version).map_err(Refusal::Failed)?,
+                );
+                data.push(&event.data);
+                metadata.push(common::encode_metadata(&event.metadata));
+            }
+            sqlx::query(sql::INSERT_EVENTS)
+                .bind(&append.stream_id)
+                .bind(&versions)
+                .bind(&ids)
+                .bind(&types)
+                .bind(&schema_versions)
+                .bind(&data)
+                .bind(&metadata)
+                .execute(&mut **tx)
+                .await?;
+            new_versions[index] = current + count as u64;
+        }
+
+        if let Some(record) = idempotency {
+            let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
+                .bind(&record.key)
+                .bind(&record.request_fingerprint)
+                .bind(&record.outcome)
+                .execute(&mut **tx)
+                .await;
+            match inserted {
+                Err(sqlx::Error::Database(db))
+                    if db.is_unique_violation()
+                        && db.constraint() == Some("idempotency_keys_pkey") =>
+                {
+                    return Err(Refusal::KeyTaken(record.key.clone()));
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(new_versions)
+    }
+
+    /// The ids among `ids` that are already stored.
+    async fn stored_event_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let stored: Vec<Uuid> = sqlx::query_scalar(sql::STORED_EVENT_IDS)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(stored.into_iter().collect())
+    }
+
+    /// Whether `key` is recorded, for explaining a refused append.
+    async fn key_taken<'a>(
+        &self,
+        idempotency: Option<&'a IdempotencyRecord>,
+    ) -> Result<Option<&'a str>, StoreError> {
+        let Some(record) = idempotency else {
+            return Ok(None);
+        };
+        let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
+            .bind(&record.key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(taken.then_some(record.key.as_str()))
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    #[tracing::instrument(
+        skip(self, appends, idempotency),
+        fields(streams = appends.len(), first_stream = appends.first().map(|a| a.stream_id.as_str()))
+    )]
+    async fn append(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<AppendOutcome, StoreError> {
+        common::validate(&appends, idempotency.as_ref())?;
+        let mut order: Vec<usize> = (0..appends.len()).collect();
+        order.sort_by(|&a, &b| appends[a].stream_id.cmp(&appends[b].stream_id));
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.pool.begin().await?;
+            let refusal = match Self::write(&mut tx, &appends, &order, idempotency.as_ref()).await {
+                Ok(versions) => {
+                    tx.commit().await?;
+                    let stream_versions = appends
+                        .iter()
+                        .map(|a| a.stream_id.clone())
+                        .zip(versions)
+                        .collect();
+                    return Ok(AppendOutcome::Appended { stream_versions });
+                }
+                Err(refusal) => refusal,
+            };
+            // Roll back before looking at what is stored, so that nothing of this
+            // attempt is visible or locked while the refusal is explained.
+            tx.rollback().await?;
+            match refusal {
+                Refusal::Failed(error) => return Err(error),
+                Refusal::KeyTaken(key) => return Err(StoreError::IdempotencyKeyTaken(key)),
+                Refusal::Conflict(conflict) => {
+                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
+                    let key_taken = self.key_taken(idempotency.as_ref()).await?;
+                    return common::explain_refusal(&appends, &stored, key_taken)
+                        .unwrap_or(Err(conflict));
+                }
+                Refusal::EventIdTaken => {
+                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
+                    if let Some(outcome) = common::explain_refusal(&appends, &stored, None) {
+                        return outcome;
+                    }
+                    // The clashing event is gone again (deleted by hand): try again.
+                }
+                Refusal::Race => {}
+            }
+            if attempt >= MAX_APPEND_ATTEMPTS {
+                return Err(common::conflict_after_repeated_races(self, &appends).await);
+            }
+            tracing::debug!(attempt, "append lost a race; trying again");
+        }
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id, after_version))]
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = i64::try_from(after_version).unwrap_or(i64::MAX);
+        let rows = sqlx::query(sql::READ_STREAM)
+            .bind(stream_id)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(after.transaction_id = after.transaction_id, after.position = after.position, limit))]
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::READ_ALL)
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
+    async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError> {
+        let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
+            .bind(stream_id)
+            .fetch_one(&self.pool)
+            .await?;
+        common::stored_u64(version, "version")
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(sql::LOAD_SNAPSHOT)
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Snapshot {
+                stream_id: row.try_get("stream_id")?,
+                version: common::stored_u64(row.try_get("version")?, "snapshot version")?,
+                schema_version: common::stored_u32(
+                    i64::from(row.try_get::<i32, _>("schema_version")?),
+                    "snapshot schema_version",
+                )?,
+                state: row.try_get("state")?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self, snapshot), fields(stream_id = %snapshot.stream_id, version = snapshot.version))]
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        if snapshot.stream_id.is_empty() {
+            return Err(StoreError::Invalid("a stream id must not be empty".into()));
+        }
+        sqlx::query(sql::SAVE_SNAPSHOT)
+            .bind(&snapshot.stream_id)
+            .bind(common::to_i64(snapshot.version, "a snapshot version")?)
+            .bind(common::schema_version_to_i32(snapshot.schema_version)?)
+            .bind(&snapshot.state)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, key))]
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(sql::LOAD_IDEMPOTENCY_KEY)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                key: row.try_get("key")?,
+                request_fingerprint: row.try_get("request_fingerprint")?,
+                outcome: row.try_get("outcome")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Turns a row of the event columns (see `sql.rs`) into a [`RecordedEvent`].
+fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+    Ok(RecordedEvent {
+        global_position: GlobalPosition {
+            transaction_id: row.try_get("transaction_id")?,
+            position: row.try_get("position")?,
+        },
+        stream_id: row.try_get("stream_id")?,
+        version: common::stored_u64(row.try_get("version")?, "version")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: common::stored_u32(
+            i64::from(row.try_get::<i32, _>("schema_version")?),
+            "schema_version",
+        )?,
+        data: row.try_get("data")?,
+        metadata: common::decode_metadata(row.try_get("metadata")?)?,
+        recorded_at,
+    })
+}

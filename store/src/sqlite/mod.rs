@@ -1,0 +1,452 @@
+//! The embedded SQLite backend: the default when no `DATABASE_URL` is configured.
+//!
+//! SQLite has one writer at a time. Appends are serialised twice over: an in-process
+//! mutex queues the tasks of this process without busy-waiting, and every write
+//! transaction starts with `BEGIN IMMEDIATE`, which takes the database's write lock up
+//! front so that another process (a second `ticketing` command on the same file)
+//! waits for the busy timeout instead of failing half-way through an append. Because
+//! writers are serialised, `transaction_id` is simply the previous one plus one, and
+//! the global order has no gaps to guard against.
+//!
+//! Storage: UUIDs as hyphenated text, JSON as text, instants as RFC 3339 text in UTC
+//! with six fractional digits (see `migrations/sqlite`).
+//!
+//! Layout: `mod.rs` (the store), `sql.rs` (its statements).
+
+mod sql;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::common::{self, MAX_APPEND_ATTEMPTS};
+use crate::{
+    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, RecordedEvent, Snapshot,
+    StoreError, StreamAppend, StreamVersion,
+};
+
+/// The SQLite schema: `migrations/sqlite`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How long a statement waits for another process's write lock before failing with
+/// [`StoreError::Unavailable`].
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pool size of [`SqliteStore::open`]: a few readers beside the one writer.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// The event store in an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Serialises this process's appends; see the module documentation.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// Why one attempt at an append did not commit.
+enum Refusal {
+    /// A stream's version check failed.
+    Conflict(StoreError),
+    /// Another writer took the version between the check and the insert (only
+    /// possible if something bypassed `BEGIN IMMEDIATE`); the append is tried again.
+    Race,
+    /// One of the event ids is already stored.
+    EventIdTaken,
+    /// The idempotency key is already recorded.
+    KeyTaken(String),
+    /// Anything else.
+    Failed(StoreError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            if db.kind() == ErrorKind::UniqueViolation {
+                // SQLite names the columns, not the constraint:
+                // "UNIQUE constraint failed: events.stream_id, events.version".
+                let message = db.message();
+                if message.contains("events.event_id") {
+                    return Refusal::EventIdTaken;
+                }
+                if message.contains("events.stream_id") {
+                    return Refusal::Race;
+                }
+            }
+        }
+        Refusal::Failed(StoreError::from(error))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) and migrates the SQLite database at
+    /// `path_or_url`: a file path, or a `sqlite:` URL such as `sqlite:data/ticketing.db`.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for an unparsable URL; [`StoreError::Unavailable`] /
+    /// [`StoreError::Database`] when the file cannot be opened;
+    /// [`StoreError::Migration`] when the schema cannot be brought up to date.
+    pub async fn open(path_or_url: &str) -> Result<Self, StoreError> {
+        Self::open_with(path_or_url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// Like [`SqliteStore::open`], with the pool size.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    #[tracing::instrument(skip(path_or_url))]
+    pub async fn open_with(path_or_url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = if path_or_url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(path_or_url)
+                .map_err(|e| StoreError::Invalid(format!("not a valid SQLite URL: {e}")))?
+        } else {
+            SqliteConnectOptions::new().filename(path_or_url)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        let store = Self::new(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Wraps an existing pool without migrating it. The pool's connections should use
+    /// WAL mode and a busy timeout, as [`SqliteStore::open`] sets them.
+    pub fn new(pool: SqlitePool) -> Self {
+        SqliteStore {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The pool, shared with other SQLite adapters of the same process (the embedded
+    /// read models).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies the pending migrations of `migrations/sqlite`.
+    ///
+    /// # Errors
+    /// [`StoreError::Migration`] when a migration fails.
+    #[tracing::instrument(skip(self))]
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One attempt at an append, inside a `BEGIN IMMEDIATE` transaction.
+    async fn write(
+        tx: &mut Transaction<'static, Sqlite>,
+        appends: &[StreamAppend],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Vec<StreamVersion>, Refusal> {
+        let transaction_id: i64 = sqlx::query_scalar(sql::NEXT_TRANSACTION_ID)
+            .fetch_one(&mut **tx)
+            .await?;
+        let recorded_at = format_instant(Utc::now());
+        let mut new_versions = Vec::with_capacity(appends.len());
+        for append in appends {
+            let current: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
+                .bind(&append.stream_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
+            common::check_expected_version(&append.stream_id, append.expected_version, current)
+                .map_err(Refusal::Conflict)?;
+            for (offset, event) in (1..).zip(&append.events) {
+                let version =
+                    common::to_i64(current + offset, "a version").map_err(Refusal::Failed)?;
+                let schema_version =
+                    common::schema_version_to_i32(event.schema_version).map_err(Refusal::Failed)?;
+                sqlx::query(sql::INSERT_EVENT)
+                    .bind(&append.stream_id)
+                    .bind(version)
+                    .bind(event.event_id.hyphenated().to_string())
+                    .bind(&event.event_type)
+                    .bind(schema_version)
+                    .bind(event.data.to_string())
+                    .bind(common::encode_metadata(&event.metadata).to_string())
+                    .bind(transaction_id)
+                    .bind(&recorded_at)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            new_versions.push(current + append.events.len() as u64);
+        }
+
+        if let Some(record) = idempotency {
+            let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
+                .bind(&record.key)
+                .bind(&record.request_fingerprint)
+                .bind(record.outcome.to_string())
+                .bind(&recorded_at)
+                .execute(&mut **tx)
+                .await;
+            match inserted {
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Err(Refusal::KeyTaken(record.key.clone()));
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(new_versions)
+    }
+
+    /// The ids among `ids` that are already stored.
+    async fn stored_event_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        // SQLite has no array parameters: the ids go in as one JSON array.
+        let ids_json = serde_json::Value::from(
+            ids.iter()
+                .map(|id| id.hyphenated().to_string())
+                .collect::<Vec<_>>(),
+        );
+        let stored: Vec<String> = sqlx::query_scalar(sql::STORED_EVENT_IDS)
+            .bind(ids_json.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        stored.iter().map(|id| parse_uuid(id)).collect()
+    }
+
+    /// Whether the idempotency key is recorded, for explaining a refused append.
+    async fn key_taken<'a>(
+        &self,
+        idempotency: Option<&'a IdempotencyRecord>,
+    ) -> Result<Option<&'a str>, StoreError> {
+        let Some(record) = idempotency else {
+            return Ok(None);
+        };
+        let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
+            .bind(&record.key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(taken.then_some(record.key.as_str()))
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    #[tracing::instrument(
+        skip(self, appends, idempotency),
+        fields(streams = appends.len(), first_stream = appends.first().map(|a| a.stream_id.as_str()))
+    )]
+    async fn append(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<AppendOutcome, StoreError> {
+        common::validate(&appends, idempotency.as_ref())?;
+        let _writer = self.write_lock.lock().await;
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let refusal = match Self::write(&mut tx, &appends, idempotency.as_ref()).await {
+                Ok(versions) => {
+                    tx.commit().await?;
+                    let stream_versions = appends
+                        .iter()
+                        .map(|a| a.stream_id.clone())
+                        .zip(versions)
+                        .collect();
+                    return Ok(AppendOutcome::Appended { stream_versions });
+                }
+                Err(refusal) => refusal,
+            };
+            tx.rollback().await?;
+            match refusal {
+                Refusal::Failed(error) => return Err(error),
+                Refusal::KeyTaken(key) => return Err(StoreError::IdempotencyKeyTaken(key)),
+                Refusal::Conflict(conflict) => {
+                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
+                    let key_taken = self.key_taken(idempotency.as_ref()).await?;
+                    return common::explain_refusal(&appends, &stored, key_taken)
+                        .unwrap_or(Err(conflict));
+                }
+                Refusal::EventIdTaken => {
+                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
+                    if let Some(outcome) = common::explain_refusal(&appends, &stored, None) {
+                        return outcome;
+                    }
+                }
+                Refusal::Race => {}
+            }
+            if attempt >= MAX_APPEND_ATTEMPTS {
+                return Err(common::conflict_after_repeated_races(self, &appends).await);
+            }
+            tracing::debug!(attempt, "append lost a race; trying again");
+        }
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id, after_version))]
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = i64::try_from(after_version).unwrap_or(i64::MAX);
+        let rows = sqlx::query(sql::READ_STREAM)
+            .bind(stream_id)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(after.transaction_id = after.transaction_id, after.position = after.position, limit))]
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::READ_ALL)
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
+    async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError> {
+        let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
+            .bind(stream_id)
+            .fetch_one(&self.pool)
+            .await?;
+        common::stored_u64(version, "version")
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(sql::LOAD_SNAPSHOT)
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Snapshot {
+                stream_id: row.try_get("stream_id")?,
+                version: common::stored_u64(row.try_get("version")?, "snapshot version")?,
+                schema_version: common::stored_u32(
+                    row.try_get("schema_version")?,
+                    "snapshot schema_version",
+                )?,
+                state: parse_json(row.try_get("state")?, "snapshot state")?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self, snapshot), fields(stream_id = %snapshot.stream_id, version = snapshot.version))]
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        if snapshot.stream_id.is_empty() {
+            return Err(StoreError::Invalid("a stream id must not be empty".into()));
+        }
+        sqlx::query(sql::SAVE_SNAPSHOT)
+            .bind(&snapshot.stream_id)
+            .bind(common::to_i64(snapshot.version, "a snapshot version")?)
+            .bind(common::schema_version_to_i32(snapshot.schema_version)?)
+            .bind(snapshot.state.to_string())
+            .bind(format_instant(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, key))]
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(sql::LOAD_IDEMPOTENCY_KEY)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                key: row.try_get("key")?,
+                request_fingerprint: row.try_get("request_fingerprint")?,
+                outcome: parse_json(row.try_get("outcome")?, "idempotency outcome")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Turns a row of the event columns into a [`RecordedEvent`].
+fn decode_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        global_position: GlobalPosition {
+            transaction_id: row.try_get("transaction_id")?,
+            position: row.try_get("position")?,
+        },
+        stream_id: row.try_get("stream_id")?,
+        version: common::stored_u64(row.try_get("version")?, "version")?,
+        event_id: parse_uuid(row.try_get("event_id")?)?,
+        event_type: row.try_get("event_type")?,
+        schema_version: common::stored_u32(row.try_get("schema_version")?, "schema_version")?,
+        data: parse_json(row.try_get("data")?, "event data")?,
+        metadata: common::decode_metadata(parse_json(row.try_get("metadata")?, "event metadata")?)?,
+        recorded_at: parse_instant(row.try_get("recorded_at")?)?,
+    })
+}
+
+/// Writes an instant as RFC 3339 in UTC with exactly six fractional digits: the
+/// precision PostgreSQL keeps, so both backends read back the same instant, and a fixed
+/// width, so that the text sorts in time order.
+pub(crate) fn format_instant(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|instant| instant.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("instant `{text}`: {e}")))
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("event id `{text}`: {e}")))
+}
+
+fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_to_the_microsecond() {
+        let instant = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let text = format_instant(instant);
+        assert_eq!(text, "2023-11-14T22:13:20.123456Z");
+        assert_eq!(parse_instant(&text).unwrap(), instant);
+    }
+
+    #[test]
+    fn instants_format_with_a_fixed_width_so_text_order_is_time_order() {
+        let whole_second = DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap();
+        assert_eq!(format_instant(whole_second), "2023-11-14T22:13:20.000000Z");
+    }
+}

@@ -1,0 +1,67 @@
+//! The statements of the SQLite backend, kept together so that the queries and the
+//! schema in `migrations/sqlite` can be read side by side.
+
+macro_rules! event_columns {
+    () => {
+        "position, transaction_id, stream_id, version, event_id, event_type, \
+         schema_version, data, metadata, recorded_at"
+    };
+}
+
+/// The next append's transaction id. Read inside the `BEGIN IMMEDIATE` transaction,
+/// so no other writer can take the same number; served by the
+/// `events_transaction_position_idx` index.
+pub(super) const NEXT_TRANSACTION_ID: &str =
+    "select coalesce(max(transaction_id), 0) + 1 from events";
+
+pub(super) const STREAM_VERSION: &str =
+    "select coalesce(max(version), 0) from events where stream_id = ?1";
+
+pub(super) const INSERT_EVENT: &str = "\
+    insert into events (stream_id, version, event_id, event_type, schema_version, data, \
+                        metadata, transaction_id, recorded_at) \
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "\
+    insert into idempotency_keys (key, request_fingerprint, outcome, recorded_at) \
+    values (?1, ?2, ?3, ?4)";
+
+/// The stored ids among a JSON array of ids.
+pub(super) const STORED_EVENT_IDS: &str =
+    "select event_id from events where event_id in (select value from json_each(?1))";
+
+pub(super) const IDEMPOTENCY_KEY_EXISTS: &str =
+    "select exists (select 1 from idempotency_keys where key = ?1)";
+
+pub(super) const LOAD_IDEMPOTENCY_KEY: &str =
+    "select key, request_fingerprint, outcome from idempotency_keys where key = ?1";
+
+pub(super) const READ_STREAM: &str = concat!(
+    "select ",
+    event_columns!(),
+    " from events where stream_id = ?1 and version > ?2 order by version"
+);
+
+/// The global read. Writers are serialised and each takes the next transaction id,
+/// so a committed event never sorts before one that is already visible.
+pub(super) const READ_ALL: &str = concat!(
+    "select ",
+    event_columns!(),
+    " from events where (transaction_id, position) > (?1, ?2) \
+      order by transaction_id, position limit ?3"
+);
+
+pub(super) const LOAD_SNAPSHOT: &str =
+    "select stream_id, version, schema_version, state from snapshots where stream_id = ?1";
+
+/// Stores a snapshot unless a newer one is already stored; one of the same version is
+/// replaced, so that a snapshot re-taken under a new schema version wins.
+pub(super) const SAVE_SNAPSHOT: &str = "\
+    insert into snapshots (stream_id, version, schema_version, state, taken_at) \
+    values (?1, ?2, ?3, ?4, ?5) \
+    on conflict (stream_id) do update \
+        set version = excluded.version, \
+            schema_version = excluded.schema_version, \
+            state = excluded.state, \
+            taken_at = excluded.taken_at \
+        where snapshots.version <= excluded.version";

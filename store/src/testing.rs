@@ -1,0 +1,162 @@
+//! Test support: a fresh, migrated database per test, on either backend, so that the
+//! store's contract suite and the command layer's tests run the same way.
+//!
+//! - [`with_sqlite`]: a new SQLite file in a temporary directory, removed afterwards.
+//! - [`with_postgres`]: a new database `store_test_<uuid>` on the server named by
+//!   `TEST_DATABASE_URL` (default [`DEFAULT_TEST_DATABASE_URL`]), migrated, and dropped
+//!   `WITH (FORCE)` afterwards even when the test panics. When the server cannot be
+//!   reached the test is skipped with a note on stderr, unless `CI` is set: there a
+//!   missing database must fail the run, not pass it silently.
+//!
+//! This module is compiled into every build (it is small, and it lets other crates'
+//! tests use it without a feature flag); nothing outside tests should call it.
+
+use std::future::Future;
+use std::io::Write;
+use std::panic::resume_unwind;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::postgres::PostgresStore;
+use crate::sqlite::SqliteStore;
+use crate::{EventStore, GlobalPosition, RecordedEvent, StoreConfig};
+
+/// The server the PostgreSQL tests use when `TEST_DATABASE_URL` is not set: a local
+/// server with trust authentication, as on the development machines and in CI.
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Runs `test` against a freshly created and migrated SQLite file.
+///
+/// # Panics
+/// When the temporary file cannot be created or migrated.
+pub async fn with_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(SqliteStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(path.to_str().expect("a UTF-8 temporary path"))
+        .await
+        .expect("the SQLite store opens and migrates");
+    let pool = store.pool().clone();
+    test(store).await;
+    pool.close().await;
+}
+
+/// Runs `test` against a freshly created and migrated PostgreSQL database, or skips it
+/// (outside CI) when no server answers. `test_name` is only used in the skip note.
+///
+/// # Panics
+/// When the server is unreachable and `CI` is set, when the database cannot be
+/// created, migrated or dropped, and with the test's own panic.
+pub async fn with_postgres<F, Fut>(test_name: &str, test: F)
+where
+    F: FnOnce(PostgresStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
+    let options = PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL");
+    let connecting = PgConnection::connect_with(&options);
+    let mut admin = match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+        Ok(Ok(connection)) => connection,
+        outcome => {
+            let reason = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "connecting timed out".to_owned(),
+            };
+            let shown = StoreConfig {
+                database_url: Some(url.clone()),
+                ..StoreConfig::default()
+            }
+            .redacted_url()
+            .unwrap_or_default();
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "PostgreSQL at {shown} is unreachable: {reason}; \
+                     CI must run the PostgreSQL tests"
+                );
+            }
+            // Written to the stderr handle rather than with `eprintln!`, which the test
+            // harness captures and shows only for failing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {test_name}: PostgreSQL at {shown} is unreachable ({reason}); \
+                 set CI to make this fail"
+            );
+            return;
+        }
+    };
+
+    let name = format!("store_test_{}", Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!(r#"create database "{name}""#))
+        .execute(&mut admin)
+        .await
+        .expect("the test database is created");
+
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone().database(&name))
+        .await
+        .expect("the test database accepts connections");
+    let store = PostgresStore::new(pool.clone());
+    let migrated = store.migrate().await;
+    // The test runs as its own task so that a panic is caught and the database is
+    // still dropped.
+    let outcome = match migrated {
+        Ok(()) => Some(tokio::spawn(test(store)).await),
+        Err(_) => None,
+    };
+
+    // A panicking test may leave a connection checked out; FORCE ends it anyway.
+    let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
+    sqlx::raw_sql(&format!(r#"drop database if exists "{name}" with (force)"#))
+        .execute(&mut admin)
+        .await
+        .expect("the test database is dropped");
+    let _ = admin.close().await;
+
+    if let Err(e) = migrated {
+        panic!("the PostgreSQL migrations do not apply: {e}");
+    }
+    if let Some(Err(e)) = outcome {
+        if e.is_panic() {
+            resume_unwind(e.into_panic());
+        }
+        panic!("{test_name} was cancelled: {e}");
+    }
+}
+
+/// Reads the global order until at least `expected` events are visible, or ten seconds
+/// have passed, and returns the last read.
+///
+/// On PostgreSQL any transaction in flight anywhere on the server (another test's
+/// append, say) holds back what [`EventStore::read_all`] may return, so a test that
+/// expects its own committed events waits for the horizon to pass them.
+///
+/// # Panics
+/// When a read fails.
+pub async fn read_all_settled(
+    store: &dyn EventStore,
+    after: GlobalPosition,
+    limit: usize,
+    expected: usize,
+) -> Vec<RecordedEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = store
+            .read_all(after, limit)
+            .await
+            .expect("read_all succeeds");
+        if events.len() >= expected || tokio::time::Instant::now() >= deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

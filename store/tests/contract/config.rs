@@ -1,0 +1,90 @@
+//! Choosing and connecting a backend from configuration.
+
+use std::time::{Duration, Instant};
+
+use ticketing_store::{connect, migrate, Backend, ExpectedVersion, StoreConfig, StoreError};
+
+use crate::harness::{events, to_stream};
+
+fn config(url: &str) -> StoreConfig {
+    StoreConfig {
+        database_url: Some(url.to_owned()),
+        max_connections: 2,
+    }
+}
+
+#[tokio::test]
+async fn connect_with_a_sqlite_url_creates_and_migrates_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested.db");
+    let config = config(&format!("sqlite:{}", path.display()));
+    assert_eq!(config.backend().unwrap(), Backend::Sqlite);
+
+    let store = connect(&config).await.unwrap();
+    store
+        .append(
+            vec![to_stream(
+                "show-1",
+                ExpectedVersion::NoStream,
+                events("ShowCreated", 1),
+            )],
+            None,
+        )
+        .await
+        .unwrap();
+
+    assert!(path.exists());
+    assert_eq!(store.stream_version("show-1").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn migrate_prepares_a_sqlite_file_that_connect_then_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&format!(
+        "sqlite:{}",
+        dir.path().join("migrated.db").display()
+    ));
+
+    migrate(&config).await.unwrap();
+    migrate(&config).await.unwrap();
+
+    let store = connect(&config).await.unwrap();
+    assert_eq!(store.stream_version("show-1").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn connect_to_postgres_is_lazy_and_an_unreachable_server_is_unavailable() {
+    // Port 1 on the loopback: nothing listens, so connecting is refused at once.
+    let config = config("postgres://postgres:s3cret@127.0.0.1:1/ticketing");
+    let started = Instant::now();
+    let store = connect(&config)
+        .await
+        .expect("connecting is lazy and cannot fail on the network");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no round trip on connect"
+    );
+
+    let err = store.stream_version("show-1").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.is_transient());
+    assert!(!format!("{err} {err:?}").contains("s3cret"));
+}
+
+#[tokio::test]
+async fn connect_refuses_an_unsupported_scheme() {
+    let err = connect(&config("mysql://root:s3cret@127.0.0.1/ticketing"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn connect_refuses_an_empty_pool() {
+    let mut config = config("sqlite::memory:");
+    config.max_connections = 0;
+    let err = connect(&config).await.err().unwrap();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}

@@ -1,0 +1,71 @@
+//! The event store contract suite: every behaviour in `behaviours.rs` runs against
+//! both backends, each test on a fresh database.
+//!
+//! Test paths read `sqlite::<behaviour>` and `postgres::<behaviour>`, so
+//! `cargo test -p ticketing-store --test contract sqlite::` runs one backend.
+//!
+//! Layout:
+//! - `harness.rs`: event builders; fresh databases come from `ticketing_store::testing`.
+//! - `behaviours.rs`: the contract, one async function per behaviour.
+//! - `postgres_only.rs`: what only PostgreSQL can show (gap-safe global reads).
+//! - `sqlite_only.rs`: writers on one file that do not share the in-process lock.
+//! - `config.rs`: choosing and connecting a backend from configuration.
+
+mod behaviours;
+mod config;
+mod harness;
+mod postgres_only;
+mod sqlite_only;
+
+/// Generates one `#[tokio::test]` per behaviour and backend from the behaviours' names.
+macro_rules! contract_tests {
+    ($($behaviour:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    crate::harness::with_sqlite(|store| crate::behaviours::$behaviour(std::sync::Arc::new(store))).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    crate::harness::with_postgres(
+                        concat!("postgres::", stringify!($behaviour)),
+                        |store| crate::behaviours::$behaviour(std::sync::Arc::new(store)),
+                    )
+                    .await;
+                }
+            )+
+        }
+    };
+}
+
+contract_tests! {
+    append_to_a_new_stream_numbers_events_from_one_and_reads_them_back_intact,
+    recorded_at_is_the_append_instant_to_the_microsecond,
+    read_stream_after_a_version_returns_only_later_events,
+    an_unknown_stream_reads_as_empty_at_version_zero,
+    read_stream_keeps_streams_apart,
+    append_to_existing_stream_with_no_stream_expectation_conflicts,
+    append_with_a_wrong_exact_version_conflicts_and_reports_the_actual_version,
+    append_with_the_current_exact_version_continues_the_stream,
+    append_with_any_expectation_appends_after_whatever_is_there,
+    multi_stream_append_writes_every_stream_and_reports_versions_in_append_order,
+    multi_stream_append_with_a_conflict_on_the_second_stream_writes_nothing,
+    retried_append_with_the_same_event_ids_is_recognised_and_writes_nothing,
+    append_reusing_some_stored_event_ids_is_refused_as_duplicate,
+    idempotency_record_is_stored_with_the_events_and_readable,
+    second_append_with_a_taken_idempotency_key_is_refused_and_writes_nothing,
+    conflicting_append_with_a_taken_idempotency_key_reports_the_key,
+    read_all_returns_every_stream_in_global_order_and_pages_by_position,
+    snapshot_is_saved_loaded_and_replaced_by_a_newer_one,
+    older_snapshot_never_replaces_a_newer_one,
+    stream_version_counts_the_events_of_a_stream,
+    empty_or_malformed_append_is_invalid_and_writes_nothing,
+    concurrent_appends_with_the_same_expected_version_let_exactly_one_win,
+    concurrent_writers_retrying_on_conflict_leave_contiguous_versions,
+}

@@ -1,0 +1,67 @@
+//! What only the embedded backend needs to show: writers that do not share the
+//! in-process lock (two stores on one file, as two processes would be) are still
+//! serialised by `BEGIN IMMEDIATE` and the busy timeout.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ticketing_store::sqlite::SqliteStore;
+use ticketing_store::{AppendOutcome, ExpectedVersion, GlobalPosition, StoreError};
+
+use crate::harness::{event, to_stream, Store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_serialise_their_appends() {
+    const WRITERS: u64 = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let path = path.to_str().unwrap();
+    let stores: [Store; 2] = [
+        Arc::new(SqliteStore::open(path).await.unwrap()),
+        Arc::new(SqliteStore::open(path).await.unwrap()),
+    ];
+
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let store = stores[(n % 2) as usize].clone();
+            tokio::spawn(async move {
+                let new_event = event("SeatsHeld", n);
+                for _ in 0..500 {
+                    let current = store.stream_version("inventory-1-a").await.unwrap();
+                    let append = to_stream(
+                        "inventory-1-a",
+                        ExpectedVersion::Exact(current),
+                        vec![new_event.clone()],
+                    );
+                    match store.append(vec![append], None).await {
+                        Ok(AppendOutcome::Appended { .. }) => return,
+                        Err(StoreError::VersionConflict { .. }) => tokio::task::yield_now().await,
+                        other => panic!("writer {n}: unexpected {other:?}"),
+                    }
+                }
+                panic!("writer {n} never got its event in");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let all = stores[0]
+        .read_all(GlobalPosition::START, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=WRITERS).collect::<Vec<_>>()
+    );
+    let transactions: HashSet<i64> = all
+        .iter()
+        .map(|e| e.global_position.transaction_id)
+        .collect();
+    assert_eq!(
+        transactions.len() as u64,
+        WRITERS,
+        "one transaction id per append"
+    );
+}
