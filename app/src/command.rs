@@ -1,0 +1,225 @@
+//! Running a command: decide against freshly loaded state, append with the versions it
+//! was decided on, and on a version conflict reload and decide again, a bounded number
+//! of times with jittered back-off. An idempotency key makes a retried command append
+//! nothing and answer as the first one did.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+use ticketing_store::{AppendOutcome, EventMetadata, IdempotencyRecord, StoreError};
+use uuid::Uuid;
+
+use crate::repository::{from_json, to_json, Change};
+use crate::{AppError, Ticketing};
+
+/// Who issues a command, and how to recognise its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// The authenticated principal (`sub`), or `system` for the sweeper and tools.
+    pub actor: String,
+    /// Ties together every event one request causes.
+    pub correlation_id: Uuid,
+    /// The client's idempotency key, if it sent one.
+    pub idempotency_key: Option<String>,
+}
+
+impl CommandContext {
+    pub fn new(actor: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            correlation_id: Uuid::now_v7(),
+            idempotency_key: None,
+        }
+    }
+
+    /// Commands issued by the system itself (the sweeper, the demo's clean-up).
+    pub fn system() -> Self {
+        Self::new("system")
+    }
+
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            correlation_id: Some(self.correlation_id),
+            causation_id: None,
+            actor: Some(self.actor.clone()),
+            idempotency_key: self.idempotency_key.clone(),
+        }
+    }
+}
+
+/// The events one attempt decided, per stream, and what the command answers.
+pub struct Decision<T> {
+    pub changes: Vec<Change>,
+    pub outcome: T,
+    /// Whether this outcome is the command's answer. A step that leaves work to a
+    /// later one (a capture whose refund follows) does not store the idempotency
+    /// record: the step that completes the command does.
+    pub completes: bool,
+}
+
+/// A command's idempotency key, scoped to its actor, and the fingerprint of its request.
+#[derive(Debug, Clone)]
+pub(crate) struct Idempotency {
+    key: String,
+    fingerprint: String,
+}
+
+impl Idempotency {
+    /// `None` when the client sent no key.
+    pub(crate) fn of(
+        ctx: &CommandContext,
+        command: &str,
+        request: &impl Serialize,
+    ) -> Option<Self> {
+        let key = ctx.idempotency_key.as_ref()?;
+        let mut hasher = Sha256::new();
+        hasher.update(command.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(to_json(request).to_string().as_bytes());
+        let fingerprint = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(Self {
+            // Keys are the client's: two actors may pick the same one.
+            key: format!("{}/{}", ctx.actor, key),
+            fingerprint,
+        })
+    }
+}
+
+/// How hard to try before reporting contention.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// The first back-off's upper bound; it doubles with each attempt.
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.base_delay.saturating_mul(1 << attempt.min(8));
+        let millis = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Duration::from_millis(rand::rng().random_range(0..=millis))
+    }
+}
+
+impl Ticketing {
+    /// The first outcome of a command retried with the same idempotency key, if any.
+    ///
+    /// # Errors
+    /// [`AppError::IdempotencyKeyReused`] when the key was used for another request.
+    pub(crate) async fn replay<T: DeserializeOwned>(
+        &self,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<T>, AppError> {
+        let Some(idempotency) = idempotency else {
+            return Ok(None);
+        };
+        match self.store.idempotency_record(&idempotency.key).await? {
+            None => Ok(None),
+            Some(record) if record.request_fingerprint != idempotency.fingerprint => {
+                Err(AppError::IdempotencyKeyReused)
+            }
+            Some(record) => Ok(from_json(record.outcome)),
+        }
+    }
+
+    /// Runs `attempt` until its events are appended, retrying on version conflicts.
+    ///
+    /// `attempt` must load what it decides on afresh each time it is called. With an
+    /// `idempotency` key, its outcome is stored with the events in one transaction.
+    pub(crate) async fn execute<T, F, Fut>(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        mut attempt: F,
+    ) -> Result<T, AppError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Decision<T>, AppError>>,
+    {
+        let metadata = ctx.metadata();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Decision {
+                changes,
+                outcome,
+                completes,
+            } = attempt().await?;
+            if changes.iter().all(|c| c.events.is_empty()) {
+                return Ok(outcome);
+            }
+            let record = idempotency
+                .filter(|_| completes)
+                .map(|i| IdempotencyRecord {
+                    key: i.key.clone(),
+                    request_fingerprint: i.fingerprint.clone(),
+                    outcome: to_json(&outcome),
+                });
+            let appends = changes
+                .iter()
+                .filter(|c| !c.events.is_empty())
+                .map(|c| c.clone().into_append(&metadata))
+                .collect();
+            match self.store.append(appends, record).await {
+                Ok(AppendOutcome::Appended { .. } | AppendOutcome::AlreadyAppended) => {
+                    self.save_snapshots(&changes).await;
+                    return Ok(outcome);
+                }
+                Err(StoreError::VersionConflict { stream_id, .. }) => {
+                    if tries >= self.settings.retry.max_attempts {
+                        return Err(AppError::Contention {
+                            stream_id,
+                            attempts: tries,
+                        });
+                    }
+                    tracing::debug!(stream_id, tries, "version conflict; deciding again");
+                    tokio::time::sleep(self.settings.retry.backoff(tries)).await;
+                }
+                Err(StoreError::IdempotencyKeyTaken(_)) => {
+                    // A concurrent duplicate committed first: answer as it did.
+                    return self
+                        .replay(idempotency)
+                        .await?
+                        .ok_or(AppError::IdempotencyKeyReused);
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Snapshots are an optimisation: failing to save one is logged, not reported.
+    async fn save_snapshots(&self, changes: &[Change]) {
+        for snapshot in changes
+            .iter()
+            .filter_map(|c| c.due_snapshot(self.settings.snapshot_every))
+        {
+            if let Err(error) = self.store.save_snapshot(snapshot).await {
+                tracing::warn!(error.cause_chain = ?error, "snapshot not saved");
+            }
+        }
+    }
+}

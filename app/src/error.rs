@@ -1,0 +1,49 @@
+use thiserror::Error;
+use ticketing_domain::{DecodeError, DomainError};
+use ticketing_store::StoreError;
+
+use crate::payments::{GatewayError, InvalidCardToken};
+
+/// Why a command or query failed.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The domain refused the command; nothing changed. Map by variant (see
+    /// [`DomainError`]): 400/404/409/410.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The card token is malformed; nothing changed. HTTP 400.
+    #[error(transparent)]
+    InvalidCardToken(#[from] InvalidCardToken),
+    /// Other writers kept changing the same streams; every retry lost. Nothing
+    /// changed: HTTP 409, and the client may try again.
+    #[error("too much contention on {stream_id}: gave up after {attempts} attempts")]
+    Contention { stream_id: String, attempts: u32 },
+    /// The idempotency key was already used for a different request. HTTP 422.
+    #[error("idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// The payment provider did not answer. The purchase is left pending and is
+    /// finished by a retry with the same idempotency key or by the sweeper. HTTP 503.
+    #[error("payment provider unavailable: {0}")]
+    PaymentProvider(#[source] GatewayError),
+    /// The event store failed. HTTP 503 when transient, else an opaque 500.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event or snapshot could not be read: a deployment or data bug. HTTP 500.
+    #[error("stored event of stream {stream_id} cannot be read: {source}")]
+    Decode {
+        stream_id: String,
+        #[source]
+        source: DecodeError,
+    },
+}
+
+impl AppError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AppError::Contention { .. } | AppError::PaymentProvider(_) => true,
+            AppError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The command layer: every use case of the ticketing system, between the pure
+//! domain and the event store.
+//!
+//! A command loads the aggregates it decides on (snapshot + newer events), asks the
+//! domain with the clock's instant, and appends the new events with the versions it
+//! loaded, to one or several streams in one transaction. A version conflict means
+//! someone else decided first: it reloads and decides again, a bounded number of
+//! times with jitter. An idempotency key stored with the events makes a retried
+//! command append nothing and answer as the first one did.
+//!
+//! Layout:
+//! - [`service`]: [`Ticketing`] and its use cases (create show, hold, pay, cancel...).
+//! - [`queries`]: reads of current state from the store.
+//! - [`command`]: the decide-append-retry loop and idempotency.
+//! - [`repository`]: loading aggregates, turning decisions into appends, snapshots.
+//! - [`payments`]: the [`payments::PaymentGateway`] trait and a simulated provider.
+//! - [`clock`]: the injected clock.
+//! - [`error`]: the [`AppError`] of every use case.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod command;
+pub mod error;
+pub mod payments;
+pub mod queries;
+pub mod repository;
+pub mod service;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::{CommandContext, RetryPolicy};
+pub use error::AppError;
+pub use service::{Cancelled, HeldSeats, HoldSeats, PaymentResult, Settings, Ticketing};

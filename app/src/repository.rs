@@ -1,0 +1,132 @@
+//! Loading aggregates from the event store and turning decisions into appends.
+
+use serde::{de::DeserializeOwned, Serialize};
+use ticketing_domain::{Aggregate, EventPayload};
+use ticketing_store::{
+    EventMetadata, EventStore, ExpectedVersion, NewEvent, Snapshot, StreamAppend,
+};
+use uuid::Uuid;
+
+use crate::AppError;
+
+/// An aggregate's state and the stream version it was folded up to.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    pub stream_id: String,
+    pub state: A,
+    pub version: u64,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// The new events for this stream, expecting it to be still at the loaded version.
+    pub fn change(&self, events: Vec<A::Event>) -> Change {
+        let state_after = self.state.clone().fold(&events);
+        Change {
+            stream_id: self.stream_id.clone(),
+            expected_version: if self.version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(self.version)
+            },
+            version_after: self.version + events.len() as u64,
+            events: events.iter().map(EventPayload::encode).collect(),
+            snapshot: (A::SNAPSHOT_VERSION, serde_json::to_value(&state_after).ok()),
+        }
+    }
+}
+
+/// Events decided for one stream, with what is needed to snapshot it afterwards.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub stream_id: String,
+    pub expected_version: ExpectedVersion,
+    pub version_after: u64,
+    pub events: Vec<ticketing_domain::EncodedEvent>,
+    snapshot: (u32, Option<serde_json::Value>),
+}
+
+impl Change {
+    pub(crate) fn into_append(self, metadata: &EventMetadata) -> StreamAppend {
+        StreamAppend {
+            stream_id: self.stream_id,
+            expected_version: self.expected_version,
+            events: self
+                .events
+                .into_iter()
+                .map(|e| NewEvent {
+                    event_id: Uuid::now_v7(),
+                    event_type: e.event_type,
+                    schema_version: e.schema_version,
+                    data: e.data,
+                    metadata: metadata.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The snapshot to save if this change crossed a multiple of `every` events.
+    pub(crate) fn due_snapshot(&self, every: u64) -> Option<Snapshot> {
+        let before = self.version_after - self.events.len() as u64;
+        let crossed = every > 0 && before / every != self.version_after / every;
+        match (&self.snapshot, crossed) {
+            ((schema_version, Some(state)), true) => Some(Snapshot {
+                stream_id: self.stream_id.clone(),
+                version: self.version_after,
+                schema_version: *schema_version,
+                state: state.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Loads an aggregate: its latest usable snapshot, then the events after it.
+///
+/// A snapshot of another schema version, or one that no longer deserialises, is
+/// ignored and the stream is replayed from the start.
+///
+/// # Errors
+/// [`AppError::Store`] when the store fails, [`AppError::Decode`] when an event
+/// cannot be read.
+#[tracing::instrument(skip(store), fields(kind = A::KIND))]
+pub async fn load<A: Aggregate>(
+    store: &dyn EventStore,
+    stream_id: &str,
+) -> Result<Loaded<A>, AppError> {
+    let (mut state, mut version) = match store.load_snapshot(stream_id).await? {
+        Some(snapshot) if snapshot.schema_version == A::SNAPSHOT_VERSION => {
+            match serde_json::from_value::<A>(snapshot.state) {
+                Ok(state) => (state, snapshot.version),
+                Err(error) => {
+                    tracing::warn!(%error, stream_id, "ignoring unreadable snapshot");
+                    (A::default(), 0)
+                }
+            }
+        }
+        _ => (A::default(), 0),
+    };
+    let events = store.read_stream(stream_id, version).await?;
+    for recorded in events {
+        let event = A::Event::decode(&recorded.event_type, recorded.schema_version, recorded.data)
+            .map_err(|source| AppError::Decode {
+                stream_id: stream_id.to_owned(),
+                source,
+            })?;
+        state = state.evolve(&event);
+        version = recorded.version;
+    }
+    Ok(Loaded {
+        stream_id: stream_id.to_owned(),
+        state,
+        version,
+    })
+}
+
+/// A value serialised for fingerprinting and replay.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Option<T> {
+    serde_json::from_value(value).ok()
+}

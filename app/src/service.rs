@@ -1,0 +1,744 @@
+//! The use cases: each loads what it decides on, asks the domain, and appends.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+use ticketing_domain::show::ShowDetails;
+use ticketing_domain::*;
+use ticketing_store::EventStore;
+
+use crate::command::{CommandContext, Decision, Idempotency, RetryPolicy};
+use crate::payments::{
+    CardToken, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundRequest,
+};
+use crate::repository::{load, Loaded};
+use crate::{AppError, Clock};
+
+/// Tunables of the command layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long seats stay held for an unpaid reservation.
+    pub hold_duration: TimeDelta,
+    pub retry: RetryPolicy,
+    /// Snapshot a stream every this many events (0: never).
+    pub snapshot_every: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            hold_duration: TimeDelta::minutes(10),
+            retry: RetryPolicy::default(),
+            snapshot_every: 50,
+        }
+    }
+}
+
+/// The command layer: every write of the system goes through here.
+pub struct Ticketing {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) payments: Arc<dyn PaymentGateway>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+}
+
+/// A request to hold seats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldSeats {
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub customer_id: CustomerId,
+    pub quantity: Quantity,
+}
+
+/// Seats held for a new reservation, to be paid before `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSeats {
+    pub reservation_id: ReservationId,
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub quantity: u32,
+    pub amount: Money,
+    pub expires_at: Timestamp,
+}
+
+/// How a payment attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PaymentResult {
+    /// Charged, and the seats are the customer's.
+    Confirmed {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        amount: Money,
+    },
+    /// The card was refused; the seats went back on sale.
+    Declined {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        reason: String,
+    },
+    /// Charged after the hold had expired and its seats were gone: refunded at once.
+    Refunded {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        amount: Money,
+    },
+}
+
+/// A cancelled reservation, with the refund if it had been paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelled {
+    pub reservation_id: ReservationId,
+    pub refunded: Option<Money>,
+}
+
+fn ensure<T>(value: Option<T>, error: DomainError) -> Result<T, AppError> {
+    value.ok_or(AppError::Domain(error))
+}
+
+impl Ticketing {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        payments: Arc<dyn PaymentGateway>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            payments,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, AppError> {
+        load::<A>(self.store.as_ref(), stream_id).await
+    }
+
+    async fn load_existing_show(
+        &self,
+        show_id: ShowId,
+    ) -> Result<(Loaded<Show>, ShowDetails), AppError> {
+        let show = self.load::<Show>(&show_stream(show_id)).await?;
+        let details = ensure(show.state.0.clone(), DomainError::ShowNotFound)?;
+        Ok((show, details))
+    }
+
+    async fn load_existing_reservation(
+        &self,
+        reservation_id: ReservationId,
+    ) -> Result<(Loaded<Reservation>, reservation::ReservationDetails), AppError> {
+        let reservation = self
+            .load::<Reservation>(&reservation_stream(reservation_id))
+            .await?;
+        let details = ensure(
+            reservation.state.0.clone(),
+            DomainError::ReservationNotFound,
+        )?;
+        Ok((reservation, details))
+    }
+
+    async fn load_section(
+        &self,
+        show_id: ShowId,
+        section: &SectionName,
+    ) -> Result<Loaded<Inventory>, AppError> {
+        self.load::<Inventory>(&inventory_stream(show_id, section))
+            .await
+    }
+
+    /// Creates a show and the inventory of each of its sections, atomically.
+    ///
+    /// # Errors
+    /// [`DomainError::ShowStartsInPast`], or the store's errors.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor))]
+    pub async fn create_show(
+        &self,
+        ctx: &CommandContext,
+        organizer_id: OrganizerId,
+        plan: ShowPlan,
+    ) -> Result<ShowId, AppError> {
+        let idempotency = Idempotency::of(ctx, "create_show", &(&organizer_id, &plan));
+        if let Some(show_id) = self.replay(idempotency.as_ref()).await? {
+            return Ok(show_id);
+        }
+        let show_id = ShowId::new();
+        let (organizer_id, plan) = (&organizer_id, &plan);
+        self.execute(ctx, idempotency.as_ref(), move || async move {
+            let now = self.clock.now();
+            let show = Loaded::<Show>::empty(show_stream(show_id));
+            let created = show.state.decide(
+                ShowCommand::Create {
+                    show_id,
+                    organizer_id: organizer_id.clone(),
+                    plan: plan.clone(),
+                },
+                now,
+            )?;
+            let mut changes = vec![show.change(created)];
+            for spec in &plan.sections {
+                let inventory = Loaded::<Inventory>::empty(inventory_stream(show_id, &spec.name));
+                let initialized = inventory.state.decide(
+                    InventoryCommand::Initialize {
+                        show_id,
+                        section: spec.name.clone(),
+                        capacity: spec.capacity,
+                        unit_price: spec.unit_price,
+                        max_per_order: plan.max_per_order,
+                    },
+                    now,
+                )?;
+                changes.push(inventory.change(initialized));
+            }
+            Ok(Decision {
+                completes: true,
+                changes,
+                outcome: show_id,
+            })
+        })
+        .await
+    }
+
+    /// Opens, closes or cancels sales of a show.
+    ///
+    /// Cancelling records the cancellation only: releasing holds and refunding
+    /// purchases is done per reservation by the caller.
+    ///
+    /// # Errors
+    /// [`DomainError::ShowNotFound`], [`DomainError::SalesAlreadyOpen`],
+    /// [`DomainError::SalesNotOpen`], [`DomainError::ShowCancelled`].
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %show_id))]
+    pub async fn change_sales(
+        &self,
+        ctx: &CommandContext,
+        show_id: ShowId,
+        command: ShowCommand,
+    ) -> Result<(), AppError> {
+        let idempotency = Idempotency::of(ctx, "change_sales", &(&show_id, &command));
+        if let Some(()) = self.replay(idempotency.as_ref()).await? {
+            return Ok(());
+        }
+        let command = &command;
+        self.execute(ctx, idempotency.as_ref(), move || async move {
+            let show = self.load::<Show>(&show_stream(show_id)).await?;
+            let events = show.state.decide(command.clone(), self.clock.now())?;
+            Ok(Decision {
+                completes: true,
+                changes: vec![show.change(events)],
+                outcome: (),
+            })
+        })
+        .await
+    }
+
+    /// Holds seats in a section for a new reservation, atomically: the section's
+    /// `SeatsHeld` and the reservation's `ReservationPlaced` are appended together,
+    /// decided against the section's current version.
+    ///
+    /// # Errors
+    /// [`DomainError::SoldOut`], [`DomainError::SalesNotOpen`],
+    /// [`DomainError::QuantityAboveLimit`], [`DomainError::UnknownSection`],
+    /// [`DomainError::ShowNotFound`], [`AppError::Contention`].
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, show_id = %request.show_id))]
+    pub async fn hold_seats(
+        &self,
+        ctx: &CommandContext,
+        request: HoldSeats,
+    ) -> Result<HeldSeats, AppError> {
+        let idempotency = Idempotency::of(ctx, "hold_seats", &request);
+        if let Some(held) = self.replay(idempotency.as_ref()).await? {
+            return Ok(held);
+        }
+        let reservation_id = ReservationId::new();
+        let request = &request;
+        self.execute(ctx, idempotency.as_ref(), move || async move {
+            let now = self.clock.now();
+            let (_, show) = self.load_existing_show(request.show_id).await?;
+            let spec = ensure(show.section(&request.section), DomainError::UnknownSection)?;
+            let inventory = self.load_section(show.show_id, &spec.name).await?;
+            let expires_at = now + self.settings.hold_duration;
+            let held = inventory.state.decide(
+                InventoryCommand::Hold {
+                    reservation_id,
+                    quantity: request.quantity,
+                    expires_at,
+                    sales: show.status,
+                },
+                now,
+            )?;
+            let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
+            let placed = reservation.state.decide(
+                ReservationCommand::Place {
+                    reservation_id,
+                    show_id: show.show_id,
+                    section: spec.name.clone(),
+                    customer_id: request.customer_id.clone(),
+                    quantity: request.quantity,
+                    unit_price: spec.unit_price,
+                    expires_at,
+                },
+                now,
+            )?;
+            let amount = spec.unit_price.times(request.quantity.get())?;
+            Ok(Decision {
+                completes: true,
+                changes: vec![inventory.change(held), reservation.change(placed)],
+                outcome: HeldSeats {
+                    reservation_id,
+                    show_id: show.show_id,
+                    section: spec.name.clone(),
+                    quantity: request.quantity.get(),
+                    amount,
+                    expires_at,
+                },
+            })
+        })
+        .await
+    }
+
+    /// Pays for a reservation and confirms its seats.
+    ///
+    /// The payment is recorded as requested before the provider is called, and the
+    /// provider is called with the payment id as its idempotency key: a retry after a
+    /// timeout or a crash reuses the same payment and can never charge twice.
+    ///
+    /// # Errors
+    /// [`DomainError::HoldExpired`] when the hold ran out and its seats are gone
+    /// (the expiry is recorded), [`DomainError::AlreadyPaid`],
+    /// [`DomainError::ReservationClosed`], [`AppError::PaymentProvider`] when the
+    /// provider does not answer (the payment stays pending).
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %reservation_id))]
+    pub async fn pay(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+        card: CardToken,
+    ) -> Result<PaymentResult, AppError> {
+        let idempotency = Idempotency::of(ctx, "pay", &(&reservation_id, &card));
+        if let Some(result) = self.replay(idempotency.as_ref()).await? {
+            return Ok(result);
+        }
+        let (_, details) = self.load_existing_reservation(reservation_id).await?;
+        if details.status == ReservationStatus::Held {
+            // Charging for seats that are gone would only mean refunding at once.
+            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let now = self.clock.now();
+            let confirm = InventoryCommand::Confirm { reservation_id };
+            if let Err(DomainError::HoldExpired) = inventory.state.decide(confirm, now) {
+                self.expire(ctx, reservation_id).await?;
+                return Err(DomainError::HoldExpired.into());
+            }
+        }
+        let payment_id = self.request_payment(ctx, reservation_id).await?;
+        let charge = ChargeRequest {
+            idempotency_key: payment_id.to_string(),
+            amount: details.amount,
+            card,
+            description: format!(
+                "{} x {} ({})",
+                details.quantity, details.section, details.show_id
+            ),
+        };
+        let outcome = self
+            .payments
+            .charge(charge)
+            .await
+            .map_err(AppError::PaymentProvider)?;
+        self.record_charge(
+            ctx,
+            idempotency.as_ref(),
+            reservation_id,
+            payment_id,
+            outcome,
+        )
+        .await
+    }
+
+    /// Records that a payment is about to be charged; a pending one is reused.
+    async fn request_payment(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+    ) -> Result<PaymentId, AppError> {
+        let fresh = PaymentId::new();
+        self.execute(ctx, None, move || async move {
+            let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+            let events = reservation.state.decide(
+                ReservationCommand::RequestPayment { payment_id: fresh },
+                self.clock.now(),
+            )?;
+            let payment_id = match details.status {
+                ReservationStatus::PaymentPending => details.payment_id.unwrap_or(fresh),
+                _ => fresh,
+            };
+            Ok(Decision {
+                completes: true,
+                changes: vec![reservation.change(events)],
+                outcome: payment_id,
+            })
+        })
+        .await
+    }
+
+    /// Records what the provider did with a requested payment, and its consequences:
+    /// confirmed seats, released seats, or a refund when the seats are gone.
+    ///
+    /// This is also how a purchase left pending by a crash or a timeout is finished,
+    /// once the provider's answer is known.
+    ///
+    /// # Errors
+    /// The store's errors; [`AppError::PaymentProvider`] when a needed refund fails.
+    pub(crate) async fn record_charge(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        outcome: ChargeOutcome,
+    ) -> Result<PaymentResult, AppError> {
+        let reference = match outcome {
+            ChargeOutcome::Declined { reason } => {
+                let reason = &reason;
+                return self
+                    .execute(ctx, idempotency, move || async move {
+                        let now = self.clock.now();
+                        let (reservation, details) =
+                            self.load_existing_reservation(reservation_id).await?;
+                        let declined = reservation.state.decide(
+                            ReservationCommand::RecordPaymentDeclined {
+                                payment_id,
+                                reason: reason.clone(),
+                            },
+                            now,
+                        )?;
+                        let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
+                        let recorded = payment.state.decide(
+                            PaymentCommand::RecordDecline {
+                                payment_id,
+                                reservation_id,
+                                amount: details.amount,
+                                reason: reason.clone(),
+                            },
+                            now,
+                        )?;
+                        let inventory =
+                            self.load_section(details.show_id, &details.section).await?;
+                        let released = inventory.state.decide(
+                            InventoryCommand::Release {
+                                reservation_id,
+                                reason: ReleaseReason::PaymentDeclined,
+                            },
+                            now,
+                        )?;
+                        Ok(Decision {
+                            completes: true,
+                            changes: vec![
+                                reservation.change(declined),
+                                payment.change(recorded),
+                                inventory.change(released),
+                            ],
+                            outcome: PaymentResult::Declined {
+                                reservation_id,
+                                payment_id,
+                                reason: reason.clone(),
+                            },
+                        })
+                    })
+                    .await;
+            }
+            ChargeOutcome::Captured { reference } => reference,
+        };
+        let reference = &reference;
+        // Record the capture and, if the seats can still be had, confirm them in the
+        // same transaction; otherwise record the capture alone and refund below.
+        let confirmed = self
+            .execute(ctx, idempotency, move || async move {
+                let now = self.clock.now();
+                let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+                let paid = reservation.state.decide(
+                    ReservationCommand::RecordPaymentCaptured { payment_id },
+                    now,
+                )?;
+                let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
+                let captured = payment.state.decide(
+                    PaymentCommand::RecordCapture {
+                        payment_id,
+                        reservation_id,
+                        amount: details.amount,
+                        provider_reference: reference.clone(),
+                    },
+                    now,
+                )?;
+                let inventory = self.load_section(details.show_id, &details.section).await?;
+                let seats = inventory
+                    .state
+                    .decide(InventoryCommand::Confirm { reservation_id }, now);
+                let mut reservation_events = paid;
+                let mut changes = vec![payment.change(captured)];
+                let outcome = match seats {
+                    Ok(confirmed) => {
+                        let paid_state = reservation.state.clone().fold(&reservation_events);
+                        reservation_events
+                            .extend(paid_state.decide(ReservationCommand::Confirm, now)?);
+                        changes.push(inventory.change(confirmed));
+                        Some(PaymentResult::Confirmed {
+                            reservation_id,
+                            payment_id,
+                            amount: details.amount,
+                        })
+                    }
+                    Err(DomainError::HoldExpired) => None,
+                    Err(other) => return Err(other.into()),
+                };
+                changes.push(reservation.change(reservation_events));
+                Ok(Decision {
+                    completes: outcome.is_some(),
+                    changes,
+                    outcome,
+                })
+            })
+            .await?;
+        match confirmed {
+            Some(result) => Ok(result),
+            None => {
+                self.refund(ctx, idempotency, payment_id, RefundReason::SeatsUnavailable)
+                    .await?;
+                let (_, details) = self.load_existing_reservation(reservation_id).await?;
+                Ok(PaymentResult::Refunded {
+                    reservation_id,
+                    payment_id,
+                    amount: details.amount,
+                })
+            }
+        }
+    }
+
+    /// Records that an unpaid hold ran out and puts its seats back on sale.
+    ///
+    /// # Errors
+    /// [`DomainError::HoldNotExpired`], [`DomainError::PaymentInProgress`],
+    /// [`DomainError::ReservationClosed`], [`DomainError::ReservationNotFound`].
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %reservation_id))]
+    pub async fn expire(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+    ) -> Result<(), AppError> {
+        self.execute(ctx, None, move || async move {
+            let now = self.clock.now();
+            let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+            let expired = reservation.state.decide(ReservationCommand::Expire, now)?;
+            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let released = inventory.state.decide(
+                InventoryCommand::Release {
+                    reservation_id,
+                    reason: ReleaseReason::Expired,
+                },
+                now,
+            )?;
+            Ok(Decision {
+                completes: true,
+                changes: vec![reservation.change(expired), inventory.change(released)],
+                outcome: (),
+            })
+        })
+        .await
+    }
+
+    /// Cancels a reservation for its customer: a held one releases its seats; a
+    /// confirmed one is refunded and its seats go back on sale.
+    ///
+    /// # Errors
+    /// [`DomainError::AlreadyCancelled`], [`DomainError::AlreadyRefunded`],
+    /// [`DomainError::PaymentInProgress`], [`DomainError::ReservationClosed`],
+    /// [`AppError::PaymentProvider`] when the refund cannot be made.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %reservation_id))]
+    pub async fn cancel(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+    ) -> Result<Cancelled, AppError> {
+        let idempotency = Idempotency::of(ctx, "cancel", &reservation_id);
+        if let Some(cancelled) = self.replay(idempotency.as_ref()).await? {
+            return Ok(cancelled);
+        }
+        let (_, details) = self.load_existing_reservation(reservation_id).await?;
+        if details.status == ReservationStatus::Confirmed {
+            let payment_id = ensure(details.payment_id, DomainError::NotPaid)?;
+            self.refund(
+                ctx,
+                idempotency.as_ref(),
+                payment_id,
+                RefundReason::CancelledByCustomer,
+            )
+            .await?;
+            return Ok(Cancelled {
+                reservation_id,
+                refunded: Some(details.amount),
+            });
+        }
+        self.execute(ctx, idempotency.as_ref(), move || async move {
+            let now = self.clock.now();
+            let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+            let cancelled = reservation
+                .state
+                .decide(ReservationCommand::Cancel { refund: None }, now)?;
+            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let released = inventory.state.decide(
+                InventoryCommand::Release {
+                    reservation_id,
+                    reason: ReleaseReason::CancelledByCustomer,
+                },
+                now,
+            )?;
+            Ok(Decision {
+                completes: true,
+                changes: vec![reservation.change(cancelled), inventory.change(released)],
+                outcome: Cancelled {
+                    reservation_id,
+                    refunded: None,
+                },
+            })
+        })
+        .await
+    }
+
+    /// Refunds a captured payment in full and records it on the payment, the
+    /// reservation and the section (whose seats go back on sale).
+    ///
+    /// The provider is asked first, with a key derived from the payment id, so a
+    /// retried refund never pays back twice.
+    ///
+    /// # Errors
+    /// [`DomainError::PaymentNotFound`], [`DomainError::AlreadyRefunded`],
+    /// [`DomainError::NotRefundable`], [`AppError::PaymentProvider`].
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %payment_id))]
+    pub async fn refund_payment(
+        &self,
+        ctx: &CommandContext,
+        payment_id: PaymentId,
+        reason: RefundReason,
+    ) -> Result<Money, AppError> {
+        let idempotency = Idempotency::of(ctx, "refund", &(&payment_id, &reason));
+        if let Some(amount) = self.replay(idempotency.as_ref()).await? {
+            return Ok(amount);
+        }
+        self.refund(ctx, idempotency.as_ref(), payment_id, reason)
+            .await
+    }
+
+    async fn refund(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        payment_id: PaymentId,
+        reason: RefundReason,
+    ) -> Result<Money, AppError> {
+        let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
+        let details = ensure(payment.state.0.clone(), DomainError::PaymentNotFound)?;
+        // Refuse what the domain would refuse before money moves.
+        payment.state.decide(
+            PaymentCommand::RecordRefund {
+                provider_reference: String::new(),
+            },
+            self.clock.now(),
+        )?;
+        let receipt = self
+            .payments
+            .refund(RefundRequest {
+                idempotency_key: format!("refund-{payment_id}"),
+                charge_reference: details.provider_reference.clone().unwrap_or_default(),
+                amount: details.amount,
+            })
+            .await
+            .map_err(|e| match e {
+                GatewayError::Rejected(reason) => {
+                    AppError::PaymentProvider(GatewayError::Rejected(reason))
+                }
+                other => AppError::PaymentProvider(other),
+            })?;
+        let (receipt, details) = (&receipt, &details);
+        self.execute(ctx, idempotency, move || async move {
+            let now = self.clock.now();
+            let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
+            let refunded = payment.state.decide(
+                PaymentCommand::RecordRefund {
+                    provider_reference: receipt.reference.clone(),
+                },
+                now,
+            )?;
+            let (reservation, booking) = self
+                .load_existing_reservation(details.reservation_id)
+                .await?;
+            let inventory = self.load_section(booking.show_id, &booking.section).await?;
+            let (reservation_events, seats) = match booking.status {
+                ReservationStatus::Confirmed if reason == RefundReason::CancelledByCustomer => (
+                    reservation.state.decide(
+                        ReservationCommand::Cancel {
+                            refund: Some(reason),
+                        },
+                        now,
+                    )?,
+                    InventoryCommand::ReturnSold {
+                        reservation_id: booking.reservation_id,
+                    },
+                ),
+                ReservationStatus::Confirmed => (
+                    reservation
+                        .state
+                        .decide(ReservationCommand::Refund { reason }, now)?,
+                    InventoryCommand::ReturnSold {
+                        reservation_id: booking.reservation_id,
+                    },
+                ),
+                // Paid but never confirmed: the seats were still held (or gone).
+                _ => (
+                    reservation
+                        .state
+                        .decide(ReservationCommand::Refund { reason }, now)?,
+                    InventoryCommand::Release {
+                        reservation_id: booking.reservation_id,
+                        reason: ReleaseReason::Expired,
+                    },
+                ),
+            };
+            let mut changes = vec![
+                payment.change(refunded),
+                reservation.change(reservation_events),
+            ];
+            match inventory.state.decide(seats, now) {
+                Ok(events) => changes.push(inventory.change(events)),
+                // A hold already released (its expiry recorded) has nothing to give back.
+                Err(DomainError::HoldNotFound) => {}
+                Err(other) => return Err(other.into()),
+            }
+            Ok(Decision {
+                completes: true,
+                changes,
+                outcome: details.amount,
+            })
+        })
+        .await
+    }
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// A stream that must not exist yet.
+    pub fn empty(stream_id: String) -> Self {
+        Self {
+            stream_id,
+            state: A::default(),
+            version: 0,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+use std::sync::Arc;
+
+use ticketing_app::payments::GatewayError;
+use ticketing_app::{AppError, PaymentResult};
+use ticketing_domain::*;
+use ticketing_store::EventStore;
+
+use crate::support::*;
+
+pub async fn a_retried_hold_with_the_same_key_appends_nothing_and_answers_the_same(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let ctx = customer_ctx(1).with_idempotency_key("hold-abc");
+    let first = h
+        .app
+        .hold_seats(&ctx, hold_request(show_id, 1, 2))
+        .await
+        .unwrap();
+    let before = versions(&h, show_id, first.reservation_id).await;
+    let retried = h
+        .app
+        .hold_seats(&ctx, hold_request(show_id, 1, 2))
+        .await
+        .unwrap();
+    assert_eq!(retried, first);
+    assert_eq!(versions(&h, show_id, first.reservation_id).await, before);
+    assert_eq!(seats(&h, show_id).await, (2, 0, 8));
+    // Another customer may use the same key for its own request.
+    let other = h
+        .app
+        .hold_seats(
+            &customer_ctx(2).with_idempotency_key("hold-abc"),
+            hold_request(show_id, 2, 2),
+        )
+        .await
+        .unwrap();
+    assert_ne!(other.reservation_id, first.reservation_id);
+    assert_eq!(seats(&h, show_id).await, (4, 0, 6));
+}
+
+pub async fn the_same_key_with_another_request_is_refused(store: Arc<dyn EventStore>) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let ctx = customer_ctx(1).with_idempotency_key("k-1");
+    h.app
+        .hold_seats(&ctx, hold_request(show_id, 1, 2))
+        .await
+        .unwrap();
+    let different = h.app.hold_seats(&ctx, hold_request(show_id, 1, 3)).await;
+    assert!(
+        matches!(different, Err(AppError::IdempotencyKeyReused)),
+        "{different:?}"
+    );
+    assert_eq!(seats(&h, show_id).await, (2, 0, 8));
+}
+
+pub async fn a_retried_payment_with_the_same_key_charges_once_and_appends_nothing(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let held = hold(&h, show_id, 1, 2).await;
+    let ctx = customer_ctx(1).with_idempotency_key("pay-1");
+    let first = h
+        .app
+        .pay(&ctx, held.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    let before = versions(&h, show_id, held.reservation_id).await;
+    let retried = h
+        .app
+        .pay(&ctx, held.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    assert_eq!(retried, first);
+    assert_eq!(versions(&h, show_id, held.reservation_id).await, before);
+    assert_eq!(h.gateway.captured_count(), 1);
+}
+
+pub async fn a_provider_timeout_leaves_the_payment_pending_and_a_retry_charges_once(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let held = hold(&h, show_id, 1, 2).await;
+    let ctx = customer_ctx(1);
+    // The provider charges the card but its answer is lost.
+    let lost = h
+        .app
+        .pay(&ctx, held.reservation_id, card("tok_timeoutAfterCapture"))
+        .await;
+    assert!(
+        matches!(lost, Err(AppError::PaymentProvider(GatewayError::Timeout))),
+        "{lost:?}"
+    );
+    let pending = h.app.reservation(held.reservation_id).await.unwrap();
+    assert_eq!(pending.status, ReservationStatus::PaymentPending);
+    assert_eq!(seats(&h, show_id).await, (2, 0, 8));
+
+    let retried = h
+        .app
+        .pay(&ctx, held.reservation_id, card("tok_timeoutAfterCapture"))
+        .await
+        .unwrap();
+    let PaymentResult::Confirmed { payment_id, .. } = retried else {
+        panic!("{retried:?}")
+    };
+    assert_eq!(
+        Some(payment_id),
+        pending.payment_id,
+        "the retry reuses the pending payment"
+    );
+    assert_eq!(h.gateway.captured_count(), 1);
+    assert_eq!(seats(&h, show_id).await, (0, 2, 8));
+
+    // A plain timeout charges nothing and leaves the purchase pending too.
+    let other = hold(&h, show_id, 2, 1).await;
+    let timeout = h
+        .app
+        .pay(&customer_ctx(2), other.reservation_id, card("tok_timeout"))
+        .await;
+    assert!(matches!(
+        timeout,
+        Err(AppError::PaymentProvider(GatewayError::Timeout))
+    ));
+    assert_eq!(h.gateway.captured_count(), 1);
+    assert_eq!(
+        h.app
+            .reservation(other.reservation_id)
+            .await
+            .unwrap()
+            .status,
+        ReservationStatus::PaymentPending
+    );
+}
+
+/// 50 customers try to hold one seat each in a 10-seat section at the same instant.
+pub async fn concurrent_holds_never_oversell_and_losers_get_a_clear_answer(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let capacity = 10;
+    let show_id = show_on_sale(&h, capacity).await;
+    let start = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|n| {
+            let (app, start) = (h.app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                app.hold_seats(&customer_ctx(n), hold_request(show_id, n, 1))
+                    .await
+            })
+        })
+        .collect();
+    let (mut won, mut sold_out, mut contention) = (0, 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(AppError::Domain(DomainError::SoldOut { .. })) => sold_out += 1,
+            Err(AppError::Contention { .. }) => contention += 1,
+            Err(other) => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert_eq!(won, capacity, "{sold_out} sold out, {contention} contended");
+    assert_eq!(won + sold_out + contention, 50);
+    assert_eq!(seats(&h, show_id).await, (capacity, 0, 0));
+    let section = h
+        .store
+        .read_stream(&inventory_stream(show_id, &floor()), 0)
+        .await
+        .unwrap();
+    let versions: Vec<u64> = section.iter().map(|e| e.version).collect();
+    assert_eq!(versions, (1..=u64::from(capacity) + 1).collect::<Vec<_>>());
+}
