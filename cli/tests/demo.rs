@@ -1,0 +1,167 @@
+//! `ticketing demo` and `ticketing migrate`, through the library and through the binary.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use ticketing_cli::demo::{self, DemoReport};
+use ticketing_domain::{Currency, DomainError, Money};
+use ticketing_store::testing::{with_postgres, with_sqlite, DEFAULT_TEST_DATABASE_URL};
+
+fn assert_demo_outcome(report: &DemoReport) {
+    let section = &report.section;
+    assert_eq!(
+        (
+            section.capacity,
+            section.held,
+            section.sold,
+            section.available
+        ),
+        (100, 0, 2, 98)
+    );
+    assert_eq!(report.sales.tickets_sold, 2);
+    let eur = Currency::parse("EUR").unwrap();
+    assert_eq!(report.sales.revenue, Money::unit_price(9_000, eur).unwrap());
+    assert!(
+        report.declined_released,
+        "the declined card's seats were released"
+    );
+    assert!(report.expired_released, "the expired hold was released");
+    assert_eq!(
+        report.sold_out_refusal,
+        Some(DomainError::SoldOut {
+            requested: 1,
+            available: 0
+        })
+    );
+}
+
+#[tokio::test]
+async fn the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite() {
+    with_sqlite(|store| async move {
+        let mut out = Vec::new();
+        let report = demo::run(Arc::new(store), "a test store", &mut out)
+            .await
+            .unwrap();
+        assert_demo_outcome(&report);
+        let printed = String::from_utf8(out).unwrap();
+        assert!(
+            printed.contains("capacity 100, held 0, sold 2, available 98"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("2 tickets sold, revenue 90.00 EUR"),
+            "{printed}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_postgres() {
+    with_postgres("the_demo_runs_on_postgres", |store| async move {
+        let report = demo::run(Arc::new(store), "a test store", &mut Vec::new())
+            .await
+            .unwrap();
+        assert_demo_outcome(&report);
+    })
+    .await;
+}
+
+fn ticketing() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ticketing"));
+    command.env_remove("DATABASE_URL").env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn the_binary_runs_the_demo_on_the_embedded_default_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = ticketing()
+        .arg("demo")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("the embedded store (ticketing.db)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sold 2, available 98"), "{stdout}");
+    assert!(dir.path().join("ticketing.db").exists());
+    // A second run on the same file works too: every run creates its own shows.
+    let again = ticketing()
+        .arg("demo")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_migrates_and_runs_the_demo_on_postgres_from_database_url() {
+    with_postgres(
+        "the_binary_migrates_and_runs_the_demo_on_postgres",
+        |store| async move {
+            let database: String = sqlx::query_scalar("select current_database()")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            let server = std::env::var("TEST_DATABASE_URL")
+                .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.into());
+            let (base, _) = server.rsplit_once('/').unwrap();
+            let url = format!("{base}/{database}");
+            let migrate = ticketing()
+                .arg("migrate")
+                .env("DATABASE_URL", &url)
+                .output()
+                .unwrap();
+            assert!(
+                migrate.status.success(),
+                "{}",
+                String::from_utf8_lossy(&migrate.stderr)
+            );
+            let output = ticketing()
+                .arg("demo")
+                .env("DATABASE_URL", &url)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(stdout.contains("sold 2, available 98"), "{stdout}");
+            let events: i64 = sqlx::query_scalar("select count(*) from events")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert!(
+                events > 20,
+                "the demo's events are in PostgreSQL ({events})"
+            );
+        },
+    )
+    .await;
+}
+
+#[test]
+fn an_unsupported_database_url_is_refused_with_a_clear_message() {
+    let output = ticketing()
+        .arg("migrate")
+        .env("DATABASE_URL", "mysql://root:secret@localhost/db")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.to_lowercase().contains("mysql"), "{stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "the password must not be printed: {stderr}"
+    );
+}
