@@ -8,6 +8,11 @@
 //! ([`NewEvent`], [`RecordedEvent`]) in streams with a per-stream version and a global
 //! order. Encoding and upcasting event payloads is the domain crate's job.
 //!
+//! Beside the events it keeps a stream index: each stream's version and the type of
+//! its last event ([`StreamHead`]), written in the same transaction as every append.
+//! [`EventStore::find_streams`] reads it, so a process can find streams by where they
+//! stand (every purchase waiting for a payment, say) without a read model.
+//!
 //! Layout:
 //! - `lib.rs`: the contract types and the [`EventStore`] trait.
 //! - `error.rs`: [`StoreError`].
@@ -157,13 +162,44 @@ pub struct Snapshot {
     pub state: serde_json::Value,
 }
 
+/// Where a stream stands: its version and its last event, as the stream index keeps
+/// them.
+///
+/// The index is written in the same transaction as the events it describes, so a head
+/// is never behind a committed append. It says nothing about the payloads: a caller
+/// that needs more than the last event's type reads the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamHead {
+    pub stream_id: String,
+    /// The version of the stream's last event.
+    pub version: StreamVersion,
+    /// The type of the stream's last event.
+    pub last_event_type: String,
+    /// When the stream's last event was recorded (its `recorded_at`).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What [`EventStore::claim_idempotency_key`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The key is now claimed by the caller, until the instant it gave.
+    Claimed,
+    /// Another command holds the key and has not finished: a duplicate in flight.
+    Busy {
+        /// The fingerprint of the request that holds it.
+        request_fingerprint: String,
+    },
+}
+
 /// The event store contract that both backends implement and one test suite checks.
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Appends events to one or more streams in one transaction: either every stream
     /// gets its events or none does.
     ///
-    /// When `idempotency` is given, the record is stored in the same transaction.
+    /// When `idempotency` is given, the record is stored in the same transaction. So is
+    /// the stream index ([`EventStore::find_streams`]): every stream written gets its
+    /// new head, and a refused append leaves every head as it was.
     ///
     /// # Errors
     /// - [`StoreError::VersionConflict`] when a stream is not at its expected version
@@ -208,6 +244,25 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The heads of up to `limit` streams whose id starts with `prefix` and whose last
+    /// event is of one of `last_event_types`, least recently appended to first (by
+    /// `updated_at`, then stream id).
+    ///
+    /// This is how background work finds what is waiting for it: the timeout sweeper
+    /// asks for `reservation-` streams whose last event is `ReservationPlaced` (an
+    /// unpaid hold) or `PaymentRequested` (a payment whose outcome is not recorded).
+    /// The prefix is matched literally (`%` and `_` are ordinary characters); an empty
+    /// prefix matches every stream, and an empty list of types matches none.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn find_streams(
+        &self,
+        prefix: &str,
+        last_event_types: &[&str],
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, StoreError>;
+
     /// The stream's current version (0 when it does not exist).
     ///
     /// # Errors
@@ -232,4 +287,23 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// Infrastructure failures only.
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Claims an idempotency key for a command that is about to run, until `until`.
+    /// A claim that expired before `now` is taken over: its command died.
+    ///
+    /// # Errors
+    /// Infrastructure failures only; a held claim is [`KeyClaim::Busy`].
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        request_fingerprint: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError>;
+
+    /// Releases a claim once its command has ended (its outcome, if any, is recorded).
+    ///
+    /// # Errors
+    /// Infrastructure failures only; releasing an unclaimed key does nothing.
+    async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError>;
 }

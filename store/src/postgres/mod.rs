@@ -6,6 +6,9 @@
 //! - Readers of the global order ([`EventStore::read_all`]) order by the writing
 //!   transaction's id, then position, and read only below the oldest transaction still
 //!   in flight, so an event that commits late with a lower position is never skipped.
+//! - The stream index (`streams`, read by [`EventStore::find_streams`]) is upserted
+//!   right after each stream's events, in the append's transaction: a refused append
+//!   rolls it back with the events. Version checks still read `events`, the truth.
 //!
 //! Layout: `mod.rs` (the store), `sql.rs` (its statements).
 
@@ -25,8 +28,8 @@ use uuid::Uuid;
 
 use crate::common::{self, MAX_APPEND_ATTEMPTS};
 use crate::{
-    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, RecordedEvent, Snapshot,
-    StoreError, StreamAppend, StreamVersion,
+    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, RecordedEvent,
+    Snapshot, StoreError, StreamAppend, StreamHead, StreamVersion,
 };
 
 /// The PostgreSQL schema: `migrations/postgres`, embedded in the binary.
@@ -172,6 +175,13 @@ impl PostgresStore {
                 .bind(&metadata)
                 .execute(&mut **tx)
                 .await?;
+            let head = *versions.last().unwrap_or(&0);
+            sqlx::query(sql::UPSERT_STREAM_HEAD)
+                .bind(&append.stream_id)
+                .bind(head)
+                .bind(types.last().copied().unwrap_or_default())
+                .execute(&mut **tx)
+                .await?;
             new_versions[index] = current + count as u64;
         }
 
@@ -314,6 +324,34 @@ impl EventStore for PostgresStore {
         rows.iter().map(decode_event).collect()
     }
 
+    #[tracing::instrument(skip(self, last_event_types), fields(prefix = %prefix, types = last_event_types.len(), limit))]
+    async fn find_streams(
+        &self,
+        prefix: &str,
+        last_event_types: &[&str],
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, StoreError> {
+        if limit == 0 || last_event_types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::FIND_STREAMS)
+            .bind(prefix)
+            .bind(last_event_types)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StreamHead {
+                    stream_id: row.try_get("stream_id")?,
+                    version: common::stored_u64(row.try_get("version")?, "stream version")?,
+                    last_event_type: row.try_get("last_event_type")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
     async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError> {
         let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
@@ -372,6 +410,51 @@ impl EventStore for PostgresStore {
             })
         })
         .transpose()
+    }
+
+    #[tracing::instrument(skip(self, request_fingerprint), fields(key = %key))]
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        request_fingerprint: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        // The claim and the look-up of its holder are two statements: a holder that
+        // releases in between is simply claimed over on the next round.
+        for _ in 0..3 {
+            let claimed: Option<String> = sqlx::query_scalar(sql::CLAIM_IDEMPOTENCY_KEY)
+                .bind(key)
+                .bind(request_fingerprint)
+                .bind(until)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+            if claimed.is_some() {
+                return Ok(KeyClaim::Claimed);
+            }
+            let holder: Option<String> = sqlx::query_scalar(sql::IDEMPOTENCY_CLAIM_HOLDER)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(request_fingerprint) = holder {
+                return Ok(KeyClaim::Busy {
+                    request_fingerprint,
+                });
+            }
+        }
+        Ok(KeyClaim::Busy {
+            request_fingerprint: request_fingerprint.to_owned(),
+        })
+    }
+
+    #[tracing::instrument(skip(self), fields(key = %key))]
+    async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query(sql::RELEASE_IDEMPOTENCY_KEY)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

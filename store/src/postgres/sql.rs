@@ -25,6 +25,37 @@ pub(super) const INSERT_EVENTS: &str = "\
         with ordinality as e(version, event_id, event_type, schema_version, data, metadata, n) \
     order by e.n";
 
+/// Moves a stream's head in the stream index to its new last event, creating the row
+/// for a new stream. Run right after the stream's events are inserted, in the same
+/// transaction, so the row lock is taken in the same stream order as the events and
+/// `updated_at` is the events' `recorded_at` (both are the transaction's `now()`).
+pub(super) const UPSERT_STREAM_HEAD: &str = "\
+    insert into streams (stream_id, version, last_event_type, updated_at) \
+    values ($1, $2, $3, now()) \
+    on conflict (stream_id) do update \
+        set version = excluded.version, \
+            last_event_type = excluded.last_event_type, \
+            updated_at = excluded.updated_at";
+
+/// The heads of the streams with an id starting with `$1` (compared with
+/// `starts_with`, so `%` and `_` are not patterns) and a last event type in `$2`,
+/// oldest first.
+///
+/// One ordered scan of `streams_last_event_type_updated_at_idx` per type, each stopping
+/// after `$3` rows, then a merge: the cost is bounded by types × limit however many
+/// streams wait. (A plain `last_event_type = any($2)` reads every matching row and
+/// sorts them, because an index scan over several keys is not in `updated_at` order.)
+pub(super) const FIND_STREAMS: &str = "\
+    select h.stream_id, h.version, h.last_event_type, h.updated_at \
+      from (select distinct unnest($2::text[]) as event_type) t \
+      cross join lateral ( \
+          select s.stream_id, s.version, s.last_event_type, s.updated_at from streams s \
+           where s.last_event_type = t.event_type and starts_with(s.stream_id, $1) \
+           order by s.updated_at, s.stream_id \
+           limit $3) h \
+     order by h.updated_at, h.stream_id \
+     limit $3";
+
 pub(super) const INSERT_IDEMPOTENCY_KEY: &str =
     "insert into idempotency_keys (key, request_fingerprint, outcome) values ($1, $2, $3)";
 
@@ -72,3 +103,16 @@ pub(super) const SAVE_SNAPSHOT: &str = "\
             state = excluded.state, \
             taken_at = excluded.taken_at \
         where snapshots.version <= excluded.version";
+
+/// Claims a key unless a live claim holds it; returns the key when claimed.
+pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
+    insert into idempotency_claims (key, request_fingerprint, claimed_until) values ($1, $2, $3) \
+    on conflict (key) do update \
+        set request_fingerprint = excluded.request_fingerprint, claimed_until = excluded.claimed_until \
+        where idempotency_claims.claimed_until <= $4 \
+    returning key";
+
+pub(super) const IDEMPOTENCY_CLAIM_HOLDER: &str =
+    "select request_fingerprint from idempotency_claims where key = $1";
+
+pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = "delete from idempotency_claims where key = $1";

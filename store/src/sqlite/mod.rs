@@ -6,7 +6,8 @@
 //! front so that another process (a second `ticketing` command on the same file)
 //! waits for the busy timeout instead of failing half-way through an append. Because
 //! writers are serialised, `transaction_id` is simply the previous one plus one, and
-//! the global order has no gaps to guard against.
+//! the global order has no gaps to guard against. The stream index (`streams`) is
+//! upserted in the same transaction as each stream's events.
 //!
 //! Storage: UUIDs as hyphenated text, JSON as text, instants as RFC 3339 text in UTC
 //! with six fractional digits (see `migrations/sqlite`).
@@ -33,8 +34,8 @@ use uuid::Uuid;
 
 use crate::common::{self, MAX_APPEND_ATTEMPTS};
 use crate::{
-    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, RecordedEvent, Snapshot,
-    StoreError, StreamAppend, StreamVersion,
+    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, RecordedEvent,
+    Snapshot, StoreError, StreamAppend, StreamHead, StreamVersion,
 };
 
 /// The SQLite schema: `migrations/sqlite`, embedded in the binary.
@@ -189,7 +190,20 @@ impl SqliteStore {
                     .execute(&mut **tx)
                     .await?;
             }
-            new_versions.push(current + append.events.len() as u64);
+            let head = current + append.events.len() as u64;
+            let last_event_type = append
+                .events
+                .last()
+                .map(|event| event.event_type.as_str())
+                .unwrap_or_default();
+            sqlx::query(sql::UPSERT_STREAM_HEAD)
+                .bind(&append.stream_id)
+                .bind(common::to_i64(head, "a version").map_err(Refusal::Failed)?)
+                .bind(last_event_type)
+                .bind(&recorded_at)
+                .execute(&mut **tx)
+                .await?;
+            new_versions.push(head);
         }
 
         if let Some(record) = idempotency {
@@ -331,6 +345,36 @@ impl EventStore for SqliteStore {
         rows.iter().map(decode_event).collect()
     }
 
+    #[tracing::instrument(skip(self, last_event_types), fields(prefix = %prefix, types = last_event_types.len(), limit))]
+    async fn find_streams(
+        &self,
+        prefix: &str,
+        last_event_types: &[&str],
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, StoreError> {
+        if limit == 0 || last_event_types.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SQLite has no array parameters: the types go in as one JSON array.
+        let types = serde_json::Value::from(last_event_types.to_vec()).to_string();
+        let rows = sqlx::query(sql::FIND_STREAMS)
+            .bind(prefix)
+            .bind(types)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StreamHead {
+                    stream_id: row.try_get("stream_id")?,
+                    version: common::stored_u64(row.try_get("version")?, "stream version")?,
+                    last_event_type: row.try_get("last_event_type")?,
+                    updated_at: parse_instant(row.try_get("updated_at")?)?,
+                })
+            })
+            .collect()
+    }
+
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
     async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError> {
         let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
@@ -390,6 +434,51 @@ impl EventStore for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    #[tracing::instrument(skip(self, request_fingerprint), fields(key = %key))]
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        request_fingerprint: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        // The claim and the look-up of its holder are two statements: a holder that
+        // releases in between is simply claimed over on the next round.
+        for _ in 0..3 {
+            let claimed: Option<String> = sqlx::query_scalar(sql::CLAIM_IDEMPOTENCY_KEY)
+                .bind(key)
+                .bind(request_fingerprint)
+                .bind(format_instant(until))
+                .bind(format_instant(now))
+                .fetch_optional(&self.pool)
+                .await?;
+            if claimed.is_some() {
+                return Ok(KeyClaim::Claimed);
+            }
+            let holder: Option<String> = sqlx::query_scalar(sql::IDEMPOTENCY_CLAIM_HOLDER)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(request_fingerprint) = holder {
+                return Ok(KeyClaim::Busy {
+                    request_fingerprint,
+                });
+            }
+        }
+        Ok(KeyClaim::Busy {
+            request_fingerprint: request_fingerprint.to_owned(),
+        })
+    }
+
+    #[tracing::instrument(skip(self), fields(key = %key))]
+    async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query(sql::RELEASE_IDEMPOTENCY_KEY)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

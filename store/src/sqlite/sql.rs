@@ -22,6 +22,26 @@ pub(super) const INSERT_EVENT: &str = "\
                         metadata, transaction_id, recorded_at) \
     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+/// Moves a stream's head in the stream index to its new last event, creating the row
+/// for a new stream; `updated_at` is the append's `recorded_at`.
+pub(super) const UPSERT_STREAM_HEAD: &str = "\
+    insert into streams (stream_id, version, last_event_type, updated_at) \
+    values (?1, ?2, ?3, ?4) \
+    on conflict (stream_id) do update \
+        set version = excluded.version, \
+            last_event_type = excluded.last_event_type, \
+            updated_at = excluded.updated_at";
+
+/// The heads of the streams with an id starting with `?1` and a last event type in the
+/// JSON array `?2`, oldest first. The prefix is compared with `substr`, not `like`, so
+/// that `%` and `_` are ordinary characters (and case matters, as on PostgreSQL).
+pub(super) const FIND_STREAMS: &str = "\
+    select stream_id, version, last_event_type, updated_at from streams \
+     where last_event_type in (select value from json_each(?2)) \
+       and substr(stream_id, 1, length(?1)) = ?1 \
+     order by updated_at, stream_id \
+     limit ?3";
+
 pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "\
     insert into idempotency_keys (key, request_fingerprint, outcome, recorded_at) \
     values (?1, ?2, ?3, ?4)";
@@ -65,3 +85,16 @@ pub(super) const SAVE_SNAPSHOT: &str = "\
             state = excluded.state, \
             taken_at = excluded.taken_at \
         where snapshots.version <= excluded.version";
+
+/// Claims a key unless a live claim holds it; returns the key when claimed.
+pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
+    insert into idempotency_claims (key, request_fingerprint, claimed_until) values (?1, ?2, ?3) \
+    on conflict (key) do update \
+        set request_fingerprint = excluded.request_fingerprint, claimed_until = excluded.claimed_until \
+        where idempotency_claims.claimed_until <= ?4 \
+    returning key";
+
+pub(super) const IDEMPOTENCY_CLAIM_HOLDER: &str =
+    "select request_fingerprint from idempotency_claims where key = ?1";
+
+pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = "delete from idempotency_claims where key = ?1";

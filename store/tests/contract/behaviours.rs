@@ -8,6 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use ticketing_store::{
     AppendOutcome, ExpectedVersion, GlobalPosition, IdempotencyRecord, Snapshot, StoreError,
+    StreamHead,
 };
 use tokio::sync::Barrier;
 
@@ -903,4 +904,476 @@ pub async fn concurrent_writers_retrying_on_conflict_leave_contiguous_versions(s
         ids,
         "every writer's event, once"
     );
+}
+
+/// Every head under `prefix` whose last event is one of `types`, oldest first.
+async fn heads(store: &Store, prefix: &str, types: &[&str]) -> Vec<StreamHead> {
+    store.find_streams(prefix, types, 100).await.unwrap()
+}
+
+/// (stream id, version, last event type) of each head, for comparing in one assertion.
+fn summary(heads: &[StreamHead]) -> Vec<(&str, u64, &str)> {
+    heads
+        .iter()
+        .map(|h| (h.stream_id.as_str(), h.version, h.last_event_type.as_str()))
+        .collect()
+}
+
+pub async fn the_stream_index_follows_every_append_including_multi_stream_appends(store: Store) {
+    append_ok(
+        &store,
+        "inventory-1-a",
+        ExpectedVersion::NoStream,
+        events("SectionInitialized", 1),
+    )
+    .await;
+    assert_eq!(
+        summary(&heads(&store, "", &["SectionInitialized"]).await),
+        vec![("inventory-1-a", 1, "SectionInitialized")]
+    );
+
+    // A hold: two streams, one transaction, several events on one of them.
+    store
+        .append(
+            vec![
+                to_stream(
+                    "inventory-1-a",
+                    ExpectedVersion::Exact(1),
+                    vec![event("SeatsHeld", 1), event("SeatsConfirmed", 2)],
+                ),
+                to_stream(
+                    "reservation-1",
+                    ExpectedVersion::NoStream,
+                    events("ReservationPlaced", 1),
+                ),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let all_types = [
+        "SectionInitialized",
+        "SeatsHeld",
+        "SeatsConfirmed",
+        "ReservationPlaced",
+    ];
+    let mut found = heads(&store, "", &all_types).await;
+    found.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    assert_eq!(
+        summary(&found),
+        vec![
+            ("inventory-1-a", 3, "SeatsConfirmed"),
+            ("reservation-1", 1, "ReservationPlaced"),
+        ],
+        "each stream's head is its last event, not the first of the append"
+    );
+    assert!(
+        heads(&store, "", &["SectionInitialized", "SeatsHeld"])
+            .await
+            .is_empty(),
+        "a stream is found by its last event only"
+    );
+
+    // The head's instant is its last event's, and its version what stream_version says.
+    for head in &found {
+        let stream = store.read_stream(&head.stream_id, 0).await.unwrap();
+        let last = stream.last().unwrap();
+        assert_eq!(head.updated_at, last.recorded_at, "{}", head.stream_id);
+        assert_eq!(
+            head.version,
+            store.stream_version(&head.stream_id).await.unwrap()
+        );
+    }
+}
+
+pub async fn find_streams_filters_by_prefix_and_last_event_type(store: Store) {
+    for (stream, event_type) in [
+        ("reservation-1", "ReservationPlaced"),
+        ("reservation-2", "PaymentRequested"),
+        ("reservation-3", "ReservationConfirmed"),
+        ("payment-1", "PaymentRequested"),
+        ("Reservation-4", "ReservationPlaced"),
+        ("reservation", "ReservationPlaced"),
+    ] {
+        append_ok(
+            &store,
+            stream,
+            ExpectedVersion::NoStream,
+            events(event_type, 1),
+        )
+        .await;
+    }
+
+    let ids = |heads: Vec<StreamHead>| {
+        let mut ids: Vec<String> = heads.into_iter().map(|h| h.stream_id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(heads(
+            &store,
+            "reservation-",
+            &["ReservationPlaced", "PaymentRequested"]
+        )
+        .await),
+        vec!["reservation-1", "reservation-2"],
+        "the prefix is case-sensitive and must be followed by something"
+    );
+    assert_eq!(
+        ids(heads(&store, "reservation-", &["PaymentRequested"]).await),
+        vec!["reservation-2"]
+    );
+    assert_eq!(
+        ids(heads(&store, "", &["PaymentRequested"]).await),
+        vec!["payment-1", "reservation-2"],
+        "an empty prefix matches every stream"
+    );
+    assert_eq!(
+        ids(heads(&store, "reservation-1", &["ReservationPlaced"]).await),
+        vec!["reservation-1"],
+        "a whole stream id is a prefix of itself"
+    );
+    assert_eq!(
+        ids(heads(
+            &store,
+            "reservation-",
+            &["ReservationPlaced", "ReservationPlaced"]
+        )
+        .await),
+        vec!["reservation-1"],
+        "a type named twice finds its streams once"
+    );
+    assert!(heads(&store, "reservation-", &[]).await.is_empty());
+    assert!(heads(&store, "show-", &["ReservationPlaced"])
+        .await
+        .is_empty());
+    assert!(heads(&store, "reservation-", &["Unknown"]).await.is_empty());
+}
+
+pub async fn find_streams_returns_the_least_recently_appended_first_up_to_the_limit(store: Store) {
+    // Appended in an order that is neither alphabetical nor its reverse; the pauses
+    // keep the recorded instants apart.
+    for stream in [
+        "reservation-c",
+        "reservation-a",
+        "reservation-d",
+        "reservation-b",
+    ] {
+        append_ok(
+            &store,
+            stream,
+            ExpectedVersion::NoStream,
+            events("ReservationPlaced", 1),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let order = |heads: Vec<StreamHead>| -> Vec<String> {
+        heads.into_iter().map(|h| h.stream_id).collect()
+    };
+    let placed = ["ReservationPlaced"];
+    assert_eq!(
+        order(heads(&store, "reservation-", &placed).await),
+        vec![
+            "reservation-c",
+            "reservation-a",
+            "reservation-d",
+            "reservation-b"
+        ]
+    );
+    assert_eq!(
+        order(
+            store
+                .find_streams("reservation-", &placed, 2)
+                .await
+                .unwrap()
+        ),
+        vec!["reservation-c", "reservation-a"]
+    );
+    assert!(store
+        .find_streams("reservation-", &placed, 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Appending moves a stream to the back of the order.
+    append_ok(
+        &store,
+        "reservation-c",
+        ExpectedVersion::Exact(1),
+        events("ReservationPlaced", 1),
+    )
+    .await;
+    let found = heads(&store, "reservation-", &placed).await;
+    assert_eq!(
+        order(found.clone()),
+        vec![
+            "reservation-a",
+            "reservation-d",
+            "reservation-b",
+            "reservation-c"
+        ]
+    );
+    assert!(found.windows(2).all(|w| w[0].updated_at <= w[1].updated_at));
+    assert_eq!(found[3].version, 2);
+}
+
+pub async fn find_streams_treats_percent_and_underscore_in_a_prefix_literally(store: Store) {
+    for stream in ["a%b-1", "axb-2", "a_b-3", "ayb-4", "a\\b-5"] {
+        append_ok(
+            &store,
+            stream,
+            ExpectedVersion::NoStream,
+            events("Happened", 1),
+        )
+        .await;
+    }
+    let ids = |heads: Vec<StreamHead>| -> Vec<String> {
+        heads.into_iter().map(|h| h.stream_id).collect()
+    };
+    assert_eq!(
+        ids(heads(&store, "a%b", &["Happened"]).await),
+        vec!["a%b-1"]
+    );
+    assert_eq!(
+        ids(heads(&store, "a_b", &["Happened"]).await),
+        vec!["a_b-3"]
+    );
+    assert_eq!(
+        ids(heads(&store, "a\\b", &["Happened"]).await),
+        vec!["a\\b-5"]
+    );
+    assert!(heads(&store, "%", &["Happened"]).await.is_empty());
+    assert!(heads(&store, "_", &["Happened"]).await.is_empty());
+}
+
+pub async fn a_refused_append_leaves_the_stream_index_untouched(store: Store) {
+    let record = idempotency("customer-1:k-1");
+    let first = vec![
+        to_stream(
+            "inventory-1-a",
+            ExpectedVersion::NoStream,
+            events("SeatsHeld", 2),
+        ),
+        to_stream(
+            "reservation-1",
+            ExpectedVersion::NoStream,
+            events("ReservationPlaced", 1),
+        ),
+    ];
+    store
+        .append(first.clone(), Some(record.clone()))
+        .await
+        .unwrap();
+    let types = [
+        "SeatsHeld",
+        "SeatsReleased",
+        "ReservationPlaced",
+        "ReservationExpired",
+    ];
+    let before = heads(&store, "", &types).await;
+    assert_eq!(before.len(), 2);
+
+    // A version conflict on the second stream: the new stream is not indexed either.
+    let err = store
+        .append(
+            vec![
+                to_stream(
+                    "reservation-2",
+                    ExpectedVersion::NoStream,
+                    events("ReservationPlaced", 1),
+                ),
+                to_stream(
+                    "inventory-1-a",
+                    ExpectedVersion::Exact(1),
+                    events("SeatsReleased", 1),
+                ),
+            ],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::VersionConflict { .. }), "{err:?}");
+    // A taken idempotency key.
+    let err = store
+        .append(
+            vec![to_stream(
+                "reservation-1",
+                ExpectedVersion::Exact(1),
+                events("ReservationExpired", 1),
+            )],
+            Some(record),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IdempotencyKeyTaken(_)), "{err:?}");
+    // A retry of the first append.
+    assert_eq!(
+        store.append(first, None).await.unwrap(),
+        AppendOutcome::AlreadyAppended
+    );
+    // A malformed one.
+    let err = store
+        .append(
+            vec![
+                to_stream(
+                    "reservation-3",
+                    ExpectedVersion::NoStream,
+                    events("ReservationPlaced", 1),
+                ),
+                to_stream("reservation-4", ExpectedVersion::NoStream, vec![]),
+            ],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+
+    assert_eq!(heads(&store, "", &types).await, before);
+}
+
+/// What the backfill tests of both backends expect after migrating a store that held
+/// `reservation-1` (placed, then payment requested), `reservation-2` (placed last) and
+/// `inventory-1-a` (three events), written before the stream index existed: each
+/// stream's head is its last event, and the index works for appends after it.
+pub async fn assert_backfilled_heads(store: &Store) {
+    let mut found = heads(
+        store,
+        "",
+        &[
+            "ReservationPlaced",
+            "PaymentRequested",
+            "SeatsHeld",
+            "SectionInitialized",
+        ],
+    )
+    .await;
+    found.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    assert_eq!(
+        summary(&found),
+        vec![
+            ("inventory-1-a", 3, "SeatsHeld"),
+            ("reservation-1", 2, "PaymentRequested"),
+            ("reservation-2", 1, "ReservationPlaced"),
+        ]
+    );
+    for head in &found {
+        let last = store.read_stream(&head.stream_id, 0).await.unwrap();
+        assert_eq!(head.updated_at, last.last().unwrap().recorded_at);
+    }
+    assert_eq!(
+        summary(
+            &heads(
+                store,
+                "reservation-",
+                &["ReservationPlaced", "PaymentRequested"]
+            )
+            .await
+        ),
+        vec![
+            ("reservation-1", 2, "PaymentRequested"),
+            ("reservation-2", 1, "ReservationPlaced"),
+        ],
+        "oldest first"
+    );
+
+    append_ok(
+        store,
+        "reservation-2",
+        ExpectedVersion::Exact(1),
+        events("ReservationExpired", 1),
+    )
+    .await;
+    assert_eq!(
+        summary(&heads(store, "reservation-", &["ReservationExpired"]).await),
+        vec![("reservation-2", 2, "ReservationExpired")]
+    );
+}
+
+pub async fn an_idempotency_key_claim_excludes_duplicates_until_released_or_expired(store: Store) {
+    use ticketing_store::KeyClaim;
+    let now = Utc::now();
+    let until = now + chrono::TimeDelta::seconds(30);
+    let claim = |fingerprint: &'static str, at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_idempotency_key(
+                    "alice/k-1",
+                    fingerprint,
+                    at,
+                    at + chrono::TimeDelta::seconds(30),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        store
+            .claim_idempotency_key("alice/k-1", "fp-a", now, until)
+            .await
+            .unwrap(),
+        KeyClaim::Claimed
+    );
+    assert_eq!(
+        claim("fp-a", now).await,
+        KeyClaim::Busy {
+            request_fingerprint: "fp-a".into()
+        }
+    );
+    assert_eq!(
+        claim("fp-b", now).await,
+        KeyClaim::Busy {
+            request_fingerprint: "fp-a".into()
+        }
+    );
+    // Other keys are independent.
+    assert_eq!(
+        store
+            .claim_idempotency_key("bob/k-1", "fp-a", now, until)
+            .await
+            .unwrap(),
+        KeyClaim::Claimed
+    );
+    // Released: claimable again.
+    store.release_idempotency_key("alice/k-1").await.unwrap();
+    assert_eq!(claim("fp-b", now).await, KeyClaim::Claimed);
+    // A claim whose holder died expires and is taken over.
+    assert_eq!(
+        claim("fp-c", now + chrono::TimeDelta::seconds(10)).await,
+        KeyClaim::Busy {
+            request_fingerprint: "fp-b".into()
+        }
+    );
+    assert_eq!(
+        claim("fp-c", now + chrono::TimeDelta::seconds(31)).await,
+        KeyClaim::Claimed
+    );
+    // Releasing an unclaimed key does nothing.
+    store.release_idempotency_key("nobody/k").await.unwrap();
+}
+
+pub async fn concurrent_claims_of_one_key_let_exactly_one_win(store: Store) {
+    use ticketing_store::KeyClaim;
+    let now = Utc::now();
+    let start = Arc::new(Barrier::new(10));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .claim_idempotency_key("k", "fp", now, now + chrono::TimeDelta::seconds(30))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = 0;
+    for task in tasks {
+        if task.await.unwrap() == KeyClaim::Claimed {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
 }

@@ -7,8 +7,10 @@
 //! Layout:
 //! - `harness.rs`: event builders; fresh databases come from `ticketing_store::testing`.
 //! - `behaviours.rs`: the contract, one async function per behaviour.
-//! - `postgres_only.rs`: what only PostgreSQL can show (gap-safe global reads).
-//! - `sqlite_only.rs`: writers on one file that do not share the in-process lock.
+//! - `postgres_only.rs`: what only PostgreSQL can show (gap-safe global reads), and
+//!   the stream index migration's backfill.
+//! - `sqlite_only.rs`: writers on one file that do not share the in-process lock, and
+//!   the stream index migration's backfill.
 //! - `config.rs`: choosing and connecting a backend from configuration.
 
 mod behaviours;
@@ -45,6 +47,8 @@ macro_rules! contract_tests {
 }
 
 contract_tests! {
+    an_idempotency_key_claim_excludes_duplicates_until_released_or_expired,
+    concurrent_claims_of_one_key_let_exactly_one_win,
     append_to_a_new_stream_numbers_events_from_one_and_reads_them_back_intact,
     recorded_at_is_the_append_instant_to_the_microsecond,
     read_stream_after_a_version_returns_only_later_events,
@@ -68,4 +72,9 @@ contract_tests! {
     empty_or_malformed_append_is_invalid_and_writes_nothing,
     concurrent_appends_with_the_same_expected_version_let_exactly_one_win,
     concurrent_writers_retrying_on_conflict_leave_contiguous_versions,
+    the_stream_index_follows_every_append_including_multi_stream_appends,
+    find_streams_filters_by_prefix_and_last_event_type,
+    find_streams_returns_the_least_recently_appended_first_up_to_the_limit,
+    find_streams_treats_percent_and_underscore_in_a_prefix_literally,
+    a_refused_append_leaves_the_stream_index_untouched,
 }

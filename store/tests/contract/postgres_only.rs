@@ -150,3 +150,48 @@ async fn stream_version_races_are_reported_as_conflicts_not_database_errors() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_index_migration_backfills_the_heads_of_existing_streams() {
+    with_postgres(
+        "the_stream_index_migration_backfills_the_heads_of_existing_streams",
+        |store| async move {
+            let pool = store.pool().clone();
+            // Back to the schema before the index, then events written by a release
+            // that did not maintain it.
+            sqlx::raw_sql("drop table streams; delete from _sqlx_migrations where version = 2;")
+                .execute(&pool)
+                .await
+                .unwrap();
+            for (stream, version, event_type, seconds_ago) in [
+                ("reservation-1", 1, "ReservationPlaced", 50),
+                ("reservation-1", 2, "PaymentRequested", 40),
+                ("reservation-2", 1, "ReservationPlaced", 30),
+                ("inventory-1-a", 1, "SectionInitialized", 60),
+                ("inventory-1-a", 2, "SeatsHeld", 50),
+                ("inventory-1-a", 3, "SeatsHeld", 30),
+            ] {
+                sqlx::query(
+                    "insert into events (stream_id, version, event_id, event_type, schema_version, \
+                                         data, metadata, recorded_at) \
+                     values ($1, $2, $3, $4, 1, '{}'::jsonb, '{}'::jsonb, \
+                             now() - make_interval(secs => $5))",
+                )
+                .bind(stream)
+                .bind(version)
+                .bind(Uuid::new_v4())
+                .bind(event_type)
+                .bind(f64::from(seconds_ago))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+
+            store.migrate().await.unwrap();
+
+            let store: Store = Arc::new(store);
+            crate::behaviours::assert_backfilled_heads(&store).await;
+        },
+    )
+    .await;
+}

@@ -65,3 +65,75 @@ async fn two_stores_on_one_file_serialise_their_appends() {
         "one transaction id per append"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_index_migration_backfills_the_heads_of_existing_streams() {
+    ticketing_store::testing::with_sqlite(|store| async move {
+        let pool = store.pool().clone();
+        // Back to the schema before the index, then events written by a release that
+        // did not maintain it.
+        sqlx::raw_sql("drop table streams; delete from _sqlx_migrations where version = 2;")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (transaction_id, (stream, version, event_type, recorded_at)) in (1..).zip([
+            (
+                "reservation-1",
+                1,
+                "ReservationPlaced",
+                "2026-06-01T12:00:10.000000Z",
+            ),
+            (
+                "reservation-1",
+                2,
+                "PaymentRequested",
+                "2026-06-01T12:00:20.000000Z",
+            ),
+            (
+                "reservation-2",
+                1,
+                "ReservationPlaced",
+                "2026-06-01T12:00:30.000000Z",
+            ),
+            (
+                "inventory-1-a",
+                1,
+                "SectionInitialized",
+                "2026-06-01T12:00:00.000000Z",
+            ),
+            (
+                "inventory-1-a",
+                2,
+                "SeatsHeld",
+                "2026-06-01T12:00:10.000000Z",
+            ),
+            (
+                "inventory-1-a",
+                3,
+                "SeatsHeld",
+                "2026-06-01T12:00:30.000000Z",
+            ),
+        ]) {
+            sqlx::query(
+                "insert into events (stream_id, version, event_id, event_type, schema_version, \
+                                     data, metadata, transaction_id, recorded_at) \
+                 values (?1, ?2, ?3, ?4, 1, '{}', '{}', ?5, ?6)",
+            )
+            .bind(stream)
+            .bind(version)
+            .bind(uuid::Uuid::new_v4().hyphenated().to_string())
+            .bind(event_type)
+            .bind(transaction_id)
+            .bind(recorded_at)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+
+        store.migrate().await.unwrap();
+
+        let store: Store = Arc::new(store);
+        crate::behaviours::assert_backfilled_heads(&store).await;
+    })
+    .await;
+}
