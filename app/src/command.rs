@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
-use ticketing_store::{AppendOutcome, EventMetadata, IdempotencyRecord, StoreError};
+use ticketing_store::{AppendOutcome, EventMetadata, IdempotencyRecord, KeyClaim, StoreError};
 use uuid::Uuid;
 
 use crate::repository::{from_json, to_json, Change};
@@ -97,6 +97,11 @@ impl Idempotency {
     }
 }
 
+/// How long a command may hold its idempotency key: longer than any command takes
+/// (a payment provider call included), short enough that a command whose process died
+/// blocks its retries only briefly.
+pub const CLAIM_DURATION: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 /// How hard to try before reporting contention.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -143,6 +148,56 @@ impl Ticketing {
             }
             Some(record) => Ok(from_json(record.outcome)),
         }
+    }
+
+    /// Runs a command at most once per idempotency key: a retry after it finished gets
+    /// its recorded outcome; a duplicate that arrives while it is still running gets
+    /// [`AppError::RequestInProgress`]; the same key with another request gets
+    /// [`AppError::IdempotencyKeyReused`]. Without a key, the command just runs.
+    ///
+    /// The key is claimed for the command's duration (at most [`CLAIM_DURATION`], so that
+    /// a command whose process died does not block its retries for long) and released
+    /// when it ends, successful or not.
+    pub(crate) async fn once<T, Fut>(
+        &self,
+        idempotency: Option<&Idempotency>,
+        command: Fut,
+    ) -> Result<T, AppError>
+    where
+        T: DeserializeOwned,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        let Some(key) = idempotency else {
+            return command.await;
+        };
+        if let Some(done) = self.replay(Some(key)).await? {
+            return Ok(done);
+        }
+        let now = self.clock.now();
+        match self
+            .store
+            .claim_idempotency_key(&key.key, &key.fingerprint, now, now + CLAIM_DURATION)
+            .await?
+        {
+            KeyClaim::Claimed => {}
+            KeyClaim::Busy {
+                request_fingerprint,
+            } if request_fingerprint != key.fingerprint => {
+                return Err(AppError::IdempotencyKeyReused)
+            }
+            KeyClaim::Busy { .. } => return Err(AppError::RequestInProgress),
+        }
+        // The first run may have finished between the look-up and the claim.
+        let result = match self.replay(Some(key)).await {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => command.await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = self.store.release_idempotency_key(&key.key).await {
+            // The claim expires by itself; until then duplicates are told to wait.
+            tracing::warn!(error.cause_chain = ?error, "idempotency key not released");
+        }
+        result
     }
 
     /// Runs `attempt` until its events are appended, retrying on version conflicts.

@@ -21,6 +21,10 @@ pub enum AppError {
     /// The idempotency key was already used for a different request. HTTP 422.
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    /// The same command, with the same idempotency key, is still running. Nothing
+    /// changed: HTTP 409; retry shortly to get its outcome.
+    #[error("a request with this idempotency key is still in progress")]
+    RequestInProgress,
     /// The payment provider did not answer. The purchase is left pending and is
     /// finished by a retry with the same idempotency key or by the sweeper. HTTP 503.
     #[error("payment provider unavailable: {0}")]
@@ -41,7 +45,9 @@ impl AppError {
     /// Whether retrying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            AppError::Contention { .. } | AppError::PaymentProvider(_) => true,
+            AppError::Contention { .. }
+            | AppError::RequestInProgress
+            | AppError::PaymentProvider(_) => true,
             AppError::Store(e) => e.is_transient(),
             _ => false,
         }

@@ -10,6 +10,10 @@
 //!
 //! Layout:
 //! - [`service`]: [`Ticketing`] and its use cases (create show, hold, pay, cancel...).
+//! - [`cancellation`]: [`Ticketing::cancel_show`], the cancellation of a show and its
+//!   fan-out over every hold and purchase.
+//! - [`sweeper`]: [`Ticketing::sweep`], the timeout sweeper, finding its work through
+//!   the store's stream index.
 //! - [`queries`]: reads of current state from the store.
 //! - [`command`]: the decide-append-retry loop and idempotency.
 //! - [`repository`]: loading aggregates, turning decisions into appends, snapshots.
@@ -18,6 +22,7 @@
 //! - [`error`]: the [`AppError`] of every use case.
 #![forbid(unsafe_code)]
 
+pub mod cancellation;
 pub mod clock;
 pub mod command;
 pub mod error;
@@ -25,8 +30,11 @@ pub mod payments;
 pub mod queries;
 pub mod repository;
 pub mod service;
+pub mod sweeper;
 
+pub use cancellation::ShowCancellation;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{CommandContext, RetryPolicy};
 pub use error::AppError;
 pub use service::{Cancelled, HeldSeats, HoldSeats, PaymentResult, Settings, Ticketing};
+pub use sweeper::{SweepLimits, SweepReport};

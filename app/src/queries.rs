@@ -131,3 +131,52 @@ impl Ticketing {
         Ok(inventories)
     }
 }
+
+impl Ticketing {
+    /// Every reservation a customer placed, newest first.
+    ///
+    /// This scans the store's global order: fine for the embedded store and small
+    /// deployments; the projector's customer-history read model is the fast path.
+    ///
+    /// # Errors
+    /// The store's errors, or [`AppError::Decode`] for an unreadable event.
+    pub async fn customer_reservations(
+        &self,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<ReservationDetails>, AppError> {
+        const PAGE: usize = 1_000;
+        let mut after = ticketing_store::GlobalPosition::START;
+        let mut ids = Vec::new();
+        loop {
+            let page = self.store.read_all(after, PAGE).await?;
+            for recorded in &page {
+                if recorded.event_type != "ReservationPlaced" {
+                    continue;
+                }
+                let event = ReservationEvent::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    recorded.data.clone(),
+                )
+                .map_err(|source| AppError::Decode {
+                    stream_id: recorded.stream_id.clone(),
+                    source,
+                })?;
+                if let ReservationEvent::ReservationPlaced(placed) = event {
+                    if placed.customer_id == *customer_id {
+                        ids.push(placed.reservation_id);
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = last.global_position,
+                _ => break,
+            }
+        }
+        let mut reservations = Vec::with_capacity(ids.len());
+        for id in ids.into_iter().rev() {
+            reservations.push(self.reservation(id).await?);
+        }
+        Ok(reservations)
+    }
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use ticketing_domain::show::ShowDetails;
 use ticketing_domain::*;
 use ticketing_store::EventStore;
@@ -12,7 +12,7 @@ use crate::command::{CommandContext, Decision, Idempotency, RetryPolicy};
 use crate::payments::{
     CardToken, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundRequest,
 };
-use crate::repository::{load, Loaded};
+use crate::repository::{load, Change, Loaded};
 use crate::{AppError, Clock};
 
 /// Tunables of the command layer.
@@ -94,6 +94,26 @@ pub struct Cancelled {
     pub refunded: Option<Money>,
 }
 
+/// What settling a capture decided. Untagged, so that a confirmation is stored as the
+/// command's idempotency outcome in exactly the form `pay` replays: a [`PaymentResult`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Settled {
+    Confirmed(PaymentResult),
+    /// The capture is recorded alone; the payment is refunded next.
+    Refund {
+        refund_reason: RefundReason,
+    },
+}
+
+/// Whether a paid reservation's seats can be confirmed.
+enum Seats {
+    /// The section's `SeatsConfirmed`, to append with the confirmation.
+    Confirmable(Change),
+    /// They cannot: the payment is refunded for this reason.
+    Refund(RefundReason),
+}
+
 fn ensure<T>(value: Option<T>, error: DomainError) -> Result<T, AppError> {
     value.ok_or(AppError::Domain(error))
 }
@@ -121,11 +141,11 @@ impl Ticketing {
         self.clock.now()
     }
 
-    async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, AppError> {
+    pub(crate) async fn load<A: Aggregate>(&self, stream_id: &str) -> Result<Loaded<A>, AppError> {
         load::<A>(self.store.as_ref(), stream_id).await
     }
 
-    async fn load_existing_show(
+    pub(crate) async fn load_existing_show(
         &self,
         show_id: ShowId,
     ) -> Result<(Loaded<Show>, ShowDetails), AppError> {
@@ -134,7 +154,7 @@ impl Ticketing {
         Ok((show, details))
     }
 
-    async fn load_existing_reservation(
+    pub(crate) async fn load_existing_reservation(
         &self,
         reservation_id: ReservationId,
     ) -> Result<(Loaded<Reservation>, reservation::ReservationDetails), AppError> {
@@ -148,7 +168,7 @@ impl Ticketing {
         Ok((reservation, details))
     }
 
-    async fn load_section(
+    pub(crate) async fn load_section(
         &self,
         show_id: ShowId,
         section: &SectionName,
@@ -169,50 +189,52 @@ impl Ticketing {
         plan: ShowPlan,
     ) -> Result<ShowId, AppError> {
         let idempotency = Idempotency::of(ctx, "create_show", &(&organizer_id, &plan));
-        if let Some(show_id) = self.replay(idempotency.as_ref()).await? {
-            return Ok(show_id);
-        }
-        let show_id = ShowId::new();
-        let (organizer_id, plan) = (&organizer_id, &plan);
-        self.execute(ctx, idempotency.as_ref(), move || async move {
-            let now = self.clock.now();
-            let show = Loaded::<Show>::empty(show_stream(show_id));
-            let created = show.state.decide(
-                ShowCommand::Create {
-                    show_id,
-                    organizer_id: organizer_id.clone(),
-                    plan: plan.clone(),
-                },
-                now,
-            )?;
-            let mut changes = vec![show.change(created)];
-            for spec in &plan.sections {
-                let inventory = Loaded::<Inventory>::empty(inventory_stream(show_id, &spec.name));
-                let initialized = inventory.state.decide(
-                    InventoryCommand::Initialize {
+        self.once(idempotency.as_ref(), async {
+            let show_id = ShowId::new();
+            let (organizer_id, plan) = (&organizer_id, &plan);
+            self.execute(ctx, idempotency.as_ref(), move || async move {
+                let now = self.clock.now();
+                let show = Loaded::<Show>::empty(show_stream(show_id));
+                let created = show.state.decide(
+                    ShowCommand::Create {
                         show_id,
-                        section: spec.name.clone(),
-                        capacity: spec.capacity,
-                        unit_price: spec.unit_price,
-                        max_per_order: plan.max_per_order,
+                        organizer_id: organizer_id.clone(),
+                        plan: plan.clone(),
                     },
                     now,
                 )?;
-                changes.push(inventory.change(initialized));
-            }
-            Ok(Decision {
-                completes: true,
-                changes,
-                outcome: show_id,
+                let mut changes = vec![show.change(created)];
+                for spec in &plan.sections {
+                    let inventory =
+                        Loaded::<Inventory>::empty(inventory_stream(show_id, &spec.name));
+                    let initialized = inventory.state.decide(
+                        InventoryCommand::Initialize {
+                            show_id,
+                            section: spec.name.clone(),
+                            capacity: spec.capacity,
+                            unit_price: spec.unit_price,
+                            max_per_order: plan.max_per_order,
+                        },
+                        now,
+                    )?;
+                    changes.push(inventory.change(initialized));
+                }
+                Ok(Decision {
+                    completes: true,
+                    changes,
+                    outcome: show_id,
+                })
             })
+            .await
         })
         .await
     }
 
     /// Opens, closes or cancels sales of a show.
     ///
-    /// Cancelling records the cancellation only: releasing holds and refunding
-    /// purchases is done per reservation by the caller.
+    /// Cancelling through this records the cancellation only; [`Ticketing::cancel_show`]
+    /// also releases the show's holds and refunds its purchases, and is what callers
+    /// should use.
     ///
     /// # Errors
     /// [`DomainError::ShowNotFound`], [`DomainError::SalesAlreadyOpen`],
@@ -225,18 +247,18 @@ impl Ticketing {
         command: ShowCommand,
     ) -> Result<(), AppError> {
         let idempotency = Idempotency::of(ctx, "change_sales", &(&show_id, &command));
-        if let Some(()) = self.replay(idempotency.as_ref()).await? {
-            return Ok(());
-        }
-        let command = &command;
-        self.execute(ctx, idempotency.as_ref(), move || async move {
-            let show = self.load::<Show>(&show_stream(show_id)).await?;
-            let events = show.state.decide(command.clone(), self.clock.now())?;
-            Ok(Decision {
-                completes: true,
-                changes: vec![show.change(events)],
-                outcome: (),
+        self.once(idempotency.as_ref(), async {
+            let command = &command;
+            self.execute(ctx, idempotency.as_ref(), move || async move {
+                let show = self.load::<Show>(&show_stream(show_id)).await?;
+                let events = show.state.decide(command.clone(), self.clock.now())?;
+                Ok(Decision {
+                    completes: true,
+                    changes: vec![show.change(events)],
+                    outcome: (),
+                })
             })
+            .await
         })
         .await
     }
@@ -256,52 +278,52 @@ impl Ticketing {
         request: HoldSeats,
     ) -> Result<HeldSeats, AppError> {
         let idempotency = Idempotency::of(ctx, "hold_seats", &request);
-        if let Some(held) = self.replay(idempotency.as_ref()).await? {
-            return Ok(held);
-        }
-        let reservation_id = ReservationId::new();
-        let request = &request;
-        self.execute(ctx, idempotency.as_ref(), move || async move {
-            let now = self.clock.now();
-            let (_, show) = self.load_existing_show(request.show_id).await?;
-            let spec = ensure(show.section(&request.section), DomainError::UnknownSection)?;
-            let inventory = self.load_section(show.show_id, &spec.name).await?;
-            let expires_at = now + self.settings.hold_duration;
-            let held = inventory.state.decide(
-                InventoryCommand::Hold {
-                    reservation_id,
-                    quantity: request.quantity,
-                    expires_at,
-                    sales: show.status,
-                },
-                now,
-            )?;
-            let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
-            let placed = reservation.state.decide(
-                ReservationCommand::Place {
-                    reservation_id,
-                    show_id: show.show_id,
-                    section: spec.name.clone(),
-                    customer_id: request.customer_id.clone(),
-                    quantity: request.quantity,
-                    unit_price: spec.unit_price,
-                    expires_at,
-                },
-                now,
-            )?;
-            let amount = spec.unit_price.times(request.quantity.get())?;
-            Ok(Decision {
-                completes: true,
-                changes: vec![inventory.change(held), reservation.change(placed)],
-                outcome: HeldSeats {
-                    reservation_id,
-                    show_id: show.show_id,
-                    section: spec.name.clone(),
-                    quantity: request.quantity.get(),
-                    amount,
-                    expires_at,
-                },
+        self.once(idempotency.as_ref(), async {
+            let reservation_id = ReservationId::new();
+            let request = &request;
+            self.execute(ctx, idempotency.as_ref(), move || async move {
+                let now = self.clock.now();
+                let (_, show) = self.load_existing_show(request.show_id).await?;
+                let spec = ensure(show.section(&request.section), DomainError::UnknownSection)?;
+                let inventory = self.load_section(show.show_id, &spec.name).await?;
+                let expires_at = now + self.settings.hold_duration;
+                let held = inventory.state.decide(
+                    InventoryCommand::Hold {
+                        reservation_id,
+                        quantity: request.quantity,
+                        expires_at,
+                        sales: show.status,
+                    },
+                    now,
+                )?;
+                let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
+                let placed = reservation.state.decide(
+                    ReservationCommand::Place {
+                        reservation_id,
+                        show_id: show.show_id,
+                        section: spec.name.clone(),
+                        customer_id: request.customer_id.clone(),
+                        quantity: request.quantity,
+                        unit_price: spec.unit_price,
+                        expires_at,
+                    },
+                    now,
+                )?;
+                let amount = spec.unit_price.times(request.quantity.get())?;
+                Ok(Decision {
+                    completes: true,
+                    changes: vec![inventory.change(held), reservation.change(placed)],
+                    outcome: HeldSeats {
+                        reservation_id,
+                        show_id: show.show_id,
+                        section: spec.name.clone(),
+                        quantity: request.quantity.get(),
+                        amount,
+                        expires_at,
+                    },
+                })
             })
+            .await
         })
         .await
     }
@@ -314,7 +336,8 @@ impl Ticketing {
     ///
     /// # Errors
     /// [`DomainError::HoldExpired`] when the hold ran out and its seats are gone
-    /// (the expiry is recorded), [`DomainError::AlreadyPaid`],
+    /// (the expiry is recorded), [`DomainError::ShowCancelled`] (nothing is charged),
+    /// [`DomainError::AlreadyPaid`],
     /// [`DomainError::ReservationClosed`], [`AppError::PaymentProvider`] when the
     /// provider does not answer (the payment stays pending).
     #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %reservation_id))]
@@ -325,42 +348,47 @@ impl Ticketing {
         card: CardToken,
     ) -> Result<PaymentResult, AppError> {
         let idempotency = Idempotency::of(ctx, "pay", &(&reservation_id, &card));
-        if let Some(result) = self.replay(idempotency.as_ref()).await? {
-            return Ok(result);
-        }
-        let (_, details) = self.load_existing_reservation(reservation_id).await?;
-        if details.status == ReservationStatus::Held {
-            // Charging for seats that are gone would only mean refunding at once.
-            let inventory = self.load_section(details.show_id, &details.section).await?;
-            let now = self.clock.now();
-            let confirm = InventoryCommand::Confirm { reservation_id };
-            if let Err(DomainError::HoldExpired) = inventory.state.decide(confirm, now) {
-                self.expire(ctx, reservation_id).await?;
-                return Err(DomainError::HoldExpired.into());
+        self.once(idempotency.as_ref(), async {
+            let (_, details) = self.load_existing_reservation(reservation_id).await?;
+            if details.status == ReservationStatus::Held {
+                // Charging for a cancelled show, or for seats that are gone, would only mean
+                // refunding at once. (A pending payment goes on: it may already be charged.)
+                let (_, show) = self.load_existing_show(details.show_id).await?;
+                if show.status == SalesStatus::Cancelled {
+                    return Err(DomainError::ShowCancelled.into());
+                }
+                let inventory = self.load_section(details.show_id, &details.section).await?;
+                let now = self.clock.now();
+                let confirm = InventoryCommand::Confirm { reservation_id };
+                if let Err(DomainError::HoldExpired) = inventory.state.decide(confirm, now) {
+                    self.expire(ctx, reservation_id).await?;
+                    return Err(DomainError::HoldExpired.into());
+                }
             }
-        }
-        let payment_id = self.request_payment(ctx, reservation_id).await?;
-        let charge = ChargeRequest {
-            idempotency_key: payment_id.to_string(),
-            amount: details.amount,
-            card,
-            description: format!(
-                "{} x {} ({})",
-                details.quantity, details.section, details.show_id
-            ),
-        };
-        let outcome = self
-            .payments
-            .charge(charge)
+            let payment_id = self.request_payment(ctx, reservation_id).await?;
+            let charge = ChargeRequest {
+                idempotency_key: payment_id.to_string(),
+                amount: details.amount,
+                card,
+                description: format!(
+                    "{} x {} ({})",
+                    details.quantity, details.section, details.show_id
+                ),
+            };
+            let outcome = self
+                .payments
+                .charge(charge)
+                .await
+                .map_err(AppError::PaymentProvider)?;
+            self.record_charge(
+                ctx,
+                idempotency.as_ref(),
+                reservation_id,
+                payment_id,
+                outcome,
+            )
             .await
-            .map_err(AppError::PaymentProvider)?;
-        self.record_charge(
-            ctx,
-            idempotency.as_ref(),
-            reservation_id,
-            payment_id,
-            outcome,
-        )
+        })
         .await
     }
 
@@ -391,10 +419,11 @@ impl Ticketing {
     }
 
     /// Records what the provider did with a requested payment, and its consequences:
-    /// confirmed seats, released seats, or a refund when the seats are gone.
+    /// confirmed seats, released seats, or a refund when the seats are gone or the show
+    /// was cancelled.
     ///
     /// This is also how a purchase left pending by a crash or a timeout is finished,
-    /// once the provider's answer is known.
+    /// once the provider's answer is known (the sweeper asks it with `find_charge`).
     ///
     /// # Errors
     /// The store's errors; [`AppError::PaymentProvider`] when a needed refund fails.
@@ -406,120 +435,253 @@ impl Ticketing {
         payment_id: PaymentId,
         outcome: ChargeOutcome,
     ) -> Result<PaymentResult, AppError> {
-        let reference = match outcome {
+        match outcome {
             ChargeOutcome::Declined { reason } => {
-                let reason = &reason;
-                return self
-                    .execute(ctx, idempotency, move || async move {
-                        let now = self.clock.now();
-                        let (reservation, details) =
-                            self.load_existing_reservation(reservation_id).await?;
-                        let declined = reservation.state.decide(
-                            ReservationCommand::RecordPaymentDeclined {
-                                payment_id,
-                                reason: reason.clone(),
-                            },
-                            now,
-                        )?;
-                        let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
-                        let recorded = payment.state.decide(
-                            PaymentCommand::RecordDecline {
-                                payment_id,
-                                reservation_id,
-                                amount: details.amount,
-                                reason: reason.clone(),
-                            },
-                            now,
-                        )?;
-                        let inventory =
-                            self.load_section(details.show_id, &details.section).await?;
-                        let released = inventory.state.decide(
-                            InventoryCommand::Release {
-                                reservation_id,
-                                reason: ReleaseReason::PaymentDeclined,
-                            },
-                            now,
-                        )?;
-                        Ok(Decision {
-                            completes: true,
-                            changes: vec![
-                                reservation.change(declined),
-                                payment.change(recorded),
-                                inventory.change(released),
-                            ],
-                            outcome: PaymentResult::Declined {
-                                reservation_id,
-                                payment_id,
-                                reason: reason.clone(),
-                            },
-                        })
-                    })
-                    .await;
+                self.record_decline(ctx, idempotency, reservation_id, payment_id, &reason)
+                    .await
             }
-            ChargeOutcome::Captured { reference } => reference,
-        };
-        let reference = &reference;
-        // Record the capture and, if the seats can still be had, confirm them in the
-        // same transaction; otherwise record the capture alone and refund below.
-        let confirmed = self
+            ChargeOutcome::Captured { reference } => {
+                self.settle_capture(
+                    ctx,
+                    idempotency,
+                    reservation_id,
+                    payment_id,
+                    Some(&reference),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Finishes a purchase whose capture is recorded (`ReservationPaid`) but that was
+    /// neither confirmed nor refunded: the process died between the two, or the refund
+    /// went unanswered. It takes the same path as a fresh capture, minus recording it.
+    ///
+    /// # Errors
+    /// As [`Ticketing::record_charge`].
+    pub(crate) async fn finish_paid(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+    ) -> Result<PaymentResult, AppError> {
+        self.settle_capture(ctx, None, reservation_id, payment_id, None)
+            .await
+    }
+
+    /// Records a declined charge and puts the seats back on sale, in one transaction.
+    async fn record_decline(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        reason: &str,
+    ) -> Result<PaymentResult, AppError> {
+        self.execute(ctx, idempotency, move || async move {
+            let now = self.clock.now();
+            let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+            let declined = reservation.state.decide(
+                ReservationCommand::RecordPaymentDeclined {
+                    payment_id,
+                    reason: reason.to_owned(),
+                },
+                now,
+            )?;
+            let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
+            let recorded = payment.state.decide(
+                PaymentCommand::RecordDecline {
+                    payment_id,
+                    reservation_id,
+                    amount: details.amount,
+                    reason: reason.to_owned(),
+                },
+                now,
+            )?;
+            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let released = inventory.state.decide(
+                InventoryCommand::Release {
+                    reservation_id,
+                    reason: ReleaseReason::PaymentDeclined,
+                },
+                now,
+            )?;
+            Ok(Decision {
+                completes: true,
+                changes: vec![
+                    reservation.change(declined),
+                    payment.change(recorded),
+                    inventory.change(released),
+                ],
+                outcome: PaymentResult::Declined {
+                    reservation_id,
+                    payment_id,
+                    reason: reason.to_owned(),
+                },
+            })
+        })
+        .await
+    }
+
+    /// The one place a captured payment turns into confirmed seats or a refund.
+    ///
+    /// With a `reference`, the capture is recorded first (the reservation must be
+    /// waiting for it); without one, it must already be recorded. If the seats can
+    /// still be had and the show is not cancelled, they are confirmed in the same
+    /// transaction as the capture; otherwise the capture is recorded alone and the
+    /// payment refunded.
+    async fn settle_capture(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        reference: Option<&str>,
+    ) -> Result<PaymentResult, AppError> {
+        let settled = self
             .execute(ctx, idempotency, move || async move {
                 let now = self.clock.now();
                 let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
-                let paid = reservation.state.decide(
-                    ReservationCommand::RecordPaymentCaptured { payment_id },
-                    now,
-                )?;
-                let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
-                let captured = payment.state.decide(
-                    PaymentCommand::RecordCapture {
-                        payment_id,
-                        reservation_id,
-                        amount: details.amount,
-                        provider_reference: reference.clone(),
-                    },
-                    now,
-                )?;
-                let inventory = self.load_section(details.show_id, &details.section).await?;
-                let seats = inventory
-                    .state
-                    .decide(InventoryCommand::Confirm { reservation_id }, now);
-                let mut reservation_events = paid;
-                let mut changes = vec![payment.change(captured)];
-                let outcome = match seats {
-                    Ok(confirmed) => {
-                        let paid_state = reservation.state.clone().fold(&reservation_events);
-                        reservation_events
-                            .extend(paid_state.decide(ReservationCommand::Confirm, now)?);
-                        changes.push(inventory.change(confirmed));
-                        Some(PaymentResult::Confirmed {
+                let mut changes = Vec::new();
+                let mut reservation_events = match (details.status, reference) {
+                    // Captured earlier: only the confirmation or the refund is missing.
+                    (ReservationStatus::Paid, _) if details.payment_id == Some(payment_id) => {
+                        Vec::new()
+                    }
+                    (_, Some(reference)) => {
+                        let paid = reservation.state.decide(
+                            ReservationCommand::RecordPaymentCaptured { payment_id },
+                            now,
+                        )?;
+                        let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
+                        let captured = payment.state.decide(
+                            PaymentCommand::RecordCapture {
+                                payment_id,
+                                reservation_id,
+                                amount: details.amount,
+                                provider_reference: reference.to_owned(),
+                            },
+                            now,
+                        )?;
+                        changes.push(payment.change(captured));
+                        paid
+                    }
+                    // Nothing captured to settle.
+                    (status, None) => {
+                        return Err(match status {
+                            ReservationStatus::Held | ReservationStatus::PaymentPending => {
+                                DomainError::NotPaid
+                            }
+                            ReservationStatus::Paid => DomainError::PaymentMismatch,
+                            ReservationStatus::Confirmed => DomainError::AlreadyPaid,
+                            closed => DomainError::ReservationClosed(closed),
+                        }
+                        .into())
+                    }
+                };
+                let outcome = match self.seats_for(&details, now).await? {
+                    Seats::Confirmable(seats) => {
+                        let paid = reservation.state.clone().fold(&reservation_events);
+                        reservation_events.extend(paid.decide(ReservationCommand::Confirm, now)?);
+                        changes.push(seats);
+                        Settled::Confirmed(PaymentResult::Confirmed {
                             reservation_id,
                             payment_id,
                             amount: details.amount,
                         })
                     }
-                    Err(DomainError::HoldExpired) => None,
-                    Err(other) => return Err(other.into()),
+                    Seats::Refund(refund_reason) => Settled::Refund { refund_reason },
                 };
                 changes.push(reservation.change(reservation_events));
                 Ok(Decision {
-                    completes: outcome.is_some(),
+                    completes: matches!(outcome, Settled::Confirmed(_)),
                     changes,
                     outcome,
                 })
             })
             .await?;
-        match confirmed {
-            Some(result) => Ok(result),
-            None => {
-                self.refund(ctx, idempotency, payment_id, RefundReason::SeatsUnavailable)
-                    .await?;
-                let (_, details) = self.load_existing_reservation(reservation_id).await?;
+        match settled {
+            Settled::Confirmed(confirmed) => self.unless_show_cancelled(ctx, confirmed).await,
+            Settled::Refund { refund_reason } => {
+                self.refund(ctx, idempotency, payment_id, refund_reason, |amount| {
+                    PaymentResult::Refunded {
+                        reservation_id,
+                        payment_id,
+                        amount,
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Whether a paid reservation's seats can be confirmed at `now`: the section's
+    /// change if so, or why the payment must be refunded instead.
+    async fn seats_for(
+        &self,
+        details: &reservation::ReservationDetails,
+        now: Timestamp,
+    ) -> Result<Seats, AppError> {
+        let (_, show) = self.load_existing_show(details.show_id).await?;
+        if show.status == SalesStatus::Cancelled {
+            return Ok(Seats::Refund(RefundReason::ShowCancelled));
+        }
+        let inventory = self.load_section(details.show_id, &details.section).await?;
+        let confirm = InventoryCommand::Confirm {
+            reservation_id: details.reservation_id,
+        };
+        match inventory.state.decide(confirm, now) {
+            Ok(confirmed) => Ok(Seats::Confirmable(inventory.change(confirmed))),
+            Err(DomainError::HoldExpired) => Ok(Seats::Refund(RefundReason::SeatsUnavailable)),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Refunds a purchase that was just confirmed if its show was cancelled meanwhile.
+    ///
+    /// The confirmation reads the show without checking its version (that would make
+    /// every purchase of a show contend on one stream). A cancellation that commits
+    /// between that read and the confirmation's commit is seen here, read after the
+    /// commit; one that commits later finds the seats sold when `cancel_show` reads the
+    /// sections, and refunds them itself. One of the two always sees the other.
+    async fn unless_show_cancelled(
+        &self,
+        ctx: &CommandContext,
+        confirmed: PaymentResult,
+    ) -> Result<PaymentResult, AppError> {
+        let PaymentResult::Confirmed {
+            reservation_id,
+            payment_id,
+            amount,
+        } = confirmed
+        else {
+            return Ok(confirmed);
+        };
+        let (_, details) = self.load_existing_reservation(reservation_id).await?;
+        let (_, show) = self.load_existing_show(details.show_id).await?;
+        if show.status != SalesStatus::Cancelled {
+            return Ok(confirmed);
+        }
+        // No idempotency key: the confirmation already stored the command's record.
+        match self
+            .refund(
+                ctx,
+                None,
+                payment_id,
+                RefundReason::ShowCancelled,
+                |amount| amount,
+            )
+            .await
+        {
+            // `cancel_show` refunded it first.
+            Ok(_) | Err(AppError::Domain(DomainError::AlreadyRefunded)) => {
                 Ok(PaymentResult::Refunded {
                     reservation_id,
                     payment_id,
-                    amount: details.amount,
+                    amount,
                 })
             }
+            Err(other) => Err(other),
         }
     }
 
@@ -569,25 +731,44 @@ impl Ticketing {
         reservation_id: ReservationId,
     ) -> Result<Cancelled, AppError> {
         let idempotency = Idempotency::of(ctx, "cancel", &reservation_id);
-        if let Some(cancelled) = self.replay(idempotency.as_ref()).await? {
-            return Ok(cancelled);
-        }
-        let (_, details) = self.load_existing_reservation(reservation_id).await?;
-        if details.status == ReservationStatus::Confirmed {
-            let payment_id = ensure(details.payment_id, DomainError::NotPaid)?;
-            self.refund(
+        self.once(idempotency.as_ref(), async {
+            let (_, details) = self.load_existing_reservation(reservation_id).await?;
+            if details.status == ReservationStatus::Confirmed {
+                let payment_id = ensure(details.payment_id, DomainError::NotPaid)?;
+                return self
+                    .refund(
+                        ctx,
+                        idempotency.as_ref(),
+                        payment_id,
+                        RefundReason::CancelledByCustomer,
+                        |amount| Cancelled {
+                            reservation_id,
+                            refunded: Some(amount),
+                        },
+                    )
+                    .await;
+            }
+            self.cancel_hold(
                 ctx,
                 idempotency.as_ref(),
-                payment_id,
-                RefundReason::CancelledByCustomer,
-            )
-            .await?;
-            return Ok(Cancelled {
                 reservation_id,
-                refunded: Some(details.amount),
-            });
-        }
-        self.execute(ctx, idempotency.as_ref(), move || async move {
+                ReleaseReason::CancelledByCustomer,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Cancels an unpaid reservation and puts its seats back on sale, in one
+    /// transaction: for its customer, or because its show was cancelled.
+    pub(crate) async fn cancel_hold(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        reservation_id: ReservationId,
+        reason: ReleaseReason,
+    ) -> Result<Cancelled, AppError> {
+        self.execute(ctx, idempotency, move || async move {
             let now = self.clock.now();
             let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
             let cancelled = reservation
@@ -597,7 +778,7 @@ impl Ticketing {
             let released = inventory.state.decide(
                 InventoryCommand::Release {
                     reservation_id,
-                    reason: ReleaseReason::CancelledByCustomer,
+                    reason,
                 },
                 now,
             )?;
@@ -630,20 +811,29 @@ impl Ticketing {
         reason: RefundReason,
     ) -> Result<Money, AppError> {
         let idempotency = Idempotency::of(ctx, "refund", &(&payment_id, &reason));
-        if let Some(amount) = self.replay(idempotency.as_ref()).await? {
-            return Ok(amount);
-        }
-        self.refund(ctx, idempotency.as_ref(), payment_id, reason)
+        self.once(idempotency.as_ref(), async {
+            self.refund(ctx, idempotency.as_ref(), payment_id, reason, |amount| {
+                amount
+            })
             .await
+        })
+        .await
     }
 
-    async fn refund(
+    /// Refunds a payment and records it. `answer` turns the refunded amount into the
+    /// outcome of the command that asked for the refund: it is what an idempotency
+    /// record stores, so that a retry of that command replays its own answer.
+    pub(crate) async fn refund<T>(
         &self,
         ctx: &CommandContext,
         idempotency: Option<&Idempotency>,
         payment_id: PaymentId,
         reason: RefundReason,
-    ) -> Result<Money, AppError> {
+        answer: impl FnOnce(Money) -> T,
+    ) -> Result<T, AppError>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+    {
         let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
         let details = ensure(payment.state.0.clone(), DomainError::PaymentNotFound)?;
         // Refuse what the domain would refuse before money moves.
@@ -667,7 +857,8 @@ impl Ticketing {
                 }
                 other => AppError::PaymentProvider(other),
             })?;
-        let (receipt, details) = (&receipt, &details);
+        let outcome = answer(details.amount);
+        let (receipt, details, outcome) = (&receipt, &details, &outcome);
         self.execute(ctx, idempotency, move || async move {
             let now = self.clock.now();
             let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;
@@ -708,7 +899,11 @@ impl Ticketing {
                         .decide(ReservationCommand::Refund { reason }, now)?,
                     InventoryCommand::Release {
                         reservation_id: booking.reservation_id,
-                        reason: ReleaseReason::Expired,
+                        reason: if reason == RefundReason::ShowCancelled {
+                            ReleaseReason::ShowCancelled
+                        } else {
+                            ReleaseReason::Expired
+                        },
                     },
                 ),
             };
@@ -725,7 +920,7 @@ impl Ticketing {
             Ok(Decision {
                 completes: true,
                 changes,
-                outcome: details.amount,
+                outcome: outcome.clone(),
             })
         })
         .await

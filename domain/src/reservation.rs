@@ -201,6 +201,9 @@ pub struct ReservationDetails {
     pub status: ReservationStatus,
     /// The payment requested for it, once one is.
     pub payment_id: Option<PaymentId>,
+    /// When that payment was requested: the sweeper leaves a pending payment alone for
+    /// a grace period after it, so that it never races a request still in flight.
+    pub payment_requested_at: Option<Timestamp>,
 }
 
 /// The reservation aggregate's state: `None` until placed.
@@ -211,7 +214,8 @@ impl Aggregate for Reservation {
     type Command = ReservationCommand;
     type Event = ReservationEvent;
     const KIND: &'static str = "reservation";
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// 2: `ReservationDetails` gained `payment_requested_at`.
+    const SNAPSHOT_VERSION: u32 = 2;
 
     fn decide(
         &self,
@@ -409,6 +413,7 @@ impl Aggregate for Reservation {
                     placed_at: e.placed_at,
                     status: S::Held,
                     payment_id: None,
+                    payment_requested_at: None,
                 }))
             }
             (None, _) => return Reservation(None),
@@ -419,6 +424,7 @@ impl Aggregate for Reservation {
             ReservationEvent::PaymentRequested(e) => {
                 r.status = S::PaymentPending;
                 r.payment_id = Some(e.payment_id);
+                r.payment_requested_at = Some(e.requested_at);
             }
             ReservationEvent::ReservationPaid(_) => r.status = S::Paid,
             ReservationEvent::ReservationConfirmed(_) => r.status = S::Confirmed,

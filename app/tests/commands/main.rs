@@ -6,11 +6,15 @@
 //! - `purchase.rs`: holds, payments, expiry, cancellation and refunds.
 //! - `retries.rs`: idempotency keys, provider timeouts, concurrency.
 //! - `storage.rs`: snapshots and upcasting through the store.
+//! - `sweeper.rs`: the timeout sweeper, moving time with the manual clock.
+//! - `cancellation.rs`: cancelling a show and its fan-out.
 
+mod cancellation;
 mod purchase;
 mod retries;
 mod storage;
 mod support;
+mod sweeper;
 
 macro_rules! on_both_backends {
     ($($module:ident :: $scenario:ident),+ $(,)?) => {
@@ -56,7 +60,26 @@ on_both_backends! {
     retries::a_retried_payment_with_the_same_key_charges_once_and_appends_nothing,
     retries::a_provider_timeout_leaves_the_payment_pending_and_a_retry_charges_once,
     retries::concurrent_holds_never_oversell_and_losers_get_a_clear_answer,
+    retries::a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_progress,
+    retries::a_failed_command_releases_its_key_for_a_retry,
+    retries::a_retried_cancellation_that_refunded_answers_the_same,
+    retries::a_retried_payment_that_ended_in_a_refund_answers_the_same,
     storage::loading_from_snapshots_gives_the_same_state_as_replaying,
     storage::an_unusable_snapshot_is_ignored,
     storage::a_version_one_event_in_the_store_is_read_in_the_current_shape,
+    sweeper::a_sweep_with_nothing_to_do_reports_zeros,
+    sweeper::due_holds_are_expired_and_holds_not_yet_due_are_left_alone,
+    sweeper::a_payment_whose_answer_was_lost_is_confirmed_after_the_grace_period_and_not_before,
+    sweeper::a_pending_payment_the_provider_never_saw_is_released_as_abandoned_after_the_grace_period,
+    sweeper::a_captured_payment_whose_seats_are_gone_is_refunded,
+    sweeper::a_captured_purchase_left_unsettled_is_refunded_once_the_provider_answers,
+    sweeper::a_captured_purchase_left_unsettled_is_confirmed_when_its_seats_are_free_again,
+    sweeper::running_the_sweep_twice_changes_nothing_the_second_time,
+    sweeper::a_provider_outage_is_counted_as_failures_and_the_rest_of_the_sweep_goes_on,
+    sweeper::a_sweep_acts_on_at_most_max_items_and_leaves_the_rest_for_the_next_run,
+    sweeper::the_sweeper_refunds_rather_than_confirms_a_pending_payment_of_a_cancelled_show,
+    cancellation::cancelling_a_show_releases_its_holds_refunds_its_purchases_and_a_second_call_changes_nothing,
+    cancellation::a_cancellation_cut_short_by_a_provider_outage_is_finished_by_calling_it_again,
+    cancellation::paying_for_a_hold_of_a_cancelled_show_is_refused_without_charging,
+    cancellation::a_pending_payment_finished_after_its_show_was_cancelled_is_refunded_not_confirmed,
 }

@@ -174,3 +174,122 @@ pub async fn concurrent_holds_never_oversell_and_losers_get_a_clear_answer(
     let versions: Vec<u64> = section.iter().map(|e| e.version).collect();
     assert_eq!(versions, (1..=u64::from(capacity) + 1).collect::<Vec<_>>());
 }
+
+pub async fn a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_progress(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let held = hold(&h, show_id, 1, 2).await;
+    h.provider
+        .set_charge_delay(std::time::Duration::from_millis(400));
+    let ctx = customer_ctx(1).with_idempotency_key("pay-slow");
+    let first = {
+        let (app, ctx) = (h.app.clone(), ctx.clone());
+        tokio::spawn(async move { app.pay(&ctx, held.reservation_id, card("tok_visa")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let duplicate = h.app.pay(&ctx, held.reservation_id, card("tok_visa")).await;
+    assert!(
+        matches!(duplicate, Err(AppError::RequestInProgress)),
+        "{duplicate:?}"
+    );
+    let other_request = h
+        .app
+        .pay(&ctx, held.reservation_id, card("tok_mastercard"))
+        .await;
+    assert!(
+        matches!(other_request, Err(AppError::IdempotencyKeyReused)),
+        "{other_request:?}"
+    );
+    let first = first.await.unwrap().unwrap();
+    assert!(matches!(first, PaymentResult::Confirmed { .. }));
+    // Once it has finished, the same request gets its answer.
+    assert_eq!(
+        h.app
+            .pay(&ctx, held.reservation_id, card("tok_visa"))
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(h.gateway.captured_count(), 1);
+}
+
+pub async fn a_failed_command_releases_its_key_for_a_retry(store: Arc<dyn EventStore>) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let held = hold(&h, show_id, 1, 2).await;
+    let ctx = customer_ctx(1).with_idempotency_key("pay-after-outage");
+    h.provider.set_outage(Outage::Everything);
+    let failed = h.app.pay(&ctx, held.reservation_id, card("tok_visa")).await;
+    assert!(
+        matches!(failed, Err(AppError::PaymentProvider(_))),
+        "{failed:?}"
+    );
+    h.provider.set_outage(Outage::None);
+    let retried = h
+        .app
+        .pay(&ctx, held.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    assert!(matches!(retried, PaymentResult::Confirmed { .. }));
+}
+
+pub async fn a_retried_cancellation_that_refunded_answers_the_same(store: Arc<dyn EventStore>) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let held = hold(&h, show_id, 1, 2).await;
+    h.app
+        .pay(&customer_ctx(1), held.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    let ctx = customer_ctx(1).with_idempotency_key("cancel-1");
+    let first = h.app.cancel(&ctx, held.reservation_id).await.unwrap();
+    assert_eq!(first.refunded, Some(eur(9_000)));
+    assert_eq!(
+        h.app.cancel(&ctx, held.reservation_id).await.unwrap(),
+        first
+    );
+    assert_eq!(h.gateway.refund_count(), 1);
+}
+
+/// The hold runs out while the provider's answer is lost, and another customer takes
+/// the seats: the retried payment captures, finds the seats gone and refunds, and a
+/// second retry replays that answer.
+pub async fn a_retried_payment_that_ended_in_a_refund_answers_the_same(store: Arc<dyn EventStore>) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 2).await;
+    let late = hold(&h, show_id, 1, 2).await;
+    h.clock.advance(chrono::TimeDelta::minutes(11));
+    let ctx = customer_ctx(1).with_idempotency_key("late-pay");
+    let lost = h
+        .app
+        .pay(&ctx, late.reservation_id, card("tok_timeoutAfterCapture"))
+        .await;
+    assert!(
+        matches!(lost, Err(AppError::PaymentProvider(GatewayError::Timeout))),
+        "{lost:?}"
+    );
+    hold(&h, show_id, 2, 2).await;
+    let refunded = h
+        .app
+        .pay(&ctx, late.reservation_id, card("tok_timeoutAfterCapture"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refunded, PaymentResult::Refunded { .. }),
+        "{refunded:?}"
+    );
+    assert_eq!(
+        h.app
+            .pay(&ctx, late.reservation_id, card("tok_timeoutAfterCapture"))
+            .await
+            .unwrap(),
+        refunded
+    );
+    assert_eq!(
+        (h.gateway.captured_count(), h.gateway.refund_count()),
+        (1, 1)
+    );
+    assert_eq!(seats(&h, show_id).await, (2, 0, 0));
+}

@@ -1,18 +1,85 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use chrono::{TimeDelta, TimeZone, Utc};
-use ticketing_app::payments::{CardToken, SimulatedGateway};
+use ticketing_app::payments::{
+    CardToken, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundReceipt,
+    RefundRequest, SimulatedGateway,
+};
 use ticketing_app::{
     Clock, CommandContext, HeldSeats, HoldSeats, ManualClock, Settings, Ticketing,
 };
 use ticketing_domain::*;
-use ticketing_store::EventStore;
+use ticketing_store::{EventStore, StreamHead};
 
 pub struct Harness {
     pub app: Arc<Ticketing>,
     pub clock: ManualClock,
+    /// The provider's ledger: what was really charged and refunded.
     pub gateway: Arc<SimulatedGateway>,
+    /// The provider as the command layer reaches it, which a test can cut off.
+    pub provider: Arc<UnreliableProvider>,
     pub store: Arc<dyn EventStore>,
+}
+
+/// Which calls to the provider fail with [`GatewayError::Unavailable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    None,
+    /// Refunds only: a purchase whose refund is due stays half done.
+    Refunds,
+    /// Every call.
+    Everything,
+}
+
+/// The simulated provider behind a switch, so that a test can show what happens when
+/// the provider is unreachable at the worst moment.
+pub struct UnreliableProvider {
+    inner: Arc<SimulatedGateway>,
+    outage: Mutex<Outage>,
+    /// How long each charge takes, like a provider across a network.
+    charge_delay: Mutex<std::time::Duration>,
+}
+
+impl UnreliableProvider {
+    pub fn set_charge_delay(&self, delay: std::time::Duration) {
+        *self.charge_delay.lock().unwrap() = delay;
+    }
+
+    pub fn set_outage(&self, outage: Outage) {
+        *self.outage.lock().unwrap() = outage;
+    }
+
+    fn check(&self, refund: bool) -> Result<(), GatewayError> {
+        match *self.outage.lock().unwrap() {
+            Outage::Everything => Err(GatewayError::Unavailable("switched off".into())),
+            Outage::Refunds if refund => Err(GatewayError::Unavailable("switched off".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for UnreliableProvider {
+    async fn charge(&self, request: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        self.check(false)?;
+        let delay = *self.charge_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        self.inner.charge(request).await
+    }
+
+    async fn refund(&self, request: RefundRequest) -> Result<RefundReceipt, GatewayError> {
+        self.check(true)?;
+        self.inner.refund(request).await
+    }
+
+    async fn find_charge(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<ChargeOutcome>, GatewayError> {
+        self.check(false)?;
+        self.inner.find_charge(idempotency_key).await
+    }
 }
 
 pub fn harness(store: Arc<dyn EventStore>) -> Harness {
@@ -22,9 +89,14 @@ pub fn harness(store: Arc<dyn EventStore>) -> Harness {
 pub fn harness_with(store: Arc<dyn EventStore>, settings: Settings) -> Harness {
     let clock = ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
     let gateway = Arc::new(SimulatedGateway::new());
+    let provider = Arc::new(UnreliableProvider {
+        inner: gateway.clone(),
+        outage: Mutex::new(Outage::None),
+        charge_delay: Mutex::new(std::time::Duration::ZERO),
+    });
     let app = Ticketing::new(
         store.clone(),
-        gateway.clone(),
+        provider.clone(),
         Arc::new(clock.clone()),
         settings,
     );
@@ -32,6 +104,7 @@ pub fn harness_with(store: Arc<dyn EventStore>, settings: Settings) -> Harness {
         app: Arc::new(app),
         clock,
         gateway,
+        provider,
         store,
     }
 }
@@ -121,4 +194,26 @@ pub async fn versions(h: &Harness, show_id: ShowId, reservation_id: ReservationI
         *version = h.store.stream_version(stream).await.unwrap();
     }
     versions
+}
+
+/// The head of every stream in the store, by stream id: how a test sees that a command
+/// appended nothing anywhere.
+pub async fn all_heads(h: &Harness) -> Vec<StreamHead> {
+    let types: Vec<&str> = [
+        ShowEvent::EVENT_TYPES,
+        InventoryEvent::EVENT_TYPES,
+        ReservationEvent::EVENT_TYPES,
+        PaymentEvent::EVENT_TYPES,
+    ]
+    .concat();
+    let mut heads = h.store.find_streams("", &types, 10_000).await.unwrap();
+    heads.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    heads
+}
+
+/// The type and payload of the last event of a stream.
+pub async fn last_event(h: &Harness, stream_id: &str) -> (String, serde_json::Value) {
+    let events = h.store.read_stream(stream_id, 0).await.unwrap();
+    let last = events.last().expect("the stream has events");
+    (last.event_type.clone(), last.data.clone())
 }

@@ -124,6 +124,44 @@ fn a_retried_payment_request_reuses_the_pending_payment() {
 }
 
 #[test]
+fn a_payment_request_records_when_it_was_requested_and_a_retry_keeps_it() {
+    let (r, p) = (ReservationId::new(), PaymentId::new());
+    let placed = history(r, vec![]);
+    assert_eq!(
+        given::<Reservation>(&placed)
+            .0
+            .unwrap()
+            .payment_requested_at,
+        None
+    );
+    let requested = given::<Reservation>(&placed)
+        .decide(
+            ReservationCommand::RequestPayment { payment_id: p },
+            t0() + minutes(3),
+        )
+        .unwrap();
+    let events: Vec<_> = placed.into_iter().chain(requested).collect();
+    let state = given::<Reservation>(&events);
+    assert_eq!(
+        state.0.as_ref().unwrap().payment_requested_at,
+        Some(t0() + minutes(3))
+    );
+    let retried = state
+        .decide(
+            ReservationCommand::RequestPayment {
+                payment_id: PaymentId::new(),
+            },
+            t0() + minutes(5),
+        )
+        .unwrap();
+    assert_eq!(
+        retried,
+        vec![],
+        "a retry records nothing, so the instant stays"
+    );
+}
+
+#[test]
 fn an_outcome_for_another_payment_is_refused() {
     let (r, p) = (ReservationId::new(), PaymentId::new());
     let events = history(
