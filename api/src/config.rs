@@ -1,0 +1,112 @@
+//! The API's configuration, from environment variables (a `.env` file is read by the
+//! binaries, not here).
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `JWT_HS256_SECRET` | verify tokens with this shared secret (≥ 32 bytes) |
+//! | `JWT_RS256_PUBLIC_KEY` | or with this RSA public key (PEM) |
+//! | `JWT_ISSUER`, `JWT_AUDIENCE` | required `iss` / `aud`, when set |
+//! | `HOLD_DURATION_SECONDS` | how long unpaid seats stay held (default 600) |
+//!
+//! With neither key set, only claims verified by API Gateway's JWT authorizer are
+//! accepted: that is the Lambda deployment.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use ticketing_app::payments::SimulatedGateway;
+use ticketing_app::{Settings, SystemClock, Ticketing};
+use ticketing_store::{EventStore, StoreConfig};
+
+use crate::auth::{AuthConfig, Authenticator, VerificationKey};
+use crate::ApiState;
+
+/// Why the service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Key(#[from] crate::auth::InvalidKey),
+    #[error(transparent)]
+    Store(#[from] ticketing_store::StoreError),
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The token verification configured in the environment.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when both keys are set.
+pub fn auth_from_env() -> Result<AuthConfig, ConfigError> {
+    let key = match (var("JWT_HS256_SECRET"), var("JWT_RS256_PUBLIC_KEY")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "JWT_HS256_SECRET",
+                reason: "set either JWT_HS256_SECRET or JWT_RS256_PUBLIC_KEY, not both".into(),
+            })
+        }
+        (Some(secret), None) => Some(VerificationKey::Hs256Secret(secret.into_bytes())),
+        (None, Some(pem)) => Some(VerificationKey::Rs256PublicKeyPem(pem.replace("\\n", "\n"))),
+        (None, None) => None,
+    };
+    Ok(AuthConfig {
+        key,
+        issuer: var("JWT_ISSUER"),
+        audience: var("JWT_AUDIENCE"),
+    })
+}
+
+/// The command layer's settings from the environment.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a hold duration that is not 30 to 3600 seconds.
+pub fn settings_from_env() -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    if let Some(raw) = var("HOLD_DURATION_SECONDS") {
+        let seconds: i64 = raw
+            .parse()
+            .ok()
+            .filter(|s| (30..=3600).contains(s))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "HOLD_DURATION_SECONDS",
+                reason: format!("{raw:?} is not a number of seconds between 30 and 3600"),
+            })?;
+        settings.hold_duration = TimeDelta::seconds(seconds);
+    }
+    Ok(settings)
+}
+
+/// The state over an already connected store, with the system clock and the
+/// simulated payment provider.
+///
+/// # Errors
+/// [`ConfigError::Key`] for an unusable verification key.
+pub fn state_with(
+    store: Arc<dyn EventStore>,
+    auth: &AuthConfig,
+    settings: Settings,
+) -> Result<ApiState, ConfigError> {
+    let ticketing = Ticketing::new(
+        store,
+        Arc::new(SimulatedGateway::new()),
+        Arc::new(SystemClock),
+        settings,
+    );
+    Ok(ApiState {
+        ticketing: Arc::new(ticketing),
+        authenticator: Arc::new(Authenticator::new(auth)?),
+    })
+}
+
+/// Everything from the environment: what a Lambda function does at cold start. The
+/// PostgreSQL pool connects lazily, on the first request.
+///
+/// # Errors
+/// Any [`ConfigError`].
+pub async fn state_from_env() -> Result<ApiState, ConfigError> {
+    let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
+    state_with(store, &auth_from_env()?, settings_from_env()?)
+}

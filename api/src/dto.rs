@@ -1,0 +1,340 @@
+//! The JSON shapes of the API. Requests refuse unknown fields; amounts are integer
+//! minor units with an ISO 4217 currency; instants are RFC 3339 UTC.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ticketing_app::queries::{SalesSummary, SectionAvailability};
+use ticketing_domain::reservation::{ReservationDetails, ReservationStatus};
+use ticketing_domain::show::{SalesStatus, ShowDetails};
+use ticketing_domain::*;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::ApiError;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSection {
+    /// Letters, digits, spaces, `-` and `_`; unique in the show regardless of case.
+    #[schema(example = "General Admission")]
+    pub name: String,
+    #[schema(example = 100, minimum = 1, maximum = 100000)]
+    pub capacity: u32,
+    /// The price of one seat in minor units of the show's currency.
+    #[schema(example = 4500, minimum = 1)]
+    pub unit_price_minor: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShow {
+    #[schema(example = "Summer Music Festival")]
+    pub title: String,
+    #[schema(example = "Riverside Arena")]
+    pub venue: String,
+    pub starts_at: DateTime<Utc>,
+    /// ISO 4217 code of every section's price.
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// Seats one order may hold (default 10, at most 100).
+    #[serde(default)]
+    pub max_per_order: Option<u32>,
+    pub sections: Vec<NewSection>,
+}
+
+impl NewShow {
+    /// # Errors
+    /// 422 with the domain's reason.
+    pub fn into_plan(self) -> Result<ShowPlan, ApiError> {
+        let currency = Currency::parse(&self.currency)?;
+        let sections = self
+            .sections
+            .into_iter()
+            .map(|s| {
+                Ok(SectionSpec {
+                    name: SectionName::parse(s.name)?,
+                    capacity: s.capacity,
+                    unit_price: Money::unit_price(s.unit_price_minor, currency)?,
+                })
+            })
+            .collect::<Result<Vec<_>, DomainError>>()?;
+        let max_per_order = self.max_per_order.unwrap_or(show::DEFAULT_MAX_PER_ORDER);
+        Ok(ShowPlan::new(
+            self.title,
+            self.venue,
+            self.starts_at,
+            sections,
+            max_per_order,
+        )?)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelShow {
+    /// Told to customers; up to 500 characters are kept.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Section {
+    pub name: String,
+    pub capacity: u32,
+    pub unit_price_minor: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesState {
+    Scheduled,
+    OnSale,
+    Closed,
+    Cancelled,
+}
+
+impl From<SalesStatus> for SalesState {
+    fn from(status: SalesStatus) -> Self {
+        match status {
+            SalesStatus::Scheduled => Self::Scheduled,
+            SalesStatus::OnSale => Self::OnSale,
+            SalesStatus::Closed => Self::Closed,
+            SalesStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShowView {
+    pub show_id: Uuid,
+    pub organizer_id: String,
+    pub title: String,
+    pub venue: String,
+    pub starts_at: DateTime<Utc>,
+    pub sales: SalesState,
+    pub currency: String,
+    pub max_per_order: u32,
+    pub sections: Vec<Section>,
+}
+
+impl From<ShowDetails> for ShowView {
+    fn from(show: ShowDetails) -> Self {
+        Self {
+            show_id: show.show_id.0,
+            organizer_id: show.organizer_id.to_string(),
+            title: show.title,
+            venue: show.venue,
+            starts_at: show.starts_at,
+            sales: show.status.into(),
+            currency: show.sections[0].unit_price.currency.to_string(),
+            max_per_order: show.max_per_order,
+            sections: show
+                .sections
+                .into_iter()
+                .map(|s| Section {
+                    name: s.name.to_string(),
+                    capacity: s.capacity,
+                    unit_price_minor: s.unit_price.amount_minor,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SectionSeats {
+    pub name: String,
+    pub capacity: u32,
+    /// Seats in holds that have not expired.
+    pub held: u32,
+    pub sold: u32,
+    pub available: u32,
+    pub unit_price_minor: i64,
+}
+
+impl From<SectionAvailability> for SectionSeats {
+    fn from(s: SectionAvailability) -> Self {
+        Self {
+            name: s.section.to_string(),
+            capacity: s.capacity,
+            held: s.held,
+            sold: s.sold,
+            available: s.available,
+            unit_price_minor: s.unit_price.amount_minor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Availability {
+    pub show_id: Uuid,
+    pub as_of: DateTime<Utc>,
+    pub currency: String,
+    pub sections: Vec<SectionSeats>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SectionSalesView {
+    pub name: String,
+    pub tickets_sold: u32,
+    pub revenue_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Sales {
+    pub show_id: Uuid,
+    pub tickets_sold: u32,
+    /// Revenue of the tickets sold now (refunded purchases are not counted).
+    pub revenue_minor: i64,
+    pub currency: String,
+    pub sections: Vec<SectionSalesView>,
+}
+
+impl From<SalesSummary> for Sales {
+    fn from(s: SalesSummary) -> Self {
+        Self {
+            show_id: s.show_id.0,
+            tickets_sold: s.tickets_sold,
+            revenue_minor: s.revenue.amount_minor,
+            currency: s.revenue.currency.to_string(),
+            sections: s
+                .by_section
+                .into_iter()
+                .map(|x| SectionSalesView {
+                    name: x.section.to_string(),
+                    tickets_sold: x.tickets_sold,
+                    revenue_minor: x.revenue.amount_minor,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReservation {
+    pub show_id: Uuid,
+    #[schema(example = "General Admission")]
+    pub section: String,
+    #[schema(example = 2, minimum = 1)]
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HeldReservation {
+    pub reservation_id: Uuid,
+    pub show_id: Uuid,
+    pub section: String,
+    pub quantity: u32,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// Pay before this instant, or the seats go back on sale.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    Held,
+    PaymentPending,
+    Paid,
+    Confirmed,
+    Expired,
+    Cancelled,
+    PaymentDeclined,
+    Refunded,
+}
+
+impl From<ReservationStatus> for ReservationState {
+    fn from(status: ReservationStatus) -> Self {
+        use ReservationStatus as S;
+        match status {
+            S::Held => Self::Held,
+            S::PaymentPending => Self::PaymentPending,
+            S::Paid => Self::Paid,
+            S::Confirmed => Self::Confirmed,
+            S::Expired => Self::Expired,
+            S::Cancelled => Self::Cancelled,
+            S::PaymentDeclined => Self::PaymentDeclined,
+            S::Refunded => Self::Refunded,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReservationView {
+    pub reservation_id: Uuid,
+    pub show_id: Uuid,
+    pub section: String,
+    pub customer_id: String,
+    pub quantity: u32,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: ReservationState,
+    pub placed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+}
+
+impl From<ReservationDetails> for ReservationView {
+    fn from(r: ReservationDetails) -> Self {
+        Self {
+            reservation_id: r.reservation_id.0,
+            show_id: r.show_id.0,
+            section: r.section.to_string(),
+            customer_id: r.customer_id.to_string(),
+            quantity: r.quantity,
+            amount_minor: r.amount.amount_minor,
+            currency: r.amount.currency.to_string(),
+            status: r.status.into(),
+            placed_at: r.placed_at,
+            expires_at: r.expires_at,
+            payment_id: r.payment_id.map(|p| p.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReservationList {
+    pub reservations: Vec<ReservationView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayment {
+    /// A tokenised card from the payment page, never a card number.
+    #[schema(example = "tok_visa")]
+    pub card_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConfirmedPurchase {
+    pub reservation_id: Uuid,
+    pub payment_id: Uuid,
+    pub status: ReservationState,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CancelledReservation {
+    pub reservation_id: Uuid,
+    pub status: ReservationState,
+    /// The amount paid back, when the purchase had been paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_minor: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Refund {
+    pub payment_id: Uuid,
+    pub refunded_minor: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShowStatus {
+    pub show_id: Uuid,
+    pub sales: SalesState,
+}

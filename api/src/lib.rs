@@ -1,0 +1,167 @@
+//! The HTTP API under `/v1`: one axum router, served by the Lambda functions (each
+//! mounting its group of routes) and by `ticketing serve` (all of them).
+//!
+//! Layout:
+//! - [`routes`]: the handlers, by group (shows, reservations, payments, queries).
+//! - [`auth`]: bearer JWTs and API Gateway authorizer claims; roles.
+//! - [`error`]: [`ApiError`], RFC 9457 problem+json for every failure.
+//! - [`extract`]: JSON, path and `Idempotency-Key` extractors with problem rejections.
+//! - [`dto`]: the request and response shapes.
+//! - [`config`]: building the state from the environment.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use ticketing_app::Ticketing;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{AuthConfig, Authenticator, Principal, Role};
+pub use error::{ApiError, Problem};
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler shares: built once per process (per Lambda cold start).
+#[derive(Clone)]
+pub struct ApiState {
+    pub ticketing: Arc<Ticketing>,
+    pub authenticator: Arc<Authenticator>,
+}
+
+/// The groups of routes, one per Lambda function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteGroup {
+    /// Organizer commands on shows.
+    Shows,
+    /// Customer commands on reservations.
+    Reservations,
+    /// Refunds.
+    Payments,
+    /// Every read, and the OpenAPI document.
+    Queries,
+}
+
+impl RouteGroup {
+    pub const ALL: [RouteGroup; 4] = [
+        Self::Shows,
+        Self::Reservations,
+        Self::Payments,
+        Self::Queries,
+    ];
+
+    fn routes(self) -> OpenApiRouter<ApiState> {
+        use routes::{payments, queries, reservations, shows};
+        let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
+        match self {
+            Self::Shows => router
+                .routes(routes!(shows::create_show))
+                .routes(routes!(shows::open_sales))
+                .routes(routes!(shows::close_sales))
+                .routes(routes!(shows::cancel_show)),
+            Self::Reservations => router
+                .routes(routes!(reservations::create_reservation))
+                .routes(routes!(reservations::pay))
+                .routes(routes!(reservations::cancel_reservation)),
+            Self::Payments => router.routes(routes!(payments::refund)),
+            Self::Queries => router
+                .routes(routes!(queries::get_show))
+                .routes(routes!(queries::availability))
+                .routes(routes!(queries::sales))
+                .routes(routes!(queries::get_reservation))
+                .routes(routes!(queries::my_reservations)),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ticketing API",
+        description = "Shows, seat holds, payments and refunds. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "shows", description = "Organizer commands"),
+        (name = "reservations", description = "Customer commands"),
+        (name = "payments", description = "Refunds"),
+        (name = "queries", description = "Reads"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI 3.1 document of every route, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut all = OpenApiRouter::<ApiState>::with_openapi(ApiDoc::openapi());
+    for group in RouteGroup::ALL {
+        all = all.merge(group.routes());
+    }
+    all.into_openapi()
+}
+
+/// The router of the given groups (every route of the API for `RouteGroup::ALL`),
+/// with `/v1/openapi.json`, problem+json for unknown routes and methods, a body size
+/// limit and request tracing.
+pub fn router(state: ApiState, groups: &[RouteGroup]) -> Router {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    for group in groups {
+        api = api.merge(group.routes());
+    }
+    let (router, _) = api.split_for_parts();
+    let document = Arc::new(openapi());
+    router
+        .route(
+            "/v1/openapi.json",
+            get(move || async move { Json(document.as_ref().clone()) }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this route does not accept that method",
+            )
+            .into_response()
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

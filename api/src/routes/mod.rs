@@ -1,0 +1,6 @@
+//! The routes, in the groups that the Lambda functions serve.
+
+pub mod payments;
+pub mod queries;
+pub mod reservations;
+pub mod shows;

@@ -1,0 +1,17 @@
+//! The HTTP API through its router (`tower::ServiceExt::oneshot`), on a fresh embedded
+//! store per test, with a manual clock and the simulated payment provider.
+//!
+//! Layout:
+//! - `support.rs`: the app under test, tokens and a small request builder.
+//! - `flow.rs`: every route's happy path.
+//! - `errors.rs`: every documented error status, and bad input of every kind.
+//! - `auth.rs`: the authorization matrix and refused tokens.
+//! - `idempotency.rs`: `Idempotency-Key` replay and conflicts.
+//! - `openapi.rs`: the document covers every route.
+
+mod auth;
+mod errors;
+mod flow;
+mod idempotency;
+mod openapi;
+mod support;

@@ -1,0 +1,230 @@
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{TimeDelta, TimeZone, Utc};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use ticketing_api::auth::{mint_hs256, AuthConfig, Authenticator, VerificationKey};
+use ticketing_api::{ApiState, Role, RouteGroup};
+use ticketing_app::payments::SimulatedGateway;
+use ticketing_app::{ManualClock, Settings, Ticketing};
+use ticketing_store::sqlite::SqliteStore;
+use tower::ServiceExt;
+
+pub const SECRET: &[u8] = b"an-http-test-secret-of-32-bytes-or-more";
+
+pub struct TestApi {
+    pub router: Router,
+    pub clock: ManualClock,
+    pub gateway: Arc<SimulatedGateway>,
+}
+
+pub fn api(store: SqliteStore) -> TestApi {
+    api_with_gateway(store, SimulatedGateway::new())
+}
+
+/// The app with a payment provider that takes `latency` to answer each call.
+pub fn slow_api(store: SqliteStore, latency: std::time::Duration) -> TestApi {
+    api_with_gateway(store, SimulatedGateway::with_latency(latency))
+}
+
+fn api_with_gateway(store: SqliteStore, gateway: SimulatedGateway) -> TestApi {
+    let clock = ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
+    let gateway = Arc::new(gateway);
+    let ticketing = Ticketing::new(
+        Arc::new(store),
+        gateway.clone(),
+        Arc::new(clock.clone()),
+        Settings::default(),
+    );
+    let auth = AuthConfig {
+        key: Some(VerificationKey::Hs256Secret(SECRET.to_vec())),
+        ..AuthConfig::default()
+    };
+    let state = ApiState {
+        ticketing: Arc::new(ticketing),
+        authenticator: Arc::new(Authenticator::new(&auth).unwrap()),
+    };
+    TestApi {
+        router: ticketing_api::router(state, &RouteGroup::ALL),
+        clock,
+        gateway,
+    }
+}
+
+pub fn token(role: Role, sub: &str) -> String {
+    mint_hs256(SECRET, sub, role, TimeDelta::minutes(30)).unwrap()
+}
+
+pub fn organizer(sub: &str) -> String {
+    token(Role::Organizer, sub)
+}
+
+pub fn customer(sub: &str) -> String {
+    token(Role::Customer, sub)
+}
+
+pub fn admin() -> String {
+    token(Role::Admin, "root")
+}
+
+/// A response, with its body parsed as JSON (or `Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts a problem+json answer with this status and problem type.
+    pub fn problem(&self, status: StatusCode, slug: &str) {
+        assert_eq!(self.status, status, "{:?}", self.body);
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "{:?}",
+            self.body
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("urn:ticketing:problem:{slug}"),
+            "{:?}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+pub struct Call {
+    request: axum::http::request::Builder,
+    body: Body,
+}
+
+pub fn call(method: Method, path: &str) -> Call {
+    Call {
+        request: Request::builder().method(method).uri(path),
+        body: Body::empty(),
+    }
+}
+
+pub fn get(path: &str) -> Call {
+    call(Method::GET, path)
+}
+
+pub fn post(path: &str) -> Call {
+    call(Method::POST, path)
+}
+
+impl Call {
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.request = self
+            .request
+            .header("authorization", format!("Bearer {token}"));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.request = self.request.header("content-type", "application/json");
+        self.body = Body::from(body.to_string());
+        self
+    }
+
+    pub fn raw(mut self, content_type: &str, body: impl Into<Body>) -> Self {
+        self.request = self.request.header("content-type", content_type);
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send(self, api: &TestApi) -> Reply {
+        let request = self.request.body(self.body).unwrap();
+        send_request(api, request).await
+    }
+}
+
+pub async fn send_request(api: &TestApi, request: Request<Body>) -> Reply {
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A show of organizer `owner` with one section "Floor" of `capacity` at 45.00 EUR.
+pub fn new_show(capacity: u32) -> Value {
+    json!({
+        "title": "Summer Festival",
+        "venue": "Main Arena",
+        "starts_at": "2026-07-01T20:00:00Z",
+        "currency": "EUR",
+        "max_per_order": 6,
+        "sections": [{"name": "Floor", "capacity": capacity, "unit_price_minor": 4500}],
+    })
+}
+
+/// Creates a show for `owner` and opens its sales; returns its id.
+pub async fn show_on_sale(api: &TestApi, owner: &str, capacity: u32) -> String {
+    let created = post("/v1/shows")
+        .bearer(&organizer(owner))
+        .json(new_show(capacity))
+        .send(api)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["show_id"].as_str().unwrap().to_owned();
+    let opened = post(&format!("/v1/shows/{id}/open-sales"))
+        .bearer(&organizer(owner))
+        .send(api)
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
+    id
+}
+
+/// Holds `quantity` seats for `customer_sub`; returns the reservation id.
+pub async fn hold(api: &TestApi, show_id: &str, customer_sub: &str, quantity: u32) -> String {
+    let held = post("/v1/reservations")
+        .bearer(&customer(customer_sub))
+        .json(json!({"show_id": show_id, "section": "Floor", "quantity": quantity}))
+        .send(api)
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    held.body["reservation_id"].as_str().unwrap().to_owned()
+}
+
+pub async fn pay(api: &TestApi, reservation_id: &str, customer_sub: &str, card: &str) -> Reply {
+    post(&format!("/v1/reservations/{reservation_id}/payment"))
+        .bearer(&customer(customer_sub))
+        .json(json!({"card_token": card}))
+        .send(api)
+        .await
+}
+
+/// (held, sold, available) of the show's only section.
+pub async fn seats(api: &TestApi, show_id: &str) -> (u64, u64, u64) {
+    let reply = get(&format!("/v1/shows/{show_id}/availability"))
+        .send(api)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let s = &reply.body["sections"][0];
+    (
+        s["held"].as_u64().unwrap(),
+        s["sold"].as_u64().unwrap(),
+        s["available"].as_u64().unwrap(),
+    )
+}
