@@ -2,14 +2,20 @@
 //! library crates.
 //!
 //! - `ticketing demo`: the purchase end to end, then the failure paths.
+//! - `ticketing serve`: the HTTP API and the timeout sweeper in one process.
+//! - `ticketing token`: a development token for the local server.
 //! - `ticketing migrate`: applies the database migrations.
 
-use ticketing_cli::demo;
-
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ticketing_api::auth::{mint_hs256, VerificationKey};
+use ticketing_api::Role;
+use ticketing_cli::{demo, dev_secret, serve};
 use ticketing_store::StoreConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -26,11 +32,49 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Organizer,
+    Customer,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Organizer => Role::Organizer,
+            RoleArg::Customer => Role::Customer,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs a purchase end to end (create a show, hold 2 seats, pay, confirm) and the
     /// failure paths (declined card, expired hold, sold out), printing every step.
     Demo,
+    /// Serves every route of the API with the timeout sweeper running on a timer.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Seconds between two sweeps of expired holds and unfinished payments.
+        #[arg(long, env = "SWEEP_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        sweep_every: u64,
+    },
+    /// Prints a signed development token (HS256) for the local server: with
+    /// `JWT_HS256_SECRET` if set, else the development secret of the embedded default.
+    Token {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The subject: the organizer's or customer's id.
+        #[arg(long)]
+        sub: String,
+        /// How long the token is valid, in minutes.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..=10080))]
+        ttl_minutes: i64,
+    },
     /// Applies the event store's migrations to the configured database.
     Migrate,
 }
@@ -78,6 +122,44 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Command::Token {
+            role,
+            sub,
+            ttl_minutes,
+        } => {
+            ticketing_domain::CustomerId::parse(&sub).context("--sub")?;
+            let (secret, _) = dev_secret::signing_secret(Path::new("."))?;
+            let token = mint_hs256(
+                &secret,
+                &sub,
+                role.into(),
+                chrono::TimeDelta::minutes(ttl_minutes),
+            )
+            .context("signing the token")?;
+            println!("{token}");
+        }
+        Command::Serve { addr, sweep_every } => {
+            let store = ticketing_store::connect(&config)
+                .await
+                .with_context(|| format!("connecting to {}", describe(&config)))?;
+            let mut auth = ticketing_api::config::auth_from_env()?;
+            if auth.key.is_none() {
+                let secret = dev_secret::development_secret(Path::new("."))?;
+                auth.key = Some(VerificationKey::Hs256Secret(secret));
+                eprintln!(
+                    "verifying tokens with the development secret in {}; get one with `ticketing token --role customer --sub alice`",
+                    dev_secret::DEV_SECRET_FILE
+                );
+            }
+            let settings = ticketing_api::config::settings_from_env()?;
+            let state = ticketing_api::config::state_with(store, &auth, settings)?;
+            eprintln!("serving the API on http://{addr}/v1 ({}); OpenAPI at http://{addr}/v1/openapi.json", describe(&config));
+            let options = serve::ServeOptions {
+                addr,
+                sweep_every: Duration::from_secs(sweep_every),
+            };
+            serve::run(state, options, serve::shutdown_signal()).await?;
+        }
     }
     Ok(())
 }
@@ -87,7 +169,7 @@ fn describe(config: &StoreConfig) -> String {
     config.redacted_url().unwrap_or_else(|| {
         format!(
             "the embedded store ({})",
-            ticketing_store::config::DEFAULT_SQLITE_PATH
+            ticketing_store::DEFAULT_SQLITE_PATH
         )
     })
 }
