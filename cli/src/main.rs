@@ -153,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let settings = ticketing_api::config::settings_from_env()?;
             let state = ticketing_api::config::state_with(store, &auth, settings)?;
-            eprintln!("serving the API on http://{addr}/v1 ({}); OpenAPI at http://{addr}/v1/openapi.json", describe(&config));
+            eprintln!("serving the API on http://{addr}/v1 with {}; OpenAPI at http://{addr}/v1/openapi.json", describe(&config));
             let options = serve::ServeOptions {
                 addr,
                 sweep_every: Duration::from_secs(sweep_every),

@@ -265,3 +265,68 @@ async fn claims_from_the_api_gateway_authorizer_are_trusted_without_a_bearer_tok
     })
     .await;
 }
+
+#[test]
+fn rs256_tokens_are_verified_with_the_public_key_and_algorithm_confusion_is_refused() {
+    use ticketing_api::auth::{AuthConfig, Authenticator, VerificationKey};
+    let private = include_str!("../fixtures/rs256-test-private.pem");
+    let public = include_str!("../fixtures/rs256-test-public.pem");
+    let auth = Authenticator::new(&AuthConfig {
+        key: Some(VerificationKey::Rs256PublicKeyPem(public.to_owned())),
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let check = |token: &str| {
+        let request = axum::http::Request::builder()
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        auth.authenticate(&request.into_parts().0)
+    };
+    let valid = claims("org-1", "organizer", 600);
+    let rs256 = encode(
+        &Header::new(Algorithm::RS256),
+        &valid,
+        &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let principal = check(&rs256).unwrap();
+    assert_eq!(
+        (principal.subject.as_str(), principal.roles.as_slice()),
+        ("org-1", &[ticketing_api::Role::Organizer][..])
+    );
+    // The public key used as an HMAC secret: the classic algorithm-confusion forgery.
+    let forged = signed(Header::new(Algorithm::HS256), &valid, public.as_bytes());
+    assert_eq!(
+        check(&forged).unwrap_err().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        check(&unsigned(&valid)).unwrap_err().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A gateway-only deployment (no key) refuses bearer tokens it cannot verify.
+    let gateway_only = Authenticator::new(&AuthConfig::default()).unwrap();
+    let request = axum::http::Request::builder()
+        .header("authorization", format!("Bearer {rs256}"))
+        .body(())
+        .unwrap();
+    assert_eq!(
+        gateway_only
+            .authenticate(&request.into_parts().0)
+            .unwrap_err()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Keys too weak to be configured are refused at start-up.
+    assert!(Authenticator::new(&AuthConfig {
+        key: Some(VerificationKey::Hs256Secret(b"short".to_vec())),
+        ..AuthConfig::default()
+    })
+    .is_err());
+    assert!(Authenticator::new(&AuthConfig {
+        key: Some(VerificationKey::Rs256PublicKeyPem("not a key".into())),
+        ..AuthConfig::default()
+    })
+    .is_err());
+}
