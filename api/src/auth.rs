@@ -190,7 +190,12 @@ impl Authenticator {
                     ),
                 };
                 let mut validation = Validation::new(algorithm);
-                validation.set_required_spec_claims(&["exp", "sub"]);
+                // A configured issuer or audience must be present, not only match when
+                // present.
+                let mut required = vec!["exp", "sub"];
+                required.extend(config.issuer.as_ref().map(|_| "iss"));
+                required.extend(config.audience.as_ref().map(|_| "aud"));
+                validation.set_required_spec_claims(&required);
                 validation.leeway = 30;
                 match &config.issuer {
                     Some(issuer) => validation.set_issuer(&[issuer]),

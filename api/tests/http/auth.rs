@@ -330,3 +330,40 @@ fn rs256_tokens_are_verified_with_the_public_key_and_algorithm_confusion_is_refu
     })
     .is_err());
 }
+
+#[test]
+fn a_configured_issuer_and_audience_are_required() {
+    use ticketing_api::auth::{AuthConfig, Authenticator, VerificationKey};
+    let auth = Authenticator::new(&AuthConfig {
+        key: Some(VerificationKey::Hs256Secret(SECRET.to_vec())),
+        issuer: Some("https://idp.example.com".into()),
+        audience: Some("ticketing".into()),
+    })
+    .unwrap();
+    let check = |claims: &Claims| {
+        let token = signed(Header::new(Algorithm::HS256), claims, SECRET);
+        let request = axum::http::Request::builder()
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        auth.authenticate(&request.into_parts().0)
+            .map(|p| p.subject)
+    };
+    let mut right = claims("alice", "customer", 600);
+    right.iss = Some("https://idp.example.com".into());
+    right.aud = Some("ticketing".into());
+    assert_eq!(check(&right).unwrap(), "alice");
+    let mut wrong_issuer = right.clone();
+    wrong_issuer.iss = Some("https://evil.example.com".into());
+    let mut wrong_audience = right.clone();
+    wrong_audience.aud = Some("another-app".into());
+    let mut no_issuer = right.clone();
+    no_issuer.iss = None;
+    for refused in [wrong_issuer, wrong_audience, no_issuer] {
+        assert_eq!(
+            check(&refused).unwrap_err().status(),
+            StatusCode::UNAUTHORIZED,
+            "{refused:?}"
+        );
+    }
+}
