@@ -8,6 +8,10 @@
 //! times with jitter. An idempotency key stored with the events makes a retried
 //! command append nothing and answer as the first one did.
 //!
+//! With a bus ([`Ticketing::with_bus`]), a command publishes its events right after
+//! their commit and marks them published in the store's outbox; what it cannot publish
+//! stays in the outbox for the relay (`ticketing_bus::relay`, ADR 8).
+//!
 //! Layout:
 //! - [`service`]: [`Ticketing`] and its use cases (create show, hold, pay, cancel...).
 //! - [`cancellation`]: [`Ticketing::cancel_show`], the cancellation of a show and its

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use ticketing_bus::EventBus;
 use ticketing_domain::show::ShowDetails;
 use ticketing_domain::*;
 use ticketing_store::EventStore;
@@ -41,6 +42,9 @@ pub struct Ticketing {
     pub(crate) payments: Arc<dyn PaymentGateway>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
+    /// Where appended events are published right after their commit; `None` leaves
+    /// them all to the relay.
+    pub(crate) bus: Option<Arc<dyn EventBus>>,
 }
 
 /// A request to hold seats.
@@ -130,7 +134,17 @@ impl Ticketing {
             payments,
             clock,
             settings,
+            bus: None,
         }
+    }
+
+    /// Publishes every command's events to `bus` right after their commit, and marks
+    /// them published in the store's outbox. A failed publish does not fail the
+    /// command: the events stay in the outbox and the relay publishes them
+    /// (`ticketing_bus::relay`).
+    pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {

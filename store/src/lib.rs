@@ -13,6 +13,12 @@
 //! [`EventStore::find_streams`] reads it, so a process can find streams by where they
 //! stand (every purchase waiting for a payment, say) without a read model.
 //!
+//! And an outbox: every appended event is recorded as unpublished in the append's
+//! transaction, until whoever put it on the bus marks it published
+//! ([`EventStore::unpublished`], [`EventStore::mark_published`]). A committed event is
+//! thus on the bus or still in the outbox, even if its writer died right after the
+//! commit; a relay publishes what writers left behind.
+//!
 //! Layout:
 //! - `lib.rs`: the contract types and the [`EventStore`] trait.
 //! - `error.rs`: [`StoreError`].
@@ -127,6 +133,14 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl RecordedEvent {
+    /// The event's `position`: its key in the outbox ([`EventStore::mark_published`]).
+    /// Not the global order on its own; that is [`RecordedEvent::global_position`].
+    pub fn position(&self) -> i64 {
+        self.global_position.position
+    }
+}
+
 /// A command's recorded outcome, stored in the same transaction as its events so that a
 /// retried command appends nothing and answers as the first one did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +213,9 @@ pub trait EventStore: Send + Sync {
     ///
     /// When `idempotency` is given, the record is stored in the same transaction. So is
     /// the stream index ([`EventStore::find_streams`]): every stream written gets its
-    /// new head, and a refused append leaves every head as it was.
+    /// new head, and a refused append leaves every head as it was. And so is the
+    /// outbox ([`EventStore::unpublished`]): every appended event is unpublished until
+    /// it is marked published; a refused append enqueues nothing.
     ///
     /// # Errors
     /// - [`StoreError::VersionConflict`] when a stream is not at its expected version
@@ -306,4 +322,32 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// Infrastructure failures only; releasing an unclaimed key does nothing.
     async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` events still in the outbox (appended, not yet marked published),
+    /// in the global order (`transaction_id`, `position`).
+    ///
+    /// With `older_than`, only events recorded before that instant: a relay passes
+    /// "now minus a grace period" so that it leaves fresh events to the command that
+    /// wrote them and is publishing them right now.
+    ///
+    /// Unlike [`EventStore::read_all`] this read need not wait for transactions in
+    /// flight: an event that commits later is still in the outbox on the next read, so
+    /// nothing is skipped. Within one stream the order is the version order.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn unpublished(
+        &self,
+        older_than: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Removes events from the outbox once the bus has acknowledged them, by their
+    /// [`RecordedEvent::position`]. Positions that are not (or no longer) in the outbox
+    /// are ignored, so marking twice, or racing another publisher, is harmless.
+    ///
+    /// # Errors
+    /// Infrastructure failures only. The events then stay in the outbox and are
+    /// published again by the relay: the bus is at-least-once.
+    async fn mark_published(&self, positions: &[i64]) -> Result<(), StoreError>;
 }

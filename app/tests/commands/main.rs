@@ -8,8 +8,11 @@
 //! - `storage.rs`: snapshots and upcasting through the store.
 //! - `sweeper.rs`: the timeout sweeper, moving time with the manual clock.
 //! - `cancellation.rs`: cancelling a show and its fan-out.
+//! - `publishing.rs`: publishing to the bus after commit, and the relay (in-process
+//!   bus on both backends; Kafka against librdkafka's mock broker).
 
 mod cancellation;
+mod publishing;
 mod purchase;
 mod retries;
 mod storage;
@@ -82,4 +85,7 @@ on_both_backends! {
     cancellation::a_cancellation_cut_short_by_a_provider_outage_is_finished_by_calling_it_again,
     cancellation::paying_for_a_hold_of_a_cancelled_show_is_refused_without_charging,
     cancellation::a_pending_payment_finished_after_its_show_was_cancelled_is_refunded_not_confirmed,
+    publishing::a_command_publishes_its_events_after_commit_with_topic_key_and_headers,
+    publishing::with_the_bus_down_commands_succeed_and_the_relay_publishes_the_backlog,
+    publishing::events_a_command_died_before_publishing_are_published_by_the_relay_once,
 }

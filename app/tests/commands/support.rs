@@ -9,6 +9,7 @@ use ticketing_app::payments::{
 use ticketing_app::{
     Clock, CommandContext, HeldSeats, HoldSeats, ManualClock, Settings, Ticketing,
 };
+use ticketing_bus::EventBus;
 use ticketing_domain::*;
 use ticketing_store::{EventStore, StreamHead};
 
@@ -84,6 +85,20 @@ impl PaymentGateway for UnreliableProvider {
 
 pub fn harness(store: Arc<dyn EventStore>) -> Harness {
     harness_with(store, Settings::default())
+}
+
+/// A harness whose command layer publishes to `bus` after every commit.
+pub fn harness_with_bus(store: Arc<dyn EventStore>, bus: Arc<dyn EventBus>) -> Harness {
+    let mut h = harness(store);
+    let app = Ticketing::new(
+        h.store.clone(),
+        h.provider.clone(),
+        Arc::new(h.clock.clone()),
+        Settings::default(),
+    )
+    .with_bus(bus);
+    h.app = Arc::new(app);
+    h
 }
 
 pub fn harness_with(store: Arc<dyn EventStore>, settings: Settings) -> Harness {

@@ -9,6 +9,8 @@
 //! - The stream index (`streams`, read by [`EventStore::find_streams`]) is upserted
 //!   right after each stream's events, in the append's transaction: a refused append
 //!   rolls it back with the events. Version checks still read `events`, the truth.
+//! - The outbox (`outbox`, read by [`EventStore::unpublished`]) gets the append's
+//!   events in the same transaction, after every stream is written.
 //!
 //! Layout: `mod.rs` (the store), `sql.rs` (its statements).
 
@@ -184,6 +186,9 @@ impl PostgresStore {
                 .await?;
             new_versions[index] = current + count as u64;
         }
+        sqlx::query(sql::ENQUEUE_TRANSACTION_EVENTS)
+            .execute(&mut **tx)
+            .await?;
 
         if let Some(record) = idempotency {
             let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
@@ -452,6 +457,35 @@ impl EventStore for PostgresStore {
     async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query(sql::RELEASE_IDEMPOTENCY_KEY)
             .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), fields(?older_than, limit))]
+    async fn unpublished(
+        &self,
+        older_than: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::UNPUBLISHED)
+            .bind(older_than)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    #[tracing::instrument(skip(self, positions), fields(count = positions.len()))]
+    async fn mark_published(&self, positions: &[i64]) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sql::MARK_PUBLISHED)
+            .bind(positions)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -56,6 +56,28 @@ pub(super) const FIND_STREAMS: &str = "\
      order by h.updated_at, h.stream_id \
      limit $3";
 
+/// Enqueues every event of the current transaction in the outbox, once all streams of
+/// the append are written. Served by `events_transaction_position_idx`; `enqueued_at`
+/// is the events' `recorded_at`.
+pub(super) const ENQUEUE_TRANSACTION_EVENTS: &str = "\
+    insert into outbox (position, stream_id, enqueued_at) \
+    select position, stream_id, recorded_at from events \
+     where transaction_id = pg_current_xact_id()";
+
+/// The events still in the outbox, recorded before `$1` when it is not null, in the
+/// global order. No horizon as in `READ_ALL`: a row that commits later is still there
+/// on the next read.
+pub(super) const UNPUBLISHED: &str = "\
+    select e.position, e.transaction_id::text::bigint as transaction_id, e.stream_id, \
+           e.version, e.event_id, e.event_type, e.schema_version, e.data, e.metadata, \
+           e.recorded_at \
+      from outbox o join events e on e.position = o.position \
+     where $1::timestamptz is null or o.enqueued_at < $1::timestamptz \
+     order by e.transaction_id, e.position \
+     limit $2";
+
+pub(super) const MARK_PUBLISHED: &str = "delete from outbox where position = any($1)";
+
 pub(super) const INSERT_IDEMPOTENCY_KEY: &str =
     "insert into idempotency_keys (key, request_fingerprint, outcome) values ($1, $2, $3)";
 

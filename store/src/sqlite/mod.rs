@@ -7,7 +7,8 @@
 //! waits for the busy timeout instead of failing half-way through an append. Because
 //! writers are serialised, `transaction_id` is simply the previous one plus one, and
 //! the global order has no gaps to guard against. The stream index (`streams`) is
-//! upserted in the same transaction as each stream's events.
+//! upserted in the same transaction as each stream's events, and the outbox
+//! (`outbox`) gets every event of the append in that transaction too.
 //!
 //! Storage: UUIDs as hyphenated text, JSON as text, instants as RFC 3339 text in UTC
 //! with six fractional digits (see `migrations/sqlite`).
@@ -205,6 +206,10 @@ impl SqliteStore {
                 .await?;
             new_versions.push(head);
         }
+        sqlx::query(sql::ENQUEUE_TRANSACTION_EVENTS)
+            .bind(transaction_id)
+            .execute(&mut **tx)
+            .await?;
 
         if let Some(record) = idempotency {
             let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
@@ -476,6 +481,39 @@ impl EventStore for SqliteStore {
     async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query(sql::RELEASE_IDEMPOTENCY_KEY)
             .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), fields(?older_than, limit))]
+    async fn unpublished(
+        &self,
+        older_than: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::UNPUBLISHED)
+            .bind(older_than.map(format_instant))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    #[tracing::instrument(skip(self, positions), fields(count = positions.len()))]
+    async fn mark_published(&self, positions: &[i64]) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        // SQLite has no array parameters: the positions go in as one JSON array. The
+        // delete is a write: it queues behind this process's appends like one.
+        let positions = serde_json::Value::from(positions.to_vec()).to_string();
+        let _writer = self.write_lock.lock().await;
+        sqlx::query(sql::MARK_PUBLISHED)
+            .bind(positions)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -42,6 +42,26 @@ pub(super) const FIND_STREAMS: &str = "\
      order by updated_at, stream_id \
      limit ?3";
 
+/// Enqueues every event of the append's transaction `?1` in the outbox, once all its
+/// streams are written; `enqueued_at` is the events' `recorded_at`.
+pub(super) const ENQUEUE_TRANSACTION_EVENTS: &str = "\
+    insert into outbox (position, stream_id, enqueued_at) \
+    select position, stream_id, recorded_at from events where transaction_id = ?1";
+
+/// The events still in the outbox, recorded before `?1` when it is not null, in the
+/// global order.
+pub(super) const UNPUBLISHED: &str = "\
+    select e.position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type, \
+           e.schema_version, e.data, e.metadata, e.recorded_at \
+      from outbox o join events e on e.position = o.position \
+     where ?1 is null or o.enqueued_at < ?1 \
+     order by e.transaction_id, e.position \
+     limit ?2";
+
+/// Removes the positions of the JSON array `?1` from the outbox.
+pub(super) const MARK_PUBLISHED: &str =
+    "delete from outbox where position in (select value from json_each(?1))";
+
 pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "\
     insert into idempotency_keys (key, request_fingerprint, outcome, recorded_at) \
     values (?1, ?2, ?3, ?4)";

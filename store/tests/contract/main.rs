@@ -7,8 +7,9 @@
 //! Layout:
 //! - `harness.rs`: event builders; fresh databases come from `ticketing_store::testing`.
 //! - `behaviours.rs`: the contract, one async function per behaviour.
-//! - `postgres_only.rs`: what only PostgreSQL can show (gap-safe global reads), and
-//!   the stream index migration's backfill.
+//! - `outbox.rs`: the outbox's part of the contract (unpublished, mark_published).
+//! - `postgres_only.rs`: what only PostgreSQL can show (gap-safe global reads, an
+//!   outbox row that commits late), and the stream index migration's backfill.
 //! - `sqlite_only.rs`: writers on one file that do not share the in-process lock, and
 //!   the stream index migration's backfill.
 //! - `config.rs`: choosing and connecting a backend from configuration.
@@ -16,6 +17,7 @@
 mod behaviours;
 mod config;
 mod harness;
+mod outbox;
 mod postgres_only;
 mod sqlite_only;
 
@@ -26,7 +28,7 @@ macro_rules! contract_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
-                    crate::harness::with_sqlite(|store| crate::behaviours::$behaviour(std::sync::Arc::new(store))).await;
+                    crate::harness::with_sqlite(|store| crate::$behaviour(std::sync::Arc::new(store))).await;
                 }
             )+
         }
@@ -37,7 +39,7 @@ macro_rules! contract_tests {
                 async fn $behaviour() {
                     crate::harness::with_postgres(
                         concat!("postgres::", stringify!($behaviour)),
-                        |store| crate::behaviours::$behaviour(std::sync::Arc::new(store)),
+                        |store| crate::$behaviour(std::sync::Arc::new(store)),
                     )
                     .await;
                 }
@@ -45,6 +47,9 @@ macro_rules! contract_tests {
         }
     };
 }
+
+use behaviours::*;
+use outbox::*;
 
 contract_tests! {
     an_idempotency_key_claim_excludes_duplicates_until_released_or_expired,
@@ -77,4 +82,9 @@ contract_tests! {
     find_streams_returns_the_least_recently_appended_first_up_to_the_limit,
     find_streams_treats_percent_and_underscore_in_a_prefix_literally,
     a_refused_append_leaves_the_stream_index_untouched,
+    appended_events_stay_unpublished_until_marked_published,
+    a_refused_append_enqueues_nothing,
+    unpublished_follows_the_global_order_and_stops_at_the_limit,
+    unpublished_older_than_leaves_fresh_events_out,
+    marking_published_twice_or_unknown_positions_is_harmless,
 }

@@ -195,3 +195,56 @@ async fn the_stream_index_migration_backfills_the_heads_of_existing_streams() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards() {
+    // The outbox needs no horizon: a publisher that took (and marked) a later event
+    // finds the late one on its next read, because nothing is checkpointed.
+    with_postgres(
+        "an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards",
+        |store| async move {
+            let pool = store.pool().clone();
+            let store: Store = Arc::new(store);
+
+            // An append in flight takes the lower position, with its outbox row...
+            let mut slow = pool.begin().await.unwrap();
+            let position: i64 = sqlx::query_scalar(
+                "insert into events (stream_id, version, event_id, event_type, schema_version, \
+                                     data, metadata) \
+                 values ('raw-1', 1, $1, 'RawInserted', 1, '{}'::jsonb, '{}'::jsonb) \
+                 returning position",
+            )
+            .bind(Uuid::new_v4())
+            .fetch_one(&mut *slow)
+            .await
+            .unwrap();
+            sqlx::query(
+                "insert into outbox (position, stream_id, enqueued_at) values ($1, 'raw-1', now())",
+            )
+            .bind(position)
+            .execute(&mut *slow)
+            .await
+            .unwrap();
+
+            // ...while a later append commits and is published first.
+            append_ok(
+                &store,
+                "show-1",
+                ExpectedVersion::NoStream,
+                events("ShowCreated", 1),
+            )
+            .await;
+            let first = store.unpublished(None, 100).await.unwrap();
+            let streams: Vec<&str> = first.iter().map(|e| e.stream_id.as_str()).collect();
+            assert_eq!(streams, ["show-1"]);
+            assert!(first[0].position() > position);
+            store.mark_published(&[first[0].position()]).await.unwrap();
+
+            slow.commit().await.unwrap();
+            let late = store.unpublished(None, 100).await.unwrap();
+            let streams: Vec<&str> = late.iter().map(|e| e.stream_id.as_str()).collect();
+            assert_eq!(streams, ["raw-1"], "the late event is not skipped");
+        },
+    )
+    .await;
+}
