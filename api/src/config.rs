@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use ticketing_app::payments::SimulatedGateway;
 use ticketing_app::{Settings, SystemClock, Ticketing};
+use ticketing_bus::EventBus;
 use ticketing_store::{EventStore, StoreConfig};
 
 use crate::auth::{AuthConfig, Authenticator, VerificationKey};
@@ -89,12 +90,29 @@ pub fn state_with(
     auth: &AuthConfig,
     settings: Settings,
 ) -> Result<ApiState, ConfigError> {
-    let ticketing = Ticketing::new(
+    state_with_bus(store, None, auth, settings)
+}
+
+/// As [`state_with`], with commands publishing their events to `bus` right after
+/// they commit (what the bus misses, the outbox relay publishes later).
+///
+/// # Errors
+/// [`ConfigError::Key`] for an unusable verification key.
+pub fn state_with_bus(
+    store: Arc<dyn EventStore>,
+    bus: Option<Arc<dyn EventBus>>,
+    auth: &AuthConfig,
+    settings: Settings,
+) -> Result<ApiState, ConfigError> {
+    let mut ticketing = Ticketing::new(
         store,
         Arc::new(SimulatedGateway::new()),
         Arc::new(SystemClock),
         settings,
     );
+    if let Some(bus) = bus {
+        ticketing = ticketing.with_bus(bus);
+    }
     Ok(ApiState {
         ticketing: Arc::new(ticketing),
         authenticator: Arc::new(Authenticator::new(auth)?),

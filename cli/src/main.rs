@@ -152,13 +152,23 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let settings = ticketing_api::config::settings_from_env()?;
-            let state = ticketing_api::config::state_with(store, &auth, settings)?;
+            // Until a projector consumes them, events go to an in-process bus; the
+            // relay publishes what a command could not.
+            let bus: Arc<dyn ticketing_bus::EventBus> = Arc::new(ticketing_bus::InProcessBus::new(
+                ticketing_bus::InProcessConfig::default(),
+            ));
+            let state = ticketing_api::config::state_with_bus(
+                store,
+                Some(Arc::clone(&bus)),
+                &auth,
+                settings,
+            )?;
             eprintln!("serving the API on http://{addr}/v1 with {}; OpenAPI at http://{addr}/v1/openapi.json", describe(&config));
             let options = serve::ServeOptions {
                 addr,
                 sweep_every: Duration::from_secs(sweep_every),
             };
-            serve::run(state, options, serve::shutdown_signal()).await?;
+            serve::run(state, Some(bus), options, serve::shutdown_signal()).await?;
         }
     }
     Ok(())

@@ -46,11 +46,14 @@ async fn the_local_server_serves_a_purchase_and_shuts_down_cleanly() {
             key: Some(VerificationKey::Hs256Secret(secret.clone())),
             ..AuthConfig::default()
         };
-        let state = ticketing_api::config::state_with(Arc::new(store), &auth, ticketing_app::Settings::default()).unwrap();
+let bus = Arc::new(ticketing_bus::InProcessBus::new(ticketing_bus::InProcessConfig::default()));
+        let publisher: Arc<dyn ticketing_bus::EventBus> = bus.clone();
+        let store: Arc<dyn ticketing_store::EventStore> = Arc::new(store);
+        let state = ticketing_api::config::state_with_bus(Arc::clone(&store), Some(Arc::clone(&publisher)), &auth, ticketing_app::Settings::default()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve::serve_on(listener, state, Duration::from_millis(50), async {
+        let server = tokio::spawn(serve::serve_on(listener, state, Some(publisher), Duration::from_millis(50), async {
             let _ = stopped.await;
         }));
 
@@ -74,6 +77,17 @@ async fn the_local_server_serves_a_purchase_and_shuts_down_cleanly() {
         assert_eq!((status, paid["status"].as_str()), (200, Some("confirmed")), "{paid}");
         let (status, _) = http(addr, "GET", "/v1/customers/me/reservations", None, None).await;
         assert_eq!(status, 401);
+
+        // Every event the purchase appended went to the bus, and none is left unpublished.
+        let published: Vec<String> = bus
+            .messages()
+            .iter()
+            .filter_map(|m| m.header("event-type").map(str::to_owned))
+            .collect();
+        for expected in ["ShowCreated", "SeatsHeld", "ReservationPlaced", "PaymentCaptured", "SeatsConfirmed", "ReservationConfirmed"] {
+            assert!(published.iter().any(|t| t == expected), "{expected} not published: {published:?}");
+        }
+        assert!(store.unpublished(None, 100).await.unwrap().is_empty());
 
         stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(10), server).await.expect("the server stops").unwrap().unwrap();
