@@ -1,0 +1,15 @@
+//! `queries`: the Lambda function's binary. It only wires the environment to
+//! [`ticketing_fn_queries::app`].
+
+use lambda_http::{tracing, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ticketing_fn_support::init_logging();
+    // Built once per cold start and shared by every invocation; the PostgreSQL pool
+    // connects lazily, on the first request.
+    let state = ticketing_api::config::state_from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error.cause_chain = ?e, "cannot start"))?;
+    lambda_http::run(ticketing_fn_queries::app(state)).await
+}

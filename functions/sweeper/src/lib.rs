@@ -1,0 +1,111 @@
+//! The `sweeper` Lambda function: an EventBridge schedule invokes it (every minute in
+//! `template.yaml`), and it runs one [`Ticketing::sweep`]: records the expiry of
+//! unpaid holds whose time is up (their seats are already free for new holds: the
+//! sweep only writes that down and tidies) and finishes purchases a crashed function
+//! left half done. It answers with the sweep's report as JSON.
+//!
+//! Layout:
+//! - `lib.rs`: [`handle`], the invocation handler, [`SweepError`] and its mapping to
+//!   the runtime's [`Diagnostic`], [`ticketing_from_env`]; the tests call these.
+//! - `main.rs`: the binary: logging, the command layer built once per cold start, and
+//!   `lambda_runtime::run`.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use ticketing_api::config::{settings_from_env, ConfigError};
+use ticketing_app::payments::SimulatedGateway;
+use ticketing_app::{AppError, CommandContext, SweepLimits, SweepReport, SystemClock, Ticketing};
+use ticketing_store::StoreConfig;
+
+/// What EventBridge sends on a schedule: `source` `aws.events`, `detail-type`
+/// `Scheduled Event`, the scheduled `time` and the rule in `resources`.
+pub type ScheduledEvent = CloudWatchEvent;
+
+/// Why an invocation failed. The Lambda runtime reports it as a [`Diagnostic`] whose
+/// `errorType` says whether the next run may succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The sweep stopped. Work already recorded stays recorded; the next scheduled run
+    /// picks up the rest. Retryable when the cause is transient (the database is
+    /// unreachable, contention, the payment provider did not answer); any other cause
+    /// (an unreadable stored event, say) needs a person.
+    #[error("the sweep failed: {0}")]
+    Sweep(#[from] AppError),
+}
+
+impl SweepError {
+    /// Whether running again later may succeed without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SweepError::Sweep(error) => error.is_transient(),
+        }
+    }
+}
+
+impl From<SweepError> for Diagnostic {
+    fn from(error: SweepError) -> Self {
+        let error_type = if error.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Handles one scheduled invocation: sweeps once as the `system` actor with the
+/// default limits, and answers with the report.
+///
+/// A reservation the sweep could not handle is counted in
+/// [`SweepReport::failures`] and tried again next run: the invocation still succeeds,
+/// so that one bad reservation does not fail every run.
+///
+/// # Errors
+/// [`SweepError::Sweep`] when the sweep cannot run at all (the store's index cannot be
+/// read); it is logged with its cause chain.
+#[tracing::instrument(skip_all, fields(scheduled_at = %event.payload.time))]
+pub async fn handle(
+    ticketing: &Ticketing,
+    event: LambdaEvent<ScheduledEvent>,
+) -> Result<SweepReport, SweepError> {
+    tracing::debug!(
+        source = event.payload.source.as_deref().unwrap_or_default(),
+        detail_type = event.payload.detail_type.as_deref().unwrap_or_default(),
+        "sweeping"
+    );
+    // The sweep logs its report, and each reservation it failed on with the cause.
+    ticketing
+        .sweep(&CommandContext::system(), SweepLimits::default())
+        .await
+        .map_err(|error| {
+            let error = SweepError::from(error);
+            tracing::error!(
+                error.cause_chain = ?error,
+                retryable = error.is_retryable(),
+                "sweep failed"
+            );
+            error
+        })
+}
+
+/// The command layer the deployed sweeper runs: the store from `DATABASE_URL` (the
+/// PostgreSQL pool connects lazily), the settings the HTTP functions use, the system
+/// clock and the simulated payment provider.
+///
+/// # Errors
+/// Any [`ConfigError`] of the environment, or an embedded store that cannot be opened.
+pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
+    let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
+    Ok(Ticketing::new(
+        store,
+        Arc::new(SimulatedGateway::new()),
+        Arc::new(SystemClock),
+        settings_from_env()?,
+    ))
+}

@@ -1,0 +1,19 @@
+//! `sweeper`: the scheduled Lambda function's binary. It only wires the environment
+//! to [`ticketing_fn_sweeper::handle`].
+
+use lambda_runtime::{service_fn, tracing, Error, LambdaEvent};
+use ticketing_fn_sweeper::{handle, ScheduledEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ticketing_fn_support::init_logging();
+    // Built once per cold start and shared by every invocation.
+    let ticketing = ticketing_fn_sweeper::ticketing_from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error.cause_chain = ?e, "cannot start"))?;
+    let ticketing = &ticketing;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ScheduledEvent>| async move { handle(ticketing, event).await },
+    ))
+    .await
+}
