@@ -13,6 +13,13 @@
 //!
 //! Every charge and refund is idempotent per key: a repeat returns the first outcome,
 //! and a repeat with another amount or card is rejected, as real providers do.
+//!
+//! Each process keeps its own ledger, but references are derived from the idempotency
+//! keys (`ch_sim_<key>`, `re_sim_<key>`), so that several instances (the Lambda
+//! functions of one deployment) agree: a charge captured by one can be refunded by
+//! another. Across instances the provider cannot tell a second refund of the same
+//! charge, nor find a charge whose answer was lost; the payment aggregate refuses
+//! refunding twice, and real providers answer both from their own records.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,15 +43,10 @@ struct Charge {
 struct Ledger {
     charges: HashMap<String, Charge>,
     refunds: HashMap<String, (String, RefundReceipt)>,
-    next_reference: u64,
 }
 
-impl Ledger {
-    fn reference(&mut self, prefix: &str) -> String {
-        self.next_reference += 1;
-        format!("{prefix}_sim_{:08}", self.next_reference)
-    }
-}
+/// What every simulated charge reference starts with.
+const CHARGE_PREFIX: &str = "ch_sim_";
 
 /// An in-memory test-mode payment provider. Shared behind an `Arc`, it keeps its
 /// ledger for the life of the process.
@@ -113,13 +115,13 @@ impl PaymentGateway for SimulatedGateway {
         let (outcome, answer_lost) = match request.card.as_str() {
             "tok_visa" | "tok_mastercard" | "tok_amex" => (
                 ChargeOutcome::Captured {
-                    reference: ledger.reference("ch"),
+                    reference: format!("{CHARGE_PREFIX}{}", request.idempotency_key),
                 },
                 false,
             ),
             "tok_timeoutAfterCapture" => (
                 ChargeOutcome::Captured {
-                    reference: ledger.reference("ch"),
+                    reference: format!("{CHARGE_PREFIX}{}", request.idempotency_key),
                 },
                 true,
             ),
@@ -157,6 +159,8 @@ impl PaymentGateway for SimulatedGateway {
             matches!(&c.outcome, ChargeOutcome::Captured { reference } if *reference == request.charge_reference)
         });
         match captured {
+            // Captured by another instance of the provider: its reference says so.
+            None if request.charge_reference.starts_with(CHARGE_PREFIX) => {}
             None => {
                 return Err(GatewayError::Rejected(format!(
                     "no captured charge {}",
@@ -178,7 +182,7 @@ impl PaymentGateway for SimulatedGateway {
             return Err(GatewayError::Rejected("charge already refunded".into()));
         }
         let receipt = RefundReceipt {
-            reference: ledger.reference("re"),
+            reference: format!("re_sim_{}", request.idempotency_key),
         };
         ledger.refunds.insert(
             request.idempotency_key,
@@ -261,6 +265,31 @@ mod tests {
         assert!(matches!(found, Some(ChargeOutcome::Captured { .. })));
         assert_eq!(gateway.charge(request).await.unwrap(), found.unwrap());
         assert_eq!(gateway.captured_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_charge_captured_by_another_instance_can_be_refunded() {
+        let (capturing, refunding) = (SimulatedGateway::new(), SimulatedGateway::new());
+        let request = charge("k", "tok_visa", 100);
+        let ChargeOutcome::Captured { reference } =
+            capturing.charge(request.clone()).await.unwrap()
+        else {
+            panic!("not captured")
+        };
+        let refund = RefundRequest {
+            idempotency_key: "refund-k".into(),
+            charge_reference: reference,
+            amount: request.amount,
+        };
+        assert!(refunding.refund(refund.clone()).await.is_ok());
+        let unknown = RefundRequest {
+            charge_reference: "ch_other_1".into(),
+            ..refund
+        };
+        assert!(matches!(
+            refunding.refund(unknown).await,
+            Err(GatewayError::Rejected(_))
+        ));
     }
 
     #[tokio::test]
