@@ -152,11 +152,11 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let settings = ticketing_api::config::settings_from_env()?;
-            // Until a projector consumes them, events go to an in-process bus; the
+            // KAFKA_BROKERS set: RedPanda/Kafka; unset: an in-process bus. Either way the
             // relay publishes what a command could not.
-            let bus: Arc<dyn ticketing_bus::EventBus> = Arc::new(ticketing_bus::InProcessBus::new(
-                ticketing_bus::InProcessConfig::default(),
-            ));
+            let bus = ticketing_bus::connect(&ticketing_bus::BusConfig::from_env()?)
+                .context("connecting the event bus")?
+                .publisher();
             let state = ticketing_api::config::state_with_bus(
                 store,
                 Some(Arc::clone(&bus)),
