@@ -1,0 +1,487 @@
+//! The projection core: folds batches of recorded events into the read models
+//! (available seats, sales analytics, customer history), idempotently and gap-safely,
+//! and rebuilds them from the event store's global order.
+//!
+//! Read models are for display only; no decision reads them (see DESIGN.md). Their
+//! rows live beside the events, in the same database, created by the store's
+//! migrations (`0005_read_models.sql`).
+//!
+//! Layout:
+//! - `lib.rs`: the [`ReadModelStore`] contract, its query types, and [`Projector`]
+//!   ([`Projector::apply_batch`], [`Projector::rebuild`], [`Projector::catch_up`]).
+//! - [`model`]: the rows and the pure, in-memory fold of a batch ([`BatchFold`]).
+//! - `error.rs`: [`ReadModelError`], [`ProjectionError`].
+//! - `rows.rs`: turning stored columns back into rows, for both backends.
+//! - [`sqlite`], [`postgres`]: the two read-model stores.
+//!
+//! The consumer loop (Kafka), metrics and the API's use of the queries are not here
+//! yet; they will call [`Projector::apply_batch`] and the queries.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod model;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use ticketing_domain::{CustomerId, Money, ReservationId, SectionName, ShowId, Timestamp};
+use ticketing_store::{EventStore, GlobalPosition, RecordedEvent, StreamVersion};
+
+pub use error::{ProjectionError, ReadModelError};
+pub use model::{
+    BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals, SectionView,
+};
+
+/// The checkpoint that [`Projector::rebuild`] and [`Projector::catch_up`] keep in
+/// `projection_checkpoint`.
+pub const CHECKPOINT: &str = "read_models";
+
+/// One section's seats at a reader's instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionAvailability {
+    pub section: SectionName,
+    pub capacity: u32,
+    /// Seats in holds that have not expired at the reader's `now`.
+    pub held: u32,
+    pub sold: u32,
+    pub available: u32,
+    pub unit_price: Money,
+}
+
+/// A section's (or an hour's) sales in money.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesFigures {
+    /// Tickets sold and not refunded.
+    pub tickets_sold: i64,
+    /// Everything ever sold, refunded or not.
+    pub gross_revenue: Money,
+    pub refunds_count: i64,
+    pub refunds_amount: Money,
+    /// Gross revenue minus refunds: what the tickets currently sold are worth.
+    pub net_revenue: Money,
+}
+
+impl SalesFigures {
+    fn from_totals(totals: SalesTotals, currency: ticketing_domain::Currency) -> Self {
+        let money = |amount_minor| Money {
+            amount_minor,
+            currency,
+        };
+        Self {
+            tickets_sold: totals.tickets_sold,
+            gross_revenue: money(totals.gross_minor),
+            refunds_count: totals.refunds_count,
+            refunds_amount: money(totals.refunds_minor),
+            net_revenue: money(totals.gross_minor - totals.refunds_minor),
+        }
+    }
+}
+
+/// A show's sales, in total, by section and by hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowSales {
+    pub show_id: ShowId,
+    pub total: SalesFigures,
+    /// By section name.
+    pub by_section: Vec<(SectionName, SalesFigures)>,
+    /// By hour (the events' recording time, truncated), oldest first, every section
+    /// together; hours without sales or refunds are absent.
+    pub by_hour: Vec<(Timestamp, SalesFigures)>,
+}
+
+impl ShowSales {
+    /// Adds up per-section and per-hour totals in the show's currency (the first
+    /// section's; a show has one currency).
+    fn assemble(
+        show_id: ShowId,
+        sections: Vec<(SectionName, ticketing_domain::Currency, SalesTotals)>,
+        hours: Vec<(Timestamp, SalesTotals)>,
+    ) -> Option<Self> {
+        let currency = sections.first()?.1;
+        let mut total = SalesTotals::default();
+        for (_, _, t) in &sections {
+            total.tickets_sold += t.tickets_sold;
+            total.gross_minor += t.gross_minor;
+            total.refunds_count += t.refunds_count;
+            total.refunds_minor += t.refunds_minor;
+        }
+        Some(Self {
+            show_id,
+            total: SalesFigures::from_totals(total, currency),
+            by_section: sections
+                .into_iter()
+                .map(|(name, currency, t)| (name, SalesFigures::from_totals(t, currency)))
+                .collect(),
+            by_hour: hours
+                .into_iter()
+                .map(|(hour, t)| (hour, SalesFigures::from_totals(t, currency)))
+                .collect(),
+        })
+    }
+}
+
+/// Where a page of a customer's history ends: pass it back for the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationCursor {
+    pub placed_at: Timestamp,
+    pub reservation_id: ReservationId,
+}
+
+/// A page of a customer's purchases, newest first (by `placed_at`, then id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationPage {
+    pub reservations: Vec<ReservationView>,
+    /// Present when there may be more.
+    pub next: Option<ReservationCursor>,
+}
+
+/// A dead letter as stored, with its id and when it was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDeadLetter {
+    pub id: i64,
+    pub recorded_at: Timestamp,
+    pub letter: DeadLetter,
+}
+
+/// Every row of every read-model table, in key order: what tests and operators
+/// compare (two dumps of the same events are equal). Dead letters without their id
+/// and recording time, which say when, not what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadModelDump {
+    pub sections: Vec<SectionView>,
+    pub hours: Vec<(HourKey, SalesTotals)>,
+    pub reservations: Vec<ReservationView>,
+    pub applied: Vec<(String, StreamVersion)>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Where the read models are kept: the contract both backends implement and one test
+/// suite checks.
+#[async_trait]
+pub trait ReadModelStore: Send + Sync {
+    /// The last applied version of each of `stream_ids` that has one.
+    ///
+    /// # Errors
+    /// Infrastructure failures.
+    async fn applied_versions(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<BTreeMap<String, StreamVersion>, ReadModelError>;
+
+    /// The stored section and purchase rows of `stream_ids` (streams without a row are
+    /// left out).
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`] for an unreadable row.
+    async fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError>;
+
+    /// Writes a batch in ONE transaction: the rows, the hourly deltas, the dead
+    /// letters, the checkpoint, and the new applied versions, each checked against
+    /// the version the batch started from.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Conflict`] when a stream's applied version is no longer the
+    /// one the batch started from (nothing is written); infrastructure failures.
+    async fn write(&self, batch: &BatchWrite) -> Result<(), ReadModelError>;
+
+    /// Empties every read model, the applied versions, the dead letters and the
+    /// checkpoints, in one transaction.
+    ///
+    /// # Errors
+    /// Infrastructure failures.
+    async fn clear(&self) -> Result<(), ReadModelError>;
+
+    /// The stored checkpoint `name`, if any.
+    ///
+    /// # Errors
+    /// Infrastructure failures.
+    async fn checkpoint(&self, name: &str) -> Result<Option<GlobalPosition>, ReadModelError>;
+
+    /// Every section of a show with its seats at `now`, by section name. Empty for
+    /// a show the read models do not know (yet).
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn section_availability(
+        &self,
+        show_id: ShowId,
+        now: Timestamp,
+    ) -> Result<Vec<SectionAvailability>, ReadModelError>;
+
+    /// A show's sales, or `None` for a show the read models do not know (yet).
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn show_sales(&self, show_id: ShowId) -> Result<Option<ShowSales>, ReadModelError>;
+
+    /// Up to `limit` of a customer's purchases, newest first, after `cursor`.
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn customer_reservations(
+        &self,
+        customer_id: &CustomerId,
+        limit: usize,
+        cursor: Option<ReservationCursor>,
+    ) -> Result<ReservationPage, ReadModelError>;
+
+    /// The dead letters, oldest first.
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError>;
+
+    /// Every row of every table; see [`ReadModelDump`]. For tests and checks, not
+    /// for serving.
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn dump(&self) -> Result<ReadModelDump, ReadModelError>;
+}
+
+/// What one applied batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events applied (including dead-lettered ones and those read to fill gaps).
+    pub applied: usize,
+    /// Events skipped as already applied (or delivered twice in the batch). Events
+    /// beyond a gap that the store could not fill are neither applied nor counted here:
+    /// they wait for a later batch.
+    pub duplicates: usize,
+    /// Events read from the store to fill gaps.
+    pub gap_filled: usize,
+    pub dead_lettered: usize,
+}
+
+/// How far a rebuild or catch-up has come, after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub batches: u64,
+    /// Events read from the global order so far.
+    pub events: u64,
+    /// The checkpoint stored with the last batch.
+    pub position: GlobalPosition,
+}
+
+/// Applies events to the read models.
+///
+/// Rules (docs/adr/0009-read-models-and-projection.md):
+/// - a batch's events are grouped by stream and applied in version order, whatever
+///   order they came in;
+/// - an event at or below its stream's applied version is a duplicate and skipped;
+/// - an event beyond the applied version + 1 makes the projector read the missing
+///   versions from the event store first;
+/// - an undecodable event is dead-lettered and counts as applied;
+/// - every touched row is written once, with the new applied versions, in one
+///   transaction.
+#[derive(Clone)]
+pub struct Projector {
+    store: Arc<dyn EventStore>,
+    read_models: Arc<dyn ReadModelStore>,
+}
+
+impl Projector {
+    /// `store` is read to fill gaps and, by rebuild and catch-up, in the global order.
+    pub fn new(store: Arc<dyn EventStore>, read_models: Arc<dyn ReadModelStore>) -> Self {
+        Self { store, read_models }
+    }
+
+    /// The read models this projector writes.
+    pub fn read_models(&self) -> &Arc<dyn ReadModelStore> {
+        &self.read_models
+    }
+
+    /// Applies a batch of events, delivered in any order and possibly more than once.
+    ///
+    /// # Errors
+    /// Store or read-model failures; nothing of the batch is written then, and
+    /// applying it again is safe. [`ReadModelError::Conflict`] if another projector
+    /// applied the same streams meanwhile.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    pub async fn apply_batch(
+        &self,
+        events: Vec<RecordedEvent>,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        self.apply(events, None).await
+    }
+
+    async fn apply(
+        &self,
+        events: Vec<RecordedEvent>,
+        checkpoint: Option<(String, GlobalPosition)>,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let received = events.len();
+        let mut by_stream: BTreeMap<String, BTreeMap<StreamVersion, RecordedEvent>> =
+            BTreeMap::new();
+        for event in events {
+            by_stream
+                .entry(event.stream_id.clone())
+                .or_default()
+                .insert(event.version, event);
+        }
+        let stream_ids: Vec<String> = by_stream.keys().cloned().collect();
+        let applied = self.read_models.applied_versions(&stream_ids).await?;
+
+        let mut outcome = BatchOutcome {
+            // Versions delivered more than once within the batch.
+            duplicates: received - by_stream.values().map(BTreeMap::len).sum::<usize>(),
+            ..BatchOutcome::default()
+        };
+        let mut ordered: Vec<(String, Vec<RecordedEvent>)> = Vec::new();
+        for (stream_id, mut versions) in by_stream {
+            let done = applied.get(&stream_id).copied().unwrap_or(0);
+            let delivered = versions.len();
+            versions.retain(|&version, _| version > done);
+            outcome.duplicates += delivered - versions.len();
+            if versions.is_empty() {
+                continue;
+            }
+            if !is_contiguous_after(done, versions.keys()) {
+                let missing = self.store.read_stream(&stream_id, done).await?;
+                for event in missing {
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        versions.entry(event.version)
+                    {
+                        outcome.gap_filled += 1;
+                        slot.insert(event);
+                    }
+                }
+            }
+            // Only the unbroken run after the applied version: anything beyond a gap
+            // the store could not fill waits for a later batch.
+            let mut run = Vec::with_capacity(versions.len());
+            for (expected, (version, event)) in (done + 1..).zip(versions) {
+                if version != expected {
+                    break;
+                }
+                run.push(event);
+            }
+            ordered.push((stream_id, run));
+        }
+
+        let touched: Vec<String> = ordered.iter().map(|(s, _)| s.clone()).collect();
+        let (sections, reservations) = self.read_models.load(&touched).await?;
+        let mut fold = BatchFold::new(sections, reservations, applied);
+        let mut applied_events = 0;
+        for (_, run) in &ordered {
+            for event in run {
+                if fold.apply(event) {
+                    applied_events += 1;
+                }
+            }
+        }
+        let write = fold.finish(checkpoint);
+        outcome.applied = applied_events;
+        outcome.dead_lettered = write.dead_letters.len();
+        for letter in &write.dead_letters {
+            tracing::warn!(
+                stream_id = %letter.stream_id,
+                version = letter.version,
+                event_type = %letter.event_type,
+                error = %letter.error,
+                "event dead-lettered"
+            );
+        }
+        if !write.applied.is_empty() || write.checkpoint.is_some() {
+            self.read_models.write(&write).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Empties the read models and replays the whole global order into them, in
+    /// batches of `batch_size`, storing the checkpoint with every batch and calling
+    /// `progress` after it. Run it with the live path stopped.
+    ///
+    /// # Errors
+    /// As [`Projector::apply_batch`]; a failed rebuild can be resumed with
+    /// [`Projector::catch_up`] or started again.
+    #[tracing::instrument(skip_all, fields(batch_size = batch_size))]
+    pub async fn rebuild(
+        &self,
+        batch_size: usize,
+        progress: impl FnMut(Progress),
+    ) -> Result<Progress, ProjectionError> {
+        self.read_models.clear().await?;
+        self.follow(GlobalPosition::START, batch_size, progress)
+            .await
+    }
+
+    /// Applies the global order from the stored checkpoint (the start if there is
+    /// none) up to what the store returns now: what the live path runs after a
+    /// rebuild, and what resumes an interrupted one.
+    ///
+    /// # Errors
+    /// As [`Projector::apply_batch`].
+    #[tracing::instrument(skip_all, fields(batch_size = batch_size))]
+    pub async fn catch_up(
+        &self,
+        batch_size: usize,
+        progress: impl FnMut(Progress),
+    ) -> Result<Progress, ProjectionError> {
+        let from = self
+            .read_models
+            .checkpoint(CHECKPOINT)
+            .await?
+            .unwrap_or(GlobalPosition::START);
+        self.follow(from, batch_size, progress).await
+    }
+
+    async fn follow(
+        &self,
+        from: GlobalPosition,
+        batch_size: usize,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Progress, ProjectionError> {
+        let batch_size = batch_size.max(1);
+        let mut state = Progress {
+            batches: 0,
+            events: 0,
+            position: from,
+        };
+        loop {
+            let events = self.store.read_all(state.position, batch_size).await?;
+            let Some(last) = events.last() else {
+                return Ok(state);
+            };
+            let position = last.global_position;
+            let read = events.len();
+            self.apply(events, Some((CHECKPOINT.to_owned(), position)))
+                .await?;
+            state.batches += 1;
+            state.events += read as u64;
+            state.position = position;
+            progress(state);
+            if read < batch_size {
+                return Ok(state);
+            }
+        }
+    }
+}
+
+/// Whether `versions` (ascending) are exactly `after + 1, after + 2, ...`.
+fn is_contiguous_after<'a>(
+    after: StreamVersion,
+    versions: impl Iterator<Item = &'a StreamVersion>,
+) -> bool {
+    versions
+        .zip(after + 1..)
+        .all(|(&version, expected)| version == expected)
+}
+
+/// Deduplicated stream ids, for the backends' `IN` lists.
+pub(crate) fn unique(stream_ids: &[String]) -> Vec<String> {
+    stream_ids
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}

@@ -1,0 +1,491 @@
+//! The read models' rows and the pure fold that moves them on by one event.
+//!
+//! Every row belongs to exactly one stream: a section's seats and sales to its
+//! `inventory-` stream, a purchase in the customer history to its `reservation-`
+//! stream. A row is therefore a function of the prefix of its stream applied so far,
+//! which is what makes the projection idempotent (see [`crate::Projector`]). The only
+//! rows that several events add to are the hourly sales buckets, and they are written
+//! as deltas of newly applied events only.
+//!
+//! Nothing here does I/O: [`BatchFold`] starts from the rows the read-model store
+//! loaded and ends with the rows to write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DurationRound, TimeDelta};
+use serde::{Deserialize, Serialize};
+use ticketing_domain::{
+    Currency, CustomerId, DomainEvent, InventoryEvent, Money, ReservationEvent, ReservationId,
+    ReservationStatus, SectionName, ShowId, Timestamp,
+};
+use ticketing_store::{GlobalPosition, RecordedEvent, StreamVersion};
+
+/// One hold of a section as the read model keeps it: with its expiry, so that a
+/// reader decides at its own `now` whether it still counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    pub reservation_id: ReservationId,
+    pub quantity: u32,
+    pub expires_at: Timestamp,
+}
+
+/// A section's row: its seats (`read_section_availability`) and its sales totals
+/// (`read_section_sales`), both from the section's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionView {
+    pub stream_id: String,
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub capacity: u32,
+    /// Seats sold and not returned.
+    pub sold: u32,
+    pub unit_price: Money,
+    /// Holds neither confirmed nor released, by reservation id; expired ones included
+    /// until the sweeper records their release.
+    pub holds: Vec<HoldView>,
+    pub sales: SalesTotals,
+}
+
+impl SectionView {
+    /// Seats in holds that have not expired at `now`.
+    pub fn held_at(&self, now: Timestamp) -> u32 {
+        self.holds
+            .iter()
+            .filter(|h| h.expires_at > now)
+            .map(|h| h.quantity)
+            .sum()
+    }
+}
+
+/// Tickets and money of a section (or of an hour of it), in the section's currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesTotals {
+    /// Seats confirmed minus seats returned.
+    pub tickets_sold: i64,
+    /// Value of every seat ever confirmed, at the section's unit price.
+    pub gross_minor: i64,
+    /// How many times sold seats were returned (one per refunded purchase).
+    pub refunds_count: i64,
+    /// Value of the returned seats.
+    pub refunds_minor: i64,
+}
+
+impl SalesTotals {
+    fn add(&mut self, other: SalesTotals) {
+        self.tickets_sold += other.tickets_sold;
+        self.gross_minor += other.gross_minor;
+        self.refunds_count += other.refunds_count;
+        self.refunds_minor += other.refunds_minor;
+    }
+}
+
+/// The key of an hourly sales bucket: show, section and the hour (truncated
+/// `recorded_at` of the events).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HourKey {
+    pub show_id: String,
+    pub section: String,
+    pub hour: Timestamp,
+}
+
+/// What a batch adds to one hourly bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourDelta {
+    pub currency: Currency,
+    pub totals: SalesTotals,
+}
+
+/// A purchase in the customer history (`read_customer_reservations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationView {
+    pub stream_id: String,
+    pub reservation_id: ReservationId,
+    pub customer_id: CustomerId,
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub quantity: u32,
+    pub amount: Money,
+    pub state: ReservationStatus,
+    pub placed_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub paid_at: Option<Timestamp>,
+    pub refunded_at: Option<Timestamp>,
+    /// When the purchase last changed (the instant its last event carries).
+    pub updated_at: Timestamp,
+}
+
+/// An event the projector could not decode, kept for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub stream_id: String,
+    pub version: StreamVersion,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: serde_json::Value,
+    pub error: String,
+}
+
+/// Everything one batch writes, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchWrite {
+    /// Each touched section once, in its final state for the batch.
+    pub sections: Vec<SectionView>,
+    /// Each touched purchase once.
+    pub reservations: Vec<ReservationView>,
+    /// Additions to hourly buckets.
+    pub hours: Vec<(HourKey, HourDelta)>,
+    /// `(stream, applied before, applied after)` for every stream that moved on: the
+    /// store refuses the write if another writer moved a stream first.
+    pub applied: Vec<(String, StreamVersion, StreamVersion)>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// A reader of the global order records how far it got, in the same transaction.
+    pub checkpoint: Option<(String, GlobalPosition)>,
+}
+
+/// The in-memory fold of one batch: rows as loaded, moved on event by event.
+#[derive(Debug, Default)]
+pub struct BatchFold {
+    sections: BTreeMap<String, SectionView>,
+    reservations: BTreeMap<String, ReservationView>,
+    hours: BTreeMap<HourKey, HourDelta>,
+    applied_before: BTreeMap<String, StreamVersion>,
+    applied: BTreeMap<String, StreamVersion>,
+    touched: BTreeSet<String>,
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl BatchFold {
+    /// Starts from the stored rows and applied versions of the batch's streams.
+    pub fn new(
+        sections: Vec<SectionView>,
+        reservations: Vec<ReservationView>,
+        applied: BTreeMap<String, StreamVersion>,
+    ) -> Self {
+        Self {
+            sections: sections
+                .into_iter()
+                .map(|s| (s.stream_id.clone(), s))
+                .collect(),
+            reservations: reservations
+                .into_iter()
+                .map(|r| (r.stream_id.clone(), r))
+                .collect(),
+            applied_before: applied.clone(),
+            applied,
+            ..Self::default()
+        }
+    }
+
+    /// The last version of `stream_id` applied so far (0 for none).
+    pub fn applied_version(&self, stream_id: &str) -> StreamVersion {
+        self.applied.get(stream_id).copied().unwrap_or(0)
+    }
+
+    /// Applies the next event of its stream, and says whether it did.
+    ///
+    /// Only the event right after the stream's applied version is applied; any other
+    /// (a duplicate, or one beyond a gap) is refused and changes nothing: ordering and
+    /// gap filling are the caller's job ([`crate::Projector::apply_batch`]). An event
+    /// that cannot be decoded becomes a dead letter and still counts as applied, so
+    /// that its stream is not stuck behind it.
+    pub fn apply(&mut self, event: &RecordedEvent) -> bool {
+        if event.version != self.applied_version(&event.stream_id) + 1 {
+            return false;
+        }
+        self.applied.insert(event.stream_id.clone(), event.version);
+        self.touched.insert(event.stream_id.clone());
+        match DomainEvent::decode(&event.event_type, event.schema_version, event.data.clone()) {
+            Ok(DomainEvent::Inventory(e)) => self.apply_inventory(event, e),
+            Ok(DomainEvent::Reservation(e)) => self.apply_reservation(&event.stream_id, e),
+            // Shows and payments have no read model of their own: a section's seats
+            // and sales come from its stream, purchases from theirs.
+            Ok(DomainEvent::Show(_) | DomainEvent::Payment(_)) => {}
+            Err(error) => self.dead_letters.push(DeadLetter {
+                stream_id: event.stream_id.clone(),
+                version: event.version,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                payload: event.data.clone(),
+                error: error.to_string(),
+            }),
+        }
+        true
+    }
+
+    fn apply_inventory(&mut self, recorded: &RecordedEvent, event: InventoryEvent) {
+        let stream_id = &recorded.stream_id;
+        if let InventoryEvent::SectionInitialized(e) = &event {
+            self.sections.insert(
+                stream_id.clone(),
+                SectionView {
+                    stream_id: stream_id.clone(),
+                    show_id: e.show_id,
+                    section: e.section.clone(),
+                    capacity: e.capacity,
+                    sold: 0,
+                    unit_price: e.unit_price,
+                    holds: Vec::new(),
+                    sales: SalesTotals::default(),
+                },
+            );
+            return;
+        }
+        // Any other event before the section was initialised cannot happen in a
+        // stream the domain wrote; it changes nothing.
+        let Some(view) = self.sections.get_mut(stream_id) else {
+            return;
+        };
+        let price = view.unit_price.amount_minor;
+        let mut delta = SalesTotals::default();
+        match event {
+            InventoryEvent::SectionInitialized(_) => {}
+            InventoryEvent::SeatsHeld(e) => {
+                view.holds.retain(|h| h.reservation_id != e.reservation_id);
+                view.holds.push(HoldView {
+                    reservation_id: e.reservation_id,
+                    quantity: e.quantity,
+                    expires_at: e.expires_at,
+                });
+                view.holds.sort_by_key(|h| h.reservation_id.0);
+            }
+            InventoryEvent::SeatsConfirmed(e) => {
+                view.holds.retain(|h| h.reservation_id != e.reservation_id);
+                view.sold += e.quantity;
+                delta.tickets_sold = i64::from(e.quantity);
+                delta.gross_minor = i64::from(e.quantity) * price;
+            }
+            InventoryEvent::SeatsReleased(e) => {
+                view.holds.retain(|h| h.reservation_id != e.reservation_id);
+            }
+            InventoryEvent::SeatsReturned(e) => {
+                view.sold = view.sold.saturating_sub(e.quantity);
+                delta.tickets_sold = -i64::from(e.quantity);
+                delta.refunds_count = 1;
+                delta.refunds_minor = i64::from(e.quantity) * price;
+            }
+        }
+        if delta == SalesTotals::default() {
+            return;
+        }
+        view.sales.add(delta);
+        let hour = recorded
+            .recorded_at
+            .duration_trunc(TimeDelta::hours(1))
+            .unwrap_or(recorded.recorded_at);
+        let key = HourKey {
+            show_id: view.show_id.0.to_string(),
+            section: view.section.as_str().to_owned(),
+            hour,
+        };
+        let currency = view.unit_price.currency;
+        self.hours
+            .entry(key)
+            .or_insert(HourDelta {
+                currency,
+                totals: SalesTotals::default(),
+            })
+            .totals
+            .add(delta);
+    }
+
+    fn apply_reservation(&mut self, stream_id: &str, event: ReservationEvent) {
+        if let ReservationEvent::ReservationPlaced(e) = &event {
+            self.reservations.insert(
+                stream_id.to_owned(),
+                ReservationView {
+                    stream_id: stream_id.to_owned(),
+                    reservation_id: e.reservation_id,
+                    customer_id: e.customer_id.clone(),
+                    show_id: e.show_id,
+                    section: e.section.clone(),
+                    quantity: e.quantity,
+                    amount: e.amount,
+                    state: ReservationStatus::Held,
+                    placed_at: e.placed_at,
+                    expires_at: e.expires_at,
+                    paid_at: None,
+                    refunded_at: None,
+                    updated_at: e.placed_at,
+                },
+            );
+            return;
+        }
+        let Some(view) = self.reservations.get_mut(stream_id) else {
+            return;
+        };
+        use ReservationStatus as S;
+        let (state, at) = match event {
+            ReservationEvent::ReservationPlaced(_) => return,
+            ReservationEvent::PaymentRequested(e) => (S::PaymentPending, e.requested_at),
+            ReservationEvent::ReservationPaid(e) => {
+                view.paid_at = Some(e.paid_at);
+                (S::Paid, e.paid_at)
+            }
+            ReservationEvent::ReservationConfirmed(e) => (S::Confirmed, e.confirmed_at),
+            ReservationEvent::ReservationExpired(e) => (S::Expired, e.expired_at),
+            ReservationEvent::ReservationCancelled(e) => (S::Cancelled, e.cancelled_at),
+            ReservationEvent::ReservationPaymentDeclined(e) => (S::PaymentDeclined, e.declined_at),
+            ReservationEvent::ReservationRefunded(e) => {
+                view.refunded_at = Some(e.refunded_at);
+                (S::Refunded, e.refunded_at)
+            }
+        };
+        view.state = state;
+        view.updated_at = at;
+    }
+
+    /// The rows to write: each touched row once, the hourly deltas, the streams'
+    /// new applied versions and the dead letters.
+    pub fn finish(self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
+        let touched = &self.touched;
+        BatchWrite {
+            sections: self
+                .sections
+                .into_values()
+                .filter(|s| touched.contains(&s.stream_id))
+                .collect(),
+            reservations: self
+                .reservations
+                .into_values()
+                .filter(|r| touched.contains(&r.stream_id))
+                .collect(),
+            hours: self.hours.into_iter().collect(),
+            applied: self
+                .applied
+                .iter()
+                .filter_map(|(stream, &after)| {
+                    let before = self.applied_before.get(stream).copied().unwrap_or(0);
+                    (after > before).then(|| (stream.clone(), before, after))
+                })
+                .collect(),
+            dead_letters: self.dead_letters,
+            checkpoint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use ticketing_domain::inventory::{
+        SeatsConfirmed, SeatsHeld, SeatsReturned, SectionInitialized,
+    };
+    use ticketing_domain::EventPayload;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn at(hour: u32, minute: u32) -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 6, 1, hour, minute, 0).unwrap()
+    }
+
+    fn recorded(version: StreamVersion, event: &InventoryEvent, minute: u32) -> RecordedEvent {
+        let encoded = event.encode();
+        RecordedEvent {
+            global_position: GlobalPosition {
+                transaction_id: version as i64,
+                position: version as i64,
+            },
+            stream_id: "inventory-s-Floor".into(),
+            version,
+            event_id: Uuid::new_v4(),
+            event_type: encoded.event_type,
+            schema_version: encoded.schema_version,
+            data: encoded.data,
+            metadata: Default::default(),
+            recorded_at: at(12, minute),
+        }
+    }
+
+    fn section_events() -> Vec<RecordedEvent> {
+        let show_id = ShowId(Uuid::nil());
+        let reservation_id = ReservationId(Uuid::from_u128(7));
+        let events = [
+            InventoryEvent::SectionInitialized(SectionInitialized {
+                show_id,
+                section: SectionName::parse("Floor").unwrap(),
+                capacity: 10,
+                unit_price: Money::unit_price(4_500, Currency::parse("EUR").unwrap()).unwrap(),
+                max_per_order: 10,
+            }),
+            InventoryEvent::SeatsHeld(SeatsHeld {
+                reservation_id,
+                quantity: 3,
+                expires_at: at(12, 10),
+            }),
+            InventoryEvent::SeatsConfirmed(SeatsConfirmed {
+                reservation_id,
+                quantity: 3,
+            }),
+            InventoryEvent::SeatsReturned(SeatsReturned {
+                reservation_id,
+                quantity: 3,
+            }),
+        ];
+        events
+            .iter()
+            .zip(1..)
+            .map(|(e, version)| recorded(version, e, version as u32))
+            .collect()
+    }
+
+    #[test]
+    fn a_refunded_sale_counts_in_gross_and_refunds_but_not_in_tickets_sold() {
+        let mut fold = BatchFold::default();
+        for event in &section_events()[..2] {
+            assert!(fold.apply(event));
+        }
+        let held = fold.finish(None);
+        assert_eq!(held.sections[0].held_at(at(12, 5)), 3);
+        assert_eq!(
+            held.sections[0].held_at(at(12, 10)),
+            0,
+            "expired at its instant"
+        );
+
+        let mut fold = BatchFold::default();
+        for event in &section_events() {
+            assert!(fold.apply(event));
+        }
+        let write = fold.finish(None);
+        let section = &write.sections[0];
+        assert!(section.holds.is_empty());
+        assert_eq!(section.sold, 0);
+        assert_eq!(
+            section.sales,
+            SalesTotals {
+                tickets_sold: 0,
+                gross_minor: 13_500,
+                refunds_count: 1,
+                refunds_minor: 13_500,
+            }
+        );
+        assert_eq!(write.hours.len(), 1, "both in the 12:00 bucket");
+        assert_eq!(write.applied, vec![("inventory-s-Floor".into(), 0, 4)]);
+    }
+
+    #[test]
+    fn only_the_next_version_of_a_stream_is_applied() {
+        let events = section_events();
+        let mut fold = BatchFold::default();
+        assert!(!fold.apply(&events[1]), "a gap");
+        assert!(fold.apply(&events[0]));
+        assert!(!fold.apply(&events[0]), "a duplicate");
+        assert_eq!(fold.applied_version("inventory-s-Floor"), 1);
+    }
+
+    #[test]
+    fn an_undecodable_event_is_dead_lettered_and_counts_as_applied() {
+        let mut events = section_events();
+        events[1].event_type = "SeatsTeleported".into();
+        events[2].data = json!({ "nonsense": true });
+        let mut fold = BatchFold::default();
+        for event in &events {
+            assert!(fold.apply(event));
+        }
+        let write = fold.finish(None);
+        assert_eq!(write.dead_letters.len(), 2);
+        assert_eq!(write.applied, vec![("inventory-s-Floor".into(), 0, 4)]);
+    }
+}

@@ -1,0 +1,476 @@
+//! The read models in PostgreSQL, beside the events (the store's
+//! `migrations/postgres/0005_read_models.sql`).
+//!
+//! Instants are `timestamptz` (microseconds), holds and dead-letter payloads `jsonb`,
+//! ids text. A batch is one transaction; the applied versions are checked and moved in
+//! it, so two projectors racing on a stream cannot both write (one gets
+//! [`ReadModelError::Conflict`]).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::types::Json;
+use sqlx::Row;
+use ticketing_domain::{CustomerId, ShowId, Timestamp};
+use ticketing_store::{GlobalPosition, StreamVersion};
+
+use crate::model::{BatchWrite, DeadLetter, HourKey, ReservationView, SalesTotals, SectionView};
+use crate::{
+    unique, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
+    SectionAvailability, ShowSales, StoredDeadLetter,
+};
+
+use crate::rows as d;
+
+/// The read models in a PostgreSQL database whose schema the store's migrations made
+/// (connect with `ticketing_store::postgres::PostgresStore` and pass its pool).
+#[derive(Debug, Clone)]
+pub struct PostgresReadModels {
+    pool: PgPool,
+}
+
+impl PostgresReadModels {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+const SECTION_COLUMNS: &str = "a.stream_id, a.show_id, a.section, a.capacity, a.sold, \
+     a.unit_price_minor, a.currency, a.holds, s.tickets_sold, s.gross_minor, \
+     s.refunds_count, s.refunds_minor \
+     from read_section_availability a join read_section_sales s on s.stream_id = a.stream_id";
+
+const RESERVATION_COLUMNS: &str = "stream_id, reservation_id, customer_id, show_id, section, \
+     quantity, amount_minor, currency, state, placed_at, expires_at, paid_at, refunded_at, \
+     updated_at from read_customer_reservations";
+
+fn section_row(row: &PgRow) -> Result<SectionView, ReadModelError> {
+    let holds: Json<Vec<crate::model::HoldView>> = row.try_get("holds")?;
+    d::section(
+        d::SectionColumns {
+            stream_id: row.try_get("stream_id")?,
+            show_id: row.try_get("show_id")?,
+            section: row.try_get("section")?,
+            capacity: row.try_get("capacity")?,
+            sold: row.try_get("sold")?,
+            unit_price_minor: row.try_get("unit_price_minor")?,
+            currency: row.try_get("currency")?,
+            holds: holds.0,
+        },
+        sales(row)?,
+    )
+}
+
+fn sales(row: &PgRow) -> Result<SalesTotals, ReadModelError> {
+    Ok(SalesTotals {
+        tickets_sold: row.try_get("tickets_sold")?,
+        gross_minor: row.try_get("gross_minor")?,
+        refunds_count: row.try_get("refunds_count")?,
+        refunds_minor: row.try_get("refunds_minor")?,
+    })
+}
+
+fn reservation_row(row: &PgRow) -> Result<ReservationView, ReadModelError> {
+    d::reservation(d::ReservationColumns {
+        stream_id: row.try_get("stream_id")?,
+        reservation_id: row.try_get("reservation_id")?,
+        customer_id: row.try_get("customer_id")?,
+        show_id: row.try_get("show_id")?,
+        section: row.try_get("section")?,
+        quantity: row.try_get("quantity")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get("currency")?,
+        state: row.try_get("state")?,
+        placed_at: row.try_get("placed_at")?,
+        expires_at: row.try_get("expires_at")?,
+        paid_at: row.try_get("paid_at")?,
+        refunded_at: row.try_get("refunded_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl ReadModelStore for PostgresReadModels {
+    async fn applied_versions(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<BTreeMap<String, StreamVersion>, ReadModelError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select stream_id, version from projection_applied where stream_id = any($1)",
+        )
+        .bind(unique(stream_ids))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(stream_id, version)| Ok((stream_id, d::version(version)?)))
+            .collect()
+    }
+
+    async fn load(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError> {
+        let ids = unique(stream_ids);
+        let sections = sqlx::query(&format!(
+            "select {SECTION_COLUMNS} where a.stream_id = any($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(section_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let reservations = sqlx::query(&format!(
+            "select {RESERVATION_COLUMNS} where stream_id = any($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(reservation_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok((sections, reservations))
+    }
+
+    #[tracing::instrument(skip_all, fields(streams = batch.applied.len()))]
+    async fn write(&self, batch: &BatchWrite) -> Result<(), ReadModelError> {
+        let mut tx = self.pool.begin().await?;
+        for (stream_id, before, after) in &batch.applied {
+            let moved = if *before == 0 {
+                sqlx::query(
+                    "insert into projection_applied (stream_id, version) values ($1, $2) \
+                     on conflict (stream_id) do nothing",
+                )
+                .bind(stream_id)
+                .bind(d::db_version(*after)?)
+                .execute(&mut *tx)
+                .await?
+            } else {
+                sqlx::query(
+                    "update projection_applied set version = $1 \
+                     where stream_id = $2 and version = $3",
+                )
+                .bind(d::db_version(*after)?)
+                .bind(stream_id)
+                .bind(d::db_version(*before)?)
+                .execute(&mut *tx)
+                .await?
+            };
+            if moved.rows_affected() != 1 {
+                return Err(ReadModelError::Conflict {
+                    stream_id: stream_id.clone(),
+                });
+            }
+        }
+        for s in &batch.sections {
+            sqlx::query(
+                "insert into read_section_availability (stream_id, show_id, section, capacity, \
+                 sold, unit_price_minor, currency, holds) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 on conflict (stream_id) do update set capacity = excluded.capacity, \
+                 sold = excluded.sold, unit_price_minor = excluded.unit_price_minor, \
+                 currency = excluded.currency, holds = excluded.holds",
+            )
+            .bind(&s.stream_id)
+            .bind(s.show_id.0.to_string())
+            .bind(s.section.as_str())
+            .bind(i64::from(s.capacity))
+            .bind(i64::from(s.sold))
+            .bind(s.unit_price.amount_minor)
+            .bind(s.unit_price.currency.as_str())
+            .bind(Json(&s.holds))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into read_section_sales (stream_id, show_id, section, currency, \
+                 tickets_sold, gross_minor, refunds_count, refunds_minor) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 on conflict (stream_id) do update set currency = excluded.currency, \
+                 tickets_sold = excluded.tickets_sold, gross_minor = excluded.gross_minor, \
+                 refunds_count = excluded.refunds_count, refunds_minor = excluded.refunds_minor",
+            )
+            .bind(&s.stream_id)
+            .bind(s.show_id.0.to_string())
+            .bind(s.section.as_str())
+            .bind(s.unit_price.currency.as_str())
+            .bind(s.sales.tickets_sold)
+            .bind(s.sales.gross_minor)
+            .bind(s.sales.refunds_count)
+            .bind(s.sales.refunds_minor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key, delta) in &batch.hours {
+            sqlx::query(
+                "insert into read_sales_by_hour (show_id, section, hour, currency, tickets_sold, \
+                 gross_minor, refunds_count, refunds_minor) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 on conflict (show_id, section, hour) do update set \
+                 tickets_sold = read_sales_by_hour.tickets_sold + excluded.tickets_sold, \
+                 gross_minor = read_sales_by_hour.gross_minor + excluded.gross_minor, \
+                 refunds_count = read_sales_by_hour.refunds_count + excluded.refunds_count, \
+                 refunds_minor = read_sales_by_hour.refunds_minor + excluded.refunds_minor",
+            )
+            .bind(&key.show_id)
+            .bind(&key.section)
+            .bind(key.hour)
+            .bind(delta.currency.as_str())
+            .bind(delta.totals.tickets_sold)
+            .bind(delta.totals.gross_minor)
+            .bind(delta.totals.refunds_count)
+            .bind(delta.totals.refunds_minor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for r in &batch.reservations {
+            sqlx::query(
+                "insert into read_customer_reservations (stream_id, reservation_id, customer_id, \
+                 show_id, section, quantity, amount_minor, currency, state, placed_at, \
+                 expires_at, paid_at, refunded_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 on conflict (stream_id) do update set state = excluded.state, \
+                 paid_at = excluded.paid_at, refunded_at = excluded.refunded_at, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(&r.stream_id)
+            .bind(r.reservation_id.0.to_string())
+            .bind(r.customer_id.as_str())
+            .bind(r.show_id.0.to_string())
+            .bind(r.section.as_str())
+            .bind(i64::from(r.quantity))
+            .bind(r.amount.amount_minor)
+            .bind(r.amount.currency.as_str())
+            .bind(d::state_name(r.state))
+            .bind(r.placed_at)
+            .bind(r.expires_at)
+            .bind(r.paid_at)
+            .bind(r.refunded_at)
+            .bind(r.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for letter in &batch.dead_letters {
+            sqlx::query(
+                "insert into projection_dead_letters (stream_id, version, event_type, \
+                 schema_version, payload, error) values ($1, $2, $3, $4, $5, $6) \
+                 on conflict (stream_id, version) do nothing",
+            )
+            .bind(&letter.stream_id)
+            .bind(d::db_version(letter.version)?)
+            .bind(&letter.event_type)
+            .bind(i64::from(letter.schema_version))
+            .bind(&letter.payload)
+            .bind(&letter.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((name, position)) = &batch.checkpoint {
+            sqlx::query(
+                "insert into projection_checkpoint (name, transaction_id, position) \
+                 values ($1, $2, $3) on conflict (name) do update set \
+                 transaction_id = excluded.transaction_id, position = excluded.position",
+            )
+            .bind(name)
+            .bind(position.transaction_id)
+            .bind(position.position)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), ReadModelError> {
+        let mut tx = self.pool.begin().await?;
+        for table in d::TABLES {
+            sqlx::query(&format!("delete from {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<GlobalPosition>, ReadModelError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "select transaction_id, position from projection_checkpoint where name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(transaction_id, position)| GlobalPosition {
+            transaction_id,
+            position,
+        }))
+    }
+
+    async fn section_availability(
+        &self,
+        show_id: ShowId,
+        now: Timestamp,
+    ) -> Result<Vec<SectionAvailability>, ReadModelError> {
+        let rows = sqlx::query(&format!(
+            "select {SECTION_COLUMNS} where a.show_id = $1 order by a.section"
+        ))
+        .bind(show_id.0.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| section_row(row).map(|s| d::availability(&s, now)))
+            .collect()
+    }
+
+    async fn show_sales(&self, show_id: ShowId) -> Result<Option<ShowSales>, ReadModelError> {
+        let show = show_id.0.to_string();
+        let sections = sqlx::query(
+            "select section, currency, tickets_sold, gross_minor, refunds_count, refunds_minor \
+             from read_section_sales where show_id = $1 order by section",
+        )
+        .bind(&show)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            d::section_sales(
+                row.try_get("section")?,
+                row.try_get("currency")?,
+                sales(row)?,
+            )
+        })
+        .collect::<Result<Vec<_>, ReadModelError>>()?;
+        let hours = sqlx::query(
+            "select hour, sum(tickets_sold)::bigint as tickets_sold, sum(gross_minor)::bigint as gross_minor, \
+             sum(refunds_count)::bigint as refunds_count, \
+             sum(refunds_minor)::bigint as refunds_minor \
+             from read_sales_by_hour where show_id = $1 group by hour order by hour",
+        )
+        .bind(&show)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("hour")?, sales(row)?)))
+        .collect::<Result<Vec<_>, ReadModelError>>()?;
+        Ok(ShowSales::assemble(show_id, sections, hours))
+    }
+
+    async fn customer_reservations(
+        &self,
+        customer_id: &CustomerId,
+        limit: usize,
+        cursor: Option<ReservationCursor>,
+    ) -> Result<ReservationPage, ReadModelError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match cursor {
+            None => {
+                sqlx::query(&format!(
+                    "select {RESERVATION_COLUMNS} where customer_id = $1 \
+                     order by placed_at desc, reservation_id desc limit $2"
+                ))
+                .bind(customer_id.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(cursor) => {
+                let placed_at = cursor.placed_at;
+                sqlx::query(&format!(
+                    "select {RESERVATION_COLUMNS} where customer_id = $1 \
+                     and (placed_at < $2 or (placed_at = $3 and reservation_id < $4)) \
+                     order by placed_at desc, reservation_id desc limit $5"
+                ))
+                .bind(customer_id.as_str())
+                .bind(placed_at)
+                .bind(placed_at)
+                .bind(cursor.reservation_id.0.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let reservations = rows
+            .iter()
+            .map(reservation_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(d::page(reservations, limit))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError> {
+        let rows = sqlx::query(
+            "select id, stream_id, version, event_type, schema_version, payload, error, \
+             recorded_at from projection_dead_letters order by id limit $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredDeadLetter {
+                    id: row.try_get("id")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                    letter: DeadLetter {
+                        stream_id: row.try_get("stream_id")?,
+                        version: d::version(row.try_get("version")?)?,
+                        event_type: row.try_get("event_type")?,
+                        schema_version: d::schema_version(row.try_get("schema_version")?)?,
+                        payload: row.try_get("payload")?,
+                        error: row.try_get("error")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn dump(&self) -> Result<ReadModelDump, ReadModelError> {
+        let sections = sqlx::query(&format!("select {SECTION_COLUMNS} order by a.stream_id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(section_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let hours = sqlx::query(
+            "select show_id, section, hour, tickets_sold, gross_minor, refunds_count, \
+             refunds_minor from read_sales_by_hour order by show_id, section, hour",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                HourKey {
+                    show_id: row.try_get("show_id")?,
+                    section: row.try_get("section")?,
+                    hour: row.try_get("hour")?,
+                },
+                sales(row)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, ReadModelError>>()?;
+        let reservations = sqlx::query(&format!("select {RESERVATION_COLUMNS} order by stream_id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(reservation_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let applied = sqlx::query_as::<_, (String, i64)>(
+            "select stream_id, version from projection_applied order by stream_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(stream, version)| Ok((stream, d::version(version)?)))
+        .collect::<Result<Vec<_>, ReadModelError>>()?;
+        let mut dead_letters: Vec<DeadLetter> = self
+            .dead_letters(usize::MAX >> 1)
+            .await?
+            .into_iter()
+            .map(|stored| stored.letter)
+            .collect();
+        dead_letters.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
+        Ok(ReadModelDump {
+            sections,
+            hours,
+            reservations,
+            applied,
+            dead_letters,
+        })
+    }
+}

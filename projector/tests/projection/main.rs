@@ -1,0 +1,334 @@
+//! The projector's suite, run on SQLite and on PostgreSQL alike (a fresh database per
+//! test): real purchases through the command layer, then projected.
+
+mod properties;
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use ticketing_app::Clock;
+use ticketing_domain::{Money, ReservationStatus};
+use ticketing_projector::ShowSales;
+use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
+use uuid::Uuid;
+
+use support::{busy_day, on_both_backends, Env};
+
+on_both_backends!(
+    read_models_say_what_the_command_layer_says,
+    duplicates_and_reordering_give_the_clean_rebuild,
+    undecodable_events_are_dead_lettered_and_the_rest_is_applied,
+    a_batch_that_starts_late_in_a_stream_fills_the_gap_from_the_store,
+    catch_up_continues_from_the_rebuild_checkpoint,
+    customer_history_pages_newest_first,
+);
+
+async fn read_models_say_what_the_command_layer_says(env: Env) {
+    let day = busy_day(&env).await;
+    env.rebuilt().await;
+    let now = env.clock.now();
+
+    let mut expected = env.app.availability(day.show_id).await.unwrap();
+    expected.sort_by(|a, b| a.section.as_str().cmp(b.section.as_str()));
+    let projected = env
+        .read_models
+        .section_availability(day.show_id, now)
+        .await
+        .unwrap();
+    assert_eq!(projected.len(), expected.len());
+    for (p, e) in projected.iter().zip(&expected) {
+        assert_eq!(
+            (
+                &p.section,
+                p.capacity,
+                p.held,
+                p.sold,
+                p.available,
+                p.unit_price
+            ),
+            (
+                &e.section,
+                e.capacity,
+                e.held,
+                e.sold,
+                e.available,
+                e.unit_price
+            )
+        );
+    }
+
+    let sales = env.app.sales(day.show_id).await.unwrap();
+    let ShowSales {
+        total, by_section, ..
+    } = env
+        .read_models
+        .show_sales(day.show_id)
+        .await
+        .unwrap()
+        .expect("the show has sales figures");
+    assert_eq!(total.tickets_sold, i64::from(sales.tickets_sold));
+    assert_eq!(total.net_revenue, sales.revenue);
+    let by_name: BTreeMap<_, _> = by_section
+        .iter()
+        .map(|(name, figures)| (name.as_str().to_owned(), figures))
+        .collect();
+    for section in &sales.by_section {
+        let figures = by_name[section.section.as_str()];
+        assert_eq!(figures.tickets_sold, i64::from(section.tickets_sold));
+        assert_eq!(figures.net_revenue, section.revenue);
+    }
+    // Floor: 2 + 3 sold at 45.00; Balcony: 1 and 2 sold at 30.00, both refunded.
+    let eur = |amount_minor| Money {
+        amount_minor,
+        currency: sales.revenue.currency,
+    };
+    assert_eq!(total.gross_revenue, eur(5 * 4_500 + 3 * 3_000));
+    assert_eq!((total.refunds_count, total.refunds_amount), (2, eur(9_000)));
+
+    for customer in &day.customers {
+        let expected = env.app.customer_reservations(customer).await.unwrap();
+        let page = env
+            .read_models
+            .customer_reservations(customer, 100, None)
+            .await
+            .unwrap();
+        assert!(page.next.is_none());
+        let projected: Vec<_> = page
+            .reservations
+            .iter()
+            .map(|r| (r.reservation_id, r.state, r.quantity, r.amount, r.placed_at))
+            .collect();
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|r| {
+                (
+                    r.reservation_id,
+                    r.status,
+                    r.quantity,
+                    r.amount,
+                    r.placed_at,
+                )
+            })
+            .collect();
+        assert_eq!(projected, expected, "history of {customer}");
+    }
+    let first = env
+        .read_models
+        .customer_reservations(&day.customers[0], 10, None)
+        .await
+        .unwrap();
+    let states: Vec<_> = first.reservations.iter().map(|r| r.state).collect();
+    assert_eq!(
+        states,
+        [ReservationStatus::Refunded, ReservationStatus::Confirmed]
+    );
+    assert!(first.reservations[0].paid_at.is_some());
+    assert!(first.reservations[0].refunded_at.is_some());
+}
+
+async fn duplicates_and_reordering_give_the_clean_rebuild(env: Env) {
+    busy_day(&env).await;
+    let clean = env.rebuilt().await;
+    let events = env.all_events().await;
+
+    // Everything twice, in one batch and then again.
+    let twice = env
+        .project(vec![
+            [events.clone(), events.clone()].concat(),
+            events.clone(),
+        ])
+        .await;
+    assert_eq!(twice, clean);
+
+    // Overlapping windows.
+    let windows: Vec<Vec<RecordedEvent>> = (0..events.len())
+        .step_by(4)
+        .map(|start| events[start..(start + 7).min(events.len())].to_vec())
+        .collect();
+    assert_eq!(env.project(windows).await, clean);
+
+    // Newest first, in batches of five: most batches start beyond what is applied.
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let batches = reversed.chunks(5).map(<[_]>::to_vec).collect();
+    assert_eq!(env.project(batches).await, clean);
+}
+
+fn raw(event_type: &str, data: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        data,
+        metadata: EventMetadata::default(),
+    }
+}
+
+async fn undecodable_events_are_dead_lettered_and_the_rest_is_applied(env: Env) {
+    busy_day(&env).await;
+    let before = env.rebuilt().await;
+
+    let broken = format!("reservation-{}", Uuid::new_v4());
+    env.store
+        .append(
+            vec![
+                StreamAppend {
+                    stream_id: "mystery-1".into(),
+                    expected_version: ExpectedVersion::NoStream,
+                    events: vec![raw("SeatsTeleported", json!({ "seats": 3 }))],
+                },
+                StreamAppend {
+                    stream_id: broken.clone(),
+                    expected_version: ExpectedVersion::NoStream,
+                    events: vec![
+                        raw("ReservationPlaced", json!({ "nonsense": true })),
+                        raw("ReservationCancelled", json!({ "also": "nonsense" })),
+                    ],
+                },
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let events = env.all_events().await;
+    let new: Vec<RecordedEvent> = events[events.len() - 3..].to_vec();
+
+    // Applied live, twice over, after the rest.
+    let outcome = env
+        .projector
+        .apply_batch([new.clone(), new].concat())
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.applied, outcome.duplicates, outcome.dead_lettered),
+        (3, 3, 3)
+    );
+
+    let after = env.read_models.dump().await.unwrap();
+    assert_eq!(after.sections, before.sections);
+    assert_eq!(after.reservations, before.reservations);
+    assert_eq!(after.hours, before.hours);
+    let letters: Vec<_> = after
+        .dead_letters
+        .iter()
+        .map(|l| (l.stream_id.as_str(), l.version, l.event_type.as_str()))
+        .collect();
+    let mut expected = vec![
+        (broken.as_str(), 1, "ReservationPlaced"),
+        (broken.as_str(), 2, "ReservationCancelled"),
+        ("mystery-1", 1, "SeatsTeleported"),
+    ];
+    expected.sort();
+    assert_eq!(letters, expected);
+    let mystery = after
+        .dead_letters
+        .iter()
+        .find(|l| l.stream_id == "mystery-1")
+        .unwrap();
+    assert!(
+        mystery.error.contains("unknown event type"),
+        "{}",
+        mystery.error
+    );
+    let applied: BTreeMap<_, _> = after.applied.iter().cloned().collect();
+    assert_eq!((applied["mystery-1"], applied[&broken]), (1, 2));
+
+    // A rebuild records the same letters and the same rows.
+    assert_eq!(env.rebuilt().await, after);
+    let stored = env.read_models.dead_letters(10).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[0].letter.payload, json!({ "seats": 3 }));
+}
+
+async fn a_batch_that_starts_late_in_a_stream_fills_the_gap_from_the_store(env: Env) {
+    busy_day(&env).await;
+    let clean = env.rebuilt().await;
+    let events = env.all_events().await;
+
+    // Only the last event of every stream.
+    let mut last: BTreeMap<String, RecordedEvent> = BTreeMap::new();
+    for event in &events {
+        last.insert(event.stream_id.clone(), event.clone());
+    }
+    env.read_models.clear().await.unwrap();
+    let outcome = env
+        .projector
+        .apply_batch(last.values().cloned().collect())
+        .await
+        .unwrap();
+    assert_eq!(outcome.gap_filled, events.len() - last.len());
+    assert_eq!(outcome.applied, events.len());
+    assert_eq!(env.read_models.dump().await.unwrap(), clean);
+}
+
+async fn catch_up_continues_from_the_rebuild_checkpoint(env: Env) {
+    let day = busy_day(&env).await;
+    env.all_events().await;
+    let mut reports = Vec::new();
+    let rebuilt = env
+        .projector
+        .rebuild(5, |progress| reports.push(progress))
+        .await
+        .unwrap();
+    assert!(reports.len() > 1);
+    assert_eq!(reports.last(), Some(&rebuilt));
+    let checkpoint = env
+        .read_models
+        .checkpoint(ticketing_projector::CHECKPOINT)
+        .await
+        .unwrap();
+    assert_eq!(checkpoint, Some(rebuilt.position));
+
+    // More purchases after the rebuild.
+    env.app
+        .hold_seats(
+            &support::ctx("customer-9"),
+            ticketing_app::HoldSeats {
+                show_id: day.show_id,
+                section: support::section("Floor"),
+                customer_id: support::customer(9),
+                quantity: ticketing_domain::Quantity::new(2).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let events = env.all_events().await;
+    let caught_up = env.projector.catch_up(5, |_| {}).await.unwrap();
+    assert_eq!(caught_up.events, 2, "the hold and its reservation");
+    assert_eq!(caught_up.position, events.last().unwrap().global_position);
+    let live = env.read_models.dump().await.unwrap();
+    assert_eq!(live, env.rebuilt().await);
+}
+
+async fn customer_history_pages_newest_first(env: Env) {
+    let day = busy_day(&env).await;
+    env.rebuilt().await;
+    let customer = &day.customers[0];
+    let all = env
+        .read_models
+        .customer_reservations(customer, 10, None)
+        .await
+        .unwrap()
+        .reservations;
+    assert_eq!(all.len(), 2);
+    let first = env
+        .read_models
+        .customer_reservations(customer, 1, None)
+        .await
+        .unwrap();
+    assert_eq!(first.reservations, all[..1]);
+    let second = env
+        .read_models
+        .customer_reservations(customer, 1, first.next)
+        .await
+        .unwrap();
+    assert_eq!(second.reservations, all[1..]);
+    let third = env
+        .read_models
+        .customer_reservations(customer, 1, second.next)
+        .await
+        .unwrap();
+    assert!(third.reservations.is_empty());
+    assert!(third.next.is_none());
+}
