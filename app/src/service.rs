@@ -143,7 +143,10 @@ impl Ticketing {
     /// command: the events stay in the outbox and the relay publishes them
     /// (`ticketing_bus::relay`).
     pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
-        self.bus = Some(bus);
+        // A command waits for the bus: behind a breaker, a broker that is down costs
+        // one command its timeout, not every command (the relay publishes meanwhile).
+        let cool_down = ticketing_bus::CircuitBreaker::<Arc<dyn EventBus>>::DEFAULT_COOL_DOWN;
+        self.bus = Some(Arc::new(ticketing_bus::CircuitBreaker::new(bus, cool_down)));
         self
     }
 

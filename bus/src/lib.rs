@@ -24,6 +24,7 @@
 //! - `relay.rs`: the outbox relay.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod config;
 mod error;
 pub mod in_process;
@@ -35,6 +36,7 @@ pub mod relay;
 use async_trait::async_trait;
 use ticketing_store::RecordedEvent;
 
+pub use breaker::CircuitBreaker;
 pub use config::{connect, Bus, BusConfig};
 pub use error::BusError;
 pub use in_process::{InProcessBus, InProcessConfig};
