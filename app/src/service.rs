@@ -10,9 +10,7 @@ use ticketing_domain::*;
 use ticketing_store::EventStore;
 
 use crate::command::{CommandContext, Decision, Idempotency, RetryPolicy};
-use crate::payments::{
-    CardToken, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundRequest,
-};
+use crate::payments::{CardToken, ChargeOutcome, ChargeRequest, PaymentGateway, RefundRequest};
 use crate::repository::{load, Change, Loaded};
 use crate::{AppError, Clock};
 
@@ -868,12 +866,7 @@ impl Ticketing {
                 amount: details.amount,
             })
             .await
-            .map_err(|e| match e {
-                GatewayError::Rejected(reason) => {
-                    AppError::PaymentProvider(GatewayError::Rejected(reason))
-                }
-                other => AppError::PaymentProvider(other),
-            })?;
+            .map_err(AppError::PaymentProvider)?;
         let outcome = answer(details.amount);
         let (receipt, details, outcome) = (&receipt, &details, &outcome);
         self.execute(ctx, idempotency, move || async move {
