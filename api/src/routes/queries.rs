@@ -36,12 +36,16 @@ pub async fn availability(
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Availability>, ApiError> {
-    let show = state.ticketing.show(ShowId(id)).await?;
     let sections = state.ticketing.availability(ShowId(id)).await?;
+    // Every section is priced in the show's one currency, and a show has a section.
+    let currency = sections
+        .first()
+        .map(|s| s.unit_price.currency.to_string())
+        .unwrap_or_default();
     Ok(Json(Availability {
         show_id: id,
         as_of: state.ticketing.now(),
-        currency: show.sections[0].unit_price.currency.to_string(),
+        currency,
         sections: sections.into_iter().map(Into::into).collect(),
     }))
 }
