@@ -22,6 +22,9 @@
 //!   subscribers.
 //! - `kafka/` (feature `kafka`): `KafkaBus`, an idempotent rdkafka producer.
 //! - `relay.rs`: the outbox relay.
+//! - `source.rs`: the consumer side: [`EventSource`] (batches for the projector, commits,
+//!   dead letters) and [`decode_event`]; the in-process bus's source is
+//!   [`InProcessSource`], Kafka's is `KafkaSource`.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
@@ -32,6 +35,7 @@ pub mod in_process;
 pub mod kafka;
 pub mod message;
 pub mod relay;
+pub mod source;
 
 use async_trait::async_trait;
 use ticketing_store::RecordedEvent;
@@ -39,11 +43,15 @@ use ticketing_store::RecordedEvent;
 pub use breaker::CircuitBreaker;
 pub use config::{connect, Bus, BusConfig};
 pub use error::BusError;
-pub use in_process::{InProcessBus, InProcessConfig};
+pub use in_process::{InProcessBus, InProcessConfig, InProcessSource};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaBus, KafkaConfig};
 pub use message::{topic_for, BusMessage};
 pub use relay::{relay_once, run_relay, RelayError, RelaySettings};
+pub use source::{
+    decode_event, DeadLetterMessage, Delivered, Delivery, EventSource, Origin, PartitionLag,
+    PoisonMessage, DEAD_LETTER_TOPIC,
+};
 
 /// Where stored events are published for the projector and other consumers.
 ///

@@ -8,6 +8,7 @@
 
 mod config;
 mod error;
+mod source;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,9 @@ use tokio::sync::broadcast;
 
 pub use config::InProcessConfig;
 pub use error::InProcessError;
+pub use source::InProcessSource;
 
+use crate::source::DeadLetterMessage;
 use crate::{BusError, BusMessage, EventBus};
 
 /// An in-memory bus: every published message is appended to a bounded log and sent
@@ -30,6 +33,7 @@ pub struct InProcessBus {
     sender: broadcast::Sender<Arc<BusMessage>>,
     paused: AtomicBool,
     retain: usize,
+    dead_letters: Arc<Mutex<Vec<DeadLetterMessage>>>,
 }
 
 impl Default for InProcessBus {
@@ -46,12 +50,26 @@ impl InProcessBus {
             sender,
             paused: AtomicBool::new(false),
             retain: config.retain,
+            dead_letters: Arc::default(),
         }
     }
 
     /// Receives every message published from now on, in publication order.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>> {
         self.sender.subscribe()
+    }
+
+    /// A consumer of every message published from now on, for the projector.
+    pub fn source(&self) -> InProcessSource {
+        InProcessSource::new(self.sender.subscribe(), self.dead_letters.clone())
+    }
+
+    /// What consumers sent to the dead-letter topic, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetterMessage> {
+        self.dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The messages the log still holds (the latest [`InProcessConfig::retain`]),
