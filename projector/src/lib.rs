@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod postgres;
 mod rows;
@@ -33,6 +35,8 @@ use ticketing_domain::{CustomerId, Money, ReservationId, SectionName, ShowId, Ti
 use ticketing_store::{EventStore, GlobalPosition, RecordedEvent, StreamVersion};
 
 pub use error::{ProjectionError, ReadModelError};
+pub use live::{run_live, LiveReport, LiveSettings};
+pub use metrics::ProjectorMetrics;
 pub use model::{
     BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals, SectionView,
 };
@@ -261,6 +265,27 @@ pub struct BatchOutcome {
     pub dead_lettered: usize,
 }
 
+/// A batch folded in memory by [`Projector::prepare`], not written yet.
+#[derive(Debug, Clone)]
+pub struct PreparedBatch {
+    write: BatchWrite,
+    events_dead_lettered: usize,
+    outcome: BatchOutcome,
+}
+
+impl PreparedBatch {
+    /// What writing it will have done.
+    pub fn outcome(&self) -> BatchOutcome {
+        self.outcome
+    }
+
+    /// The events of the batch that could not be decoded (not the poison messages
+    /// given to [`Projector::prepare`]).
+    pub fn dead_lettered_events(&self) -> &[DeadLetter] {
+        &self.write.dead_letters[..self.events_dead_lettered]
+    }
+}
+
 /// How far a rebuild or catch-up has come, after each batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -313,11 +338,53 @@ impl Projector {
         self.apply(events, None).await
     }
 
+    /// Folds a batch as [`Projector::apply_batch`] does, without writing it: the
+    /// caller gets to act on its dead letters first (the live loop puts them on the
+    /// dead-letter topic), then writes it with [`Projector::write_prepared`]. `poison`
+    /// (messages that were not events at all) is written as dead letters with it.
+    ///
+    /// # Errors
+    /// Store or read-model failures while reading; nothing is written.
+    pub async fn prepare(
+        &self,
+        events: Vec<RecordedEvent>,
+        poison: Vec<DeadLetter>,
+    ) -> Result<PreparedBatch, ProjectionError> {
+        self.prepare_with_checkpoint(events, poison, None).await
+    }
+
+    /// Writes a batch from [`Projector::prepare`] in one transaction.
+    ///
+    /// # Errors
+    /// As [`Projector::apply_batch`]; on [`ReadModelError::Conflict`] prepare the
+    /// batch again.
+    pub async fn write_prepared(&self, batch: &PreparedBatch) -> Result<(), ProjectionError> {
+        let write = &batch.write;
+        if !write.applied.is_empty() || write.checkpoint.is_some() || !write.dead_letters.is_empty()
+        {
+            self.read_models.write(write).await?;
+        }
+        Ok(())
+    }
+
     async fn apply(
         &self,
         events: Vec<RecordedEvent>,
         checkpoint: Option<(String, GlobalPosition)>,
     ) -> Result<BatchOutcome, ProjectionError> {
+        let batch = self
+            .prepare_with_checkpoint(events, Vec::new(), checkpoint)
+            .await?;
+        self.write_prepared(&batch).await?;
+        Ok(batch.outcome)
+    }
+
+    async fn prepare_with_checkpoint(
+        &self,
+        events: Vec<RecordedEvent>,
+        poison: Vec<DeadLetter>,
+        checkpoint: Option<(String, GlobalPosition)>,
+    ) -> Result<PreparedBatch, ProjectionError> {
         let received = events.len();
         let mut by_stream: BTreeMap<String, BTreeMap<StreamVersion, RecordedEvent>> =
             BTreeMap::new();
@@ -378,7 +445,9 @@ impl Projector {
                 }
             }
         }
-        let write = fold.finish(checkpoint);
+        let mut write = fold.finish(checkpoint);
+        let events_dead_lettered = write.dead_letters.len();
+        write.dead_letters.extend(poison);
         outcome.applied = applied_events;
         outcome.dead_lettered = write.dead_letters.len();
         for letter in &write.dead_letters {
@@ -387,13 +456,14 @@ impl Projector {
                 version = letter.version,
                 event_type = %letter.event_type,
                 error = %letter.error,
-                "event dead-lettered"
+                "dead-lettered"
             );
         }
-        if !write.applied.is_empty() || write.checkpoint.is_some() {
-            self.read_models.write(&write).await?;
-        }
-        Ok(outcome)
+        Ok(PreparedBatch {
+            write,
+            events_dead_lettered,
+            outcome,
+        })
     }
 
     /// Empties the read models and replays the whole global order into them, in
