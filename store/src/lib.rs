@@ -279,6 +279,13 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StreamHead>, StoreError>;
 
+    /// How many events the store holds: the length of the global order, for progress
+    /// reports (a rebuild's progress bar).
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn event_count(&self) -> Result<u64, StoreError>;
+
     /// The stream's current version (0 when it does not exist).
     ///
     /// # Errors

@@ -13,6 +13,8 @@ macro_rules! event_columns {
 
 /// A stream's current version: its highest version, 0 when it has no events. Served
 /// by the `events_stream_version_key` index.
+pub(super) const EVENT_COUNT: &str = "select count(*)::bigint from events";
+
 pub(super) const STREAM_VERSION: &str =
     "select coalesce(max(version), 0)::bigint from events where stream_id = $1";
 

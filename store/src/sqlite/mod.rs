@@ -380,6 +380,13 @@ impl EventStore for SqliteStore {
             .collect()
     }
 
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(sql::EVENT_COUNT)
+            .fetch_one(&self.pool)
+            .await?;
+        common::stored_u64(count, "count")
+    }
+
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
     async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError> {
         let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)

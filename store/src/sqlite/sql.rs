@@ -14,6 +14,8 @@ macro_rules! event_columns {
 pub(super) const NEXT_TRANSACTION_ID: &str =
     "select coalesce(max(transaction_id), 0) + 1 from events";
 
+pub(super) const EVENT_COUNT: &str = "select count(*) from events";
+
 pub(super) const STREAM_VERSION: &str =
     "select coalesce(max(version), 0) from events where stream_id = ?1";
 

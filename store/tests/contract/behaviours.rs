@@ -727,6 +727,25 @@ pub async fn stream_version_counts_the_events_of_a_stream(store: Store) {
     assert_eq!(store.stream_version("show-2").await.unwrap(), 0);
 }
 
+pub async fn event_count_is_the_length_of_the_global_order(store: Store) {
+    assert_eq!(store.event_count().await.unwrap(), 0);
+    append_ok(
+        &store,
+        "show-1",
+        ExpectedVersion::NoStream,
+        events("ShowCreated", 3),
+    )
+    .await;
+    append_ok(
+        &store,
+        "show-2",
+        ExpectedVersion::NoStream,
+        events("ShowCreated", 2),
+    )
+    .await;
+    assert_eq!(store.event_count().await.unwrap(), 5);
+}
+
 pub async fn empty_or_malformed_append_is_invalid_and_writes_nothing(store: Store) {
     let malformed = [
         vec![],

@@ -74,6 +74,7 @@ contract_tests! {
     snapshot_is_saved_loaded_and_replaced_by_a_newer_one,
     older_snapshot_never_replaces_a_newer_one,
     stream_version_counts_the_events_of_a_stream,
+    event_count_is_the_length_of_the_global_order,
     empty_or_malformed_append_is_invalid_and_writes_nothing,
     concurrent_appends_with_the_same_expected_version_let_exactly_one_win,
     concurrent_writers_retrying_on_conflict_leave_contiguous_versions,
