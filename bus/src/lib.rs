@@ -20,7 +20,8 @@
 //! - `config.rs`: [`BusConfig`] from the environment, and [`connect`].
 //! - `in_process/`: [`InProcessBus`], the embedded default: an in-memory log with
 //!   subscribers.
-//! - `kafka/` (feature `kafka`): `KafkaBus`, an idempotent rdkafka producer.
+//! - `kafka/` (feature `kafka`): `KafkaBus`, an idempotent rdkafka producer;
+//!   `KafkaSource`, a consumer group for the projector; `kafka::ensure_topics`.
 //! - `relay.rs`: the outbox relay.
 //! - `source.rs`: the consumer side: [`EventSource`] (batches for the projector, commits,
 //!   dead letters) and [`decode_event`]; the in-process bus's source is
@@ -45,7 +46,7 @@ pub use config::{connect, Bus, BusConfig};
 pub use error::BusError;
 pub use in_process::{InProcessBus, InProcessConfig, InProcessSource};
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaBus, KafkaConfig};
+pub use kafka::{KafkaBus, KafkaConfig, KafkaSource, KafkaSourceConfig};
 pub use message::{topic_for, BusMessage};
 pub use relay::{relay_once, run_relay, RelayError, RelaySettings};
 pub use source::{

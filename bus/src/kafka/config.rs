@@ -83,6 +83,140 @@ impl KafkaConfig {
     }
 }
 
+/// The projector's consumer group when nothing else is configured.
+pub const DEFAULT_GROUP_ID: &str = "ticketing-projector";
+
+/// How often librdkafka reports statistics (and so how fresh [`crate::EventSource::lag`]
+/// is) when nothing else is configured: often enough for a lag metric scraped every
+/// few seconds, rarely enough that parsing the statistics costs nothing.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// librdkafka's upper bound for `statistics.interval.ms`.
+const MAX_STATS_INTERVAL_MS: u64 = 86_400_000;
+
+/// How long the group waits for a silent member before it hands the member's
+/// partitions to the others, when nothing else is configured: librdkafka's default.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// librdkafka's upper bound for `session.timeout.ms`.
+const MAX_SESSION_TIMEOUT_MS: u64 = 3_600_000;
+
+/// librdkafka's default `heartbeat.interval.ms`, kept for long session timeouts.
+const DEFAULT_HEARTBEAT_INTERVAL_MS: u128 = 3_000;
+
+/// Settings of the [`super::KafkaSource`]: the brokers and client id of
+/// [`KafkaConfig`] (whose message timeout bounds dead-letter publishing), and, from
+/// the environment:
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `PROJECTOR_GROUP_ID` | `ticketing-projector` | the consumer group: its committed offsets are where the projector resumes |
+/// | `KAFKA_STATS_INTERVAL_MS` | `5000` | how often librdkafka reports statistics, and so consumer lag |
+/// | `KAFKA_SESSION_TIMEOUT_MS` | `45000` | how long the group waits for a silent member before reassigning its partitions |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSourceConfig {
+    pub kafka: KafkaConfig,
+    pub group_id: String,
+    /// librdkafka's `statistics.interval.ms`.
+    pub stats_interval: Duration,
+    /// librdkafka's `session.timeout.ms`; the heartbeat interval follows it (a third
+    /// of it, at most librdkafka's default of 3 s).
+    pub session_timeout: Duration,
+}
+
+impl KafkaSourceConfig {
+    /// Settings for `kafka` with the defaults.
+    pub fn new(kafka: KafkaConfig) -> Self {
+        Self {
+            kafka,
+            group_id: DEFAULT_GROUP_ID.to_owned(),
+            stats_interval: DEFAULT_STATS_INTERVAL,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+        }
+    }
+
+    /// Reads the settings through `var` (the environment in production): `None` when
+    /// `KAFKA_BROKERS` is unset or empty, as for [`KafkaConfig::from_lookup`].
+    ///
+    /// # Errors
+    /// [`BusError::Config`] when a [`KafkaConfig`] variable is malformed, when
+    /// `PROJECTOR_GROUP_ID` is set but blank (a template that meant to set it: falling
+    /// back to the default group would silently share offsets with another
+    /// deployment), when `KAFKA_STATS_INTERVAL_MS` is not a number of milliseconds
+    /// from 1 to 86400000, or when `KAFKA_SESSION_TIMEOUT_MS` is not one from 1 to
+    /// 3600000.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, BusError> {
+        let Some(kafka) = KafkaConfig::from_lookup(&var)? else {
+            return Ok(None);
+        };
+        let mut config = Self::new(kafka);
+        if let Some(group_id) = var("PROJECTOR_GROUP_ID") {
+            if group_id.trim().is_empty() {
+                return Err(BusError::Config(
+                    "PROJECTOR_GROUP_ID is set but blank; unset it for the default group `ticketing-projector`".to_owned(),
+                ));
+            }
+            config.group_id = group_id.trim().to_owned();
+        }
+        if let Some(millis) = var("KAFKA_STATS_INTERVAL_MS") {
+            config.stats_interval =
+                milliseconds("KAFKA_STATS_INTERVAL_MS", &millis, MAX_STATS_INTERVAL_MS)?;
+        }
+        if let Some(millis) = var("KAFKA_SESSION_TIMEOUT_MS") {
+            config.session_timeout =
+                milliseconds("KAFKA_SESSION_TIMEOUT_MS", &millis, MAX_SESSION_TIMEOUT_MS)?;
+        }
+        Ok(Some(config))
+    }
+
+    /// The consumer's librdkafka configuration: a consumer group that commits only
+    /// when told to (after the projector applied a batch: at least once), starts a
+    /// new group at the beginning of each topic (the projection needs every event),
+    /// and reports statistics for the lag.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.kafka.brokers)
+            .set("client.id", &self.kafka.client_id)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "statistics.interval.ms",
+                self.stats_interval
+                    .as_millis()
+                    .clamp(1, u128::from(MAX_STATS_INTERVAL_MS))
+                    .to_string(),
+            );
+        let session_ms = self
+            .session_timeout
+            .as_millis()
+            .clamp(1, u128::from(MAX_SESSION_TIMEOUT_MS));
+        // A member that heartbeats less often than its session timeout is expelled;
+        // Kafka recommends a third of it.
+        let heartbeat_ms = (session_ms / 3).clamp(1, DEFAULT_HEARTBEAT_INTERVAL_MS);
+        config
+            .set("session.timeout.ms", session_ms.to_string())
+            .set("heartbeat.interval.ms", heartbeat_ms.to_string());
+        config
+    }
+}
+
+/// A duration in milliseconds from 1 to `max`, read from the variable `name`.
+fn milliseconds(name: &str, value: &str, max: u64) -> Result<Duration, BusError> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|millis| (1..=max).contains(millis))
+        .map(Duration::from_millis)
+        .ok_or_else(|| {
+            BusError::Config(format!(
+                "{name} must be a number of milliseconds from 1 to {max}, not `{value}`"
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +264,102 @@ mod tests {
             .unwrap_err();
             assert!(matches!(error, BusError::Config(_)), "{bad}: {error:?}");
         }
+    }
+
+    #[test]
+    fn the_source_defaults_to_the_projector_group_and_five_second_statistics() {
+        let config = KafkaSourceConfig::from_lookup(lookup(&[
+            ("KAFKA_BROKERS", "redpanda-0:9092"),
+            ("KAFKA_CLIENT_ID", "projector-1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.kafka.brokers, "redpanda-0:9092");
+        assert_eq!(config.group_id, "ticketing-projector");
+        assert_eq!(config.stats_interval, Duration::from_secs(5));
+        let consumer = config.consumer_config();
+        assert_eq!(consumer.get("bootstrap.servers"), Some("redpanda-0:9092"));
+        assert_eq!(consumer.get("client.id"), Some("projector-1"));
+        assert_eq!(consumer.get("group.id"), Some("ticketing-projector"));
+        assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(consumer.get("statistics.interval.ms"), Some("5000"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("45000"));
+        assert_eq!(consumer.get("heartbeat.interval.ms"), Some("3000"));
+    }
+
+    #[test]
+    fn the_source_reads_its_group_and_statistics_interval_from_the_environment() {
+        let config = KafkaSourceConfig::from_lookup(lookup(&[
+            ("KAFKA_BROKERS", "localhost:9092"),
+            ("PROJECTOR_GROUP_ID", " projector-blue "),
+            ("KAFKA_STATS_INTERVAL_MS", "1000"),
+            ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.group_id, "projector-blue");
+        assert_eq!(config.stats_interval, Duration::from_millis(1000));
+        assert_eq!(config.session_timeout, Duration::from_millis(6000));
+        let consumer = config.consumer_config();
+        assert_eq!(consumer.get("statistics.interval.ms"), Some("1000"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(
+            consumer.get("heartbeat.interval.ms"),
+            Some("2000"),
+            "a third of the session timeout"
+        );
+    }
+
+    #[test]
+    fn without_brokers_there_is_no_source() {
+        assert_eq!(
+            KafkaSourceConfig::from_lookup(lookup(&[("PROJECTOR_GROUP_ID", "g")])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_blank_group_or_malformed_statistics_interval_is_a_configuration_error() {
+        let blank_group = KafkaSourceConfig::from_lookup(lookup(&[
+            ("KAFKA_BROKERS", "localhost:9092"),
+            ("PROJECTOR_GROUP_ID", "  "),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(&blank_group, BusError::Config(message) if message.contains("PROJECTOR_GROUP_ID")),
+            "{blank_group:?}"
+        );
+        for bad in ["0", "-5", "often", "86400001"] {
+            let error = KafkaSourceConfig::from_lookup(lookup(&[
+                ("KAFKA_BROKERS", "localhost:9092"),
+                ("KAFKA_STATS_INTERVAL_MS", bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                matches!(&error, BusError::Config(message) if message.contains("KAFKA_STATS_INTERVAL_MS") && message.contains(bad)),
+                "{bad}: {error:?}"
+            );
+        }
+        for bad in ["0", "3600001", "1s"] {
+            let error = KafkaSourceConfig::from_lookup(lookup(&[
+                ("KAFKA_BROKERS", "localhost:9092"),
+                ("KAFKA_SESSION_TIMEOUT_MS", bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                matches!(&error, BusError::Config(message) if message.contains("KAFKA_SESSION_TIMEOUT_MS") && message.contains(bad)),
+                "{bad}: {error:?}"
+            );
+        }
+        let bad_timeout = KafkaSourceConfig::from_lookup(lookup(&[
+            ("KAFKA_BROKERS", "localhost:9092"),
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "never"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(bad_timeout, BusError::Config(_)),
+            "{bad_timeout:?}"
+        );
     }
 }

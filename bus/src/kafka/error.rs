@@ -33,3 +33,87 @@ impl From<KafkaBusError> for BusError {
         }
     }
 }
+
+/// What went wrong consuming from Kafka, dead-lettering, or creating topics.
+#[derive(Debug, Error)]
+pub enum KafkaSourceError {
+    /// The consumer, its dead-letter producer or the admin client could not be created
+    /// from its configuration. Fatal at start-up.
+    #[error("the Kafka {client} cannot be created")]
+    Client {
+        client: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    /// The consumer reported a fatal error: it cannot go on. Transient for the
+    /// caller in that a new consumer may work; this one will not.
+    #[error("the Kafka consumer failed")]
+    Consumer(#[source] KafkaError),
+    /// The group coordinator did not take the offsets (broker down, group rebalanced).
+    /// The messages will be delivered again, which the projector tolerates.
+    #[error("committing offsets {offsets} failed")]
+    Commit {
+        offsets: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// The commit task ended without an answer (the runtime is shutting down).
+    #[error("the commit of offsets {offsets} did not complete")]
+    CommitInterrupted { offsets: String },
+    /// A dead letter could not be queued or was not acknowledged. The caller must
+    /// not commit past it.
+    #[error("a dead letter from {origin} was not acknowledged by the dead-letter topic")]
+    DeadLetter {
+        origin: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// The dead-letter producer went away while an acknowledgement was pending.
+    #[error(
+        "the dead-letter producer was dropped before the letter from {origin} was acknowledged"
+    )]
+    DeadLetterCancelled { origin: String },
+    /// A topic-creation request failed as a whole (no broker answered in time).
+    #[error("the topic-creation request failed")]
+    Admin(#[source] KafkaError),
+    /// The broker refused to create a topic.
+    #[error("topic {topic} could not be created: {code}")]
+    CreateTopic {
+        topic: String,
+        code: rdkafka::types::RDKafkaErrorCode,
+    },
+}
+
+impl From<KafkaSourceError> for BusError {
+    fn from(error: KafkaSourceError) -> Self {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        match &error {
+            KafkaSourceError::Client { .. } => BusError::Config(error_chain(&error)),
+            // A topic the broker will never create as asked: fix the settings.
+            KafkaSourceError::CreateTopic {
+                code:
+                    Code::InvalidPartitions
+                    | Code::InvalidReplicationFactor
+                    | Code::InvalidConfig
+                    | Code::InvalidTopic
+                    | Code::PolicyViolation
+                    | Code::TopicAuthorizationFailed
+                    | Code::ClusterAuthorizationFailed,
+                ..
+            } => BusError::Config(error.to_string()),
+            _ => BusError::Unavailable(Box::new(error)),
+        }
+    }
+}
+
+/// The error and its causes on one line, for a configuration message read by a human.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

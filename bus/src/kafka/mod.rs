@@ -6,19 +6,30 @@
 //! publish fails after `message.timeout.ms` ([`KafkaConfig::message_timeout`]) instead
 //! of blocking, and the events stay in the store's outbox for the relay.
 //!
-//! Layout: `mod.rs` (the bus), `config.rs` ([`KafkaConfig`]), `error.rs`
-//! ([`KafkaBusError`]).
+//! The consumer side, [`KafkaSource`], reads the same topics as a consumer group for
+//! the projector; [`ensure_topics`] creates them.
+//!
+//! Layout: `mod.rs` (the bus), `config.rs` ([`KafkaConfig`], [`KafkaSourceConfig`]),
+//! `error.rs` ([`KafkaBusError`], [`KafkaSourceError`]), `source.rs` ([`KafkaSource`]),
+//! `admin.rs` ([`ensure_topics`]).
 
+mod admin;
 mod config;
 mod error;
+mod source;
 
 use async_trait::async_trait;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use ticketing_store::RecordedEvent;
 
-pub use config::{KafkaConfig, DEFAULT_MESSAGE_TIMEOUT};
-pub use error::KafkaBusError;
+pub use admin::ensure_topics;
+pub use config::{
+    KafkaConfig, KafkaSourceConfig, DEFAULT_GROUP_ID, DEFAULT_MESSAGE_TIMEOUT,
+    DEFAULT_STATS_INTERVAL,
+};
+pub use error::{KafkaBusError, KafkaSourceError};
+pub use source::KafkaSource;
 
 use crate::{BusError, BusMessage, EventBus};
 

@@ -8,8 +8,11 @@
 //!   checking what reached the mock broker.
 //! - `in_process.rs`: the in-process bus.
 //! - `kafka.rs`: the Kafka bus: topics, keys, headers; a broker that is down.
+//! - `consumer.rs`: the Kafka source: batches, commits and resuming, poison and dead
+//!   letters, lag, on a mock cluster whose consumer groups form at once.
 //! - `relay.rs`: the relay's behaviours, run on both backends.
 
+mod consumer;
 mod in_process;
 mod kafka;
 mod relay;
