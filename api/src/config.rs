@@ -17,6 +17,7 @@ use chrono::TimeDelta;
 use ticketing_app::payments::SimulatedGateway;
 use ticketing_app::{Settings, SystemClock, Ticketing};
 use ticketing_bus::EventBus;
+use ticketing_projector::ReadModelStore;
 use ticketing_store::{EventStore, StoreConfig};
 
 use crate::auth::{AuthConfig, Authenticator, VerificationKey};
@@ -31,6 +32,8 @@ pub enum ConfigError {
     Key(#[from] crate::auth::InvalidKey),
     #[error(transparent)]
     Store(#[from] ticketing_store::StoreError),
+    #[error(transparent)]
+    Bus(#[from] ticketing_bus::BusError),
 }
 
 fn var(name: &str) -> Option<String> {
@@ -80,17 +83,19 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
-/// The state over an already connected store, with the system clock and the
+/// The state over an already connected store and its read models (from
+/// [`ticketing_projector::connect_with_read_models`]), with the system clock and the
 /// simulated payment provider.
 ///
 /// # Errors
 /// [`ConfigError::Key`] for an unusable verification key.
 pub fn state_with(
     store: Arc<dyn EventStore>,
+    read_models: Arc<dyn ReadModelStore>,
     auth: &AuthConfig,
     settings: Settings,
 ) -> Result<ApiState, ConfigError> {
-    state_with_bus(store, None, auth, settings)
+    state_with_bus(store, read_models, None, auth, settings)
 }
 
 /// As [`state_with`], with commands publishing their events to `bus` right after
@@ -100,6 +105,7 @@ pub fn state_with(
 /// [`ConfigError::Key`] for an unusable verification key.
 pub fn state_with_bus(
     store: Arc<dyn EventStore>,
+    read_models: Arc<dyn ReadModelStore>,
     bus: Option<Arc<dyn EventBus>>,
     auth: &AuthConfig,
     settings: Settings,
@@ -115,16 +121,41 @@ pub fn state_with_bus(
     }
     Ok(ApiState {
         ticketing: Arc::new(ticketing),
+        read_models,
         authenticator: Arc::new(Authenticator::new(auth)?),
     })
 }
 
 /// Everything from the environment: what a Lambda function does at cold start. The
-/// PostgreSQL pool connects lazily, on the first request.
+/// event store and the read models share one PostgreSQL pool, which connects lazily,
+/// on the first request.
 ///
 /// # Errors
 /// Any [`ConfigError`].
 pub async fn state_from_env() -> Result<ApiState, ConfigError> {
-    let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
-    state_with(store, &auth_from_env()?, settings_from_env()?)
+    let (store, read_models) =
+        ticketing_projector::connect_with_read_models(&StoreConfig::from_env()?).await?;
+    state_with_bus(
+        store,
+        read_models,
+        bus_from_env()?,
+        &auth_from_env()?,
+        settings_from_env()?,
+    )
+}
+
+/// The bus the deployed functions publish to after every commit: Kafka when
+/// `KAFKA_BROKERS` is set, else none (an in-process bus in a function would reach no
+/// one; the events wait in the outbox). A binary that publishes to Kafka must be built
+/// with `ticketing-bus`'s `kafka` feature, as the functions are.
+///
+/// # Errors
+/// [`ConfigError::Bus`] for a malformed Kafka setting, or `KAFKA_BROKERS` in a build
+/// without Kafka.
+pub fn bus_from_env() -> Result<Option<Arc<dyn EventBus>>, ConfigError> {
+    let config = ticketing_bus::BusConfig::from_env()?;
+    if matches!(config, ticketing_bus::BusConfig::InProcess(_)) {
+        return Ok(None);
+    }
+    Ok(Some(ticketing_bus::connect(&config)?.publisher()))
 }

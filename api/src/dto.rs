@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use ticketing_app::queries::{SalesSummary, SectionAvailability};
 use ticketing_domain::reservation::{ReservationDetails, ReservationStatus};
 use ticketing_domain::show::{SalesStatus, ShowDetails};
 use ticketing_domain::*;
+use ticketing_projector::{ReservationCursor, SalesFigures, SectionAvailability, ShowSales};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -173,37 +173,97 @@ pub struct Availability {
     pub sections: Vec<SectionSeats>,
 }
 
+/// Money and tickets of a show, a section or an hour. `tickets_sold` and
+/// `revenue_minor` count what is sold now (refunded seats are not counted), as they
+/// always have; the other fields say how it came to that.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SalesFiguresView {
+    /// Tickets sold and not refunded. For an hour: sold minus refunded in that hour,
+    /// which is negative when refunds outnumber sales.
+    pub tickets_sold: i64,
+    /// Net revenue: gross revenue minus refunds.
+    pub revenue_minor: i64,
+    /// Everything ever sold, refunded or not.
+    pub gross_revenue_minor: i64,
+    /// Refunded purchases.
+    pub refunds_count: i64,
+    /// Money given back by those refunds.
+    pub refunds_minor: i64,
+}
+
+impl From<&SalesFigures> for SalesFiguresView {
+    fn from(f: &SalesFigures) -> Self {
+        Self {
+            tickets_sold: f.tickets_sold,
+            revenue_minor: f.net_revenue.amount_minor,
+            gross_revenue_minor: f.gross_revenue.amount_minor,
+            refunds_count: f.refunds_count,
+            refunds_minor: f.refunds_amount.amount_minor,
+        }
+    }
+}
+
+impl SalesFiguresView {
+    /// Nothing sold yet.
+    pub const ZERO: Self = Self {
+        tickets_sold: 0,
+        revenue_minor: 0,
+        gross_revenue_minor: 0,
+        refunds_count: 0,
+        refunds_minor: 0,
+    };
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SectionSalesView {
     pub name: String,
-    pub tickets_sold: u32,
-    pub revenue_minor: i64,
+    #[serde(flatten)]
+    pub figures: SalesFiguresView,
 }
 
+/// One hour's sales and refunds, by when they were recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HourlySalesView {
+    /// The start of the hour (UTC).
+    pub hour: DateTime<Utc>,
+    #[serde(flatten)]
+    pub figures: SalesFiguresView,
+}
+
+/// A show's sales, as projected: in total, by section and by hour.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Sales {
     pub show_id: Uuid,
-    pub tickets_sold: u32,
-    /// Revenue of the tickets sold now (refunded purchases are not counted).
-    pub revenue_minor: i64,
     pub currency: String,
+    /// Show totals (`tickets_sold`, `revenue_minor`, `gross_revenue_minor`,
+    /// `refunds_count`, `refunds_minor`).
+    #[serde(flatten)]
+    pub total: SalesFiguresView,
     pub sections: Vec<SectionSalesView>,
+    /// Hours with sales or refunds, oldest first.
+    pub by_hour: Vec<HourlySalesView>,
 }
 
-impl From<SalesSummary> for Sales {
-    fn from(s: SalesSummary) -> Self {
+impl From<ShowSales> for Sales {
+    fn from(s: ShowSales) -> Self {
         Self {
             show_id: s.show_id.0,
-            tickets_sold: s.tickets_sold,
-            revenue_minor: s.revenue.amount_minor,
-            currency: s.revenue.currency.to_string(),
+            currency: s.total.net_revenue.currency.to_string(),
+            total: (&s.total).into(),
             sections: s
                 .by_section
-                .into_iter()
-                .map(|x| SectionSalesView {
-                    name: x.section.to_string(),
-                    tickets_sold: x.tickets_sold,
-                    revenue_minor: x.revenue.amount_minor,
+                .iter()
+                .map(|(name, figures)| SectionSalesView {
+                    name: name.to_string(),
+                    figures: figures.into(),
+                })
+                .collect(),
+            by_hour: s
+                .by_hour
+                .iter()
+                .map(|(hour, figures)| HourlySalesView {
+                    hour: *hour,
+                    figures: figures.into(),
                 })
                 .collect(),
         }
@@ -273,6 +333,9 @@ pub struct ReservationView {
     pub status: ReservationState,
     pub placed_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The payment requested for it. Absent from the history
+    /// (`GET /v1/customers/me/reservations`), which does not keep it: read the
+    /// reservation for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<Uuid>,
 }
@@ -295,9 +358,94 @@ impl From<ReservationDetails> for ReservationView {
     }
 }
 
+impl From<ticketing_projector::ReservationView> for ReservationView {
+    fn from(r: ticketing_projector::ReservationView) -> Self {
+        Self {
+            reservation_id: r.reservation_id.0,
+            show_id: r.show_id.0,
+            section: r.section.to_string(),
+            customer_id: r.customer_id.to_string(),
+            quantity: r.quantity,
+            amount_minor: r.amount.amount_minor,
+            currency: r.amount.currency.to_string(),
+            status: r.state.into(),
+            placed_at: r.placed_at,
+            expires_at: r.expires_at,
+            payment_id: None,
+        }
+    }
+}
+
+/// A page of the caller's reservations, newest first.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReservationList {
     pub reservations: Vec<ReservationView>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The query of `GET /v1/customers/me/reservations`.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReservationPageQuery {
+    /// Reservations per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; opaque.
+    pub cursor: Option<String>,
+}
+
+/// The largest page of `GET /v1/customers/me/reservations`.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+
+impl ReservationPageQuery {
+    /// The page size asked for.
+    ///
+    /// # Errors
+    /// A 422 problem for a limit outside 1 to [`MAX_PAGE_SIZE`].
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.unwrap_or(DEFAULT_PAGE_SIZE) {
+            limit @ 1..=MAX_PAGE_SIZE => Ok(limit as usize),
+            other => Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_PAGE_SIZE}, not {other}"
+            ))),
+        }
+    }
+
+    /// Where the page starts.
+    ///
+    /// # Errors
+    /// A 400 problem for a cursor that no page handed out.
+    pub fn cursor(&self) -> Result<Option<ReservationCursor>, ApiError> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// A page cursor on the wire: `<placed_at in Unix nanoseconds>_<reservation id>`. It is
+/// documented as opaque so that it may change; URL-safe as it is.
+pub fn encode_cursor(cursor: &ReservationCursor) -> String {
+    // Instants outside 1677..2262 cannot be placed_at values; 0 keeps the cursor valid.
+    let nanos = cursor.placed_at.timestamp_nanos_opt().unwrap_or_default();
+    format!("{nanos}_{}", cursor.reservation_id.0.simple())
+}
+
+fn decode_cursor(raw: &str) -> Result<ReservationCursor, ApiError> {
+    let malformed = || {
+        ApiError::bad_request(format!(
+            "cursor {raw:?} is not one this API handed out; pass a `next_cursor` unchanged"
+        ))
+    };
+    let (nanos, id) = raw.split_once('_').ok_or_else(malformed)?;
+    let nanos: i64 = nanos.parse().map_err(|_| malformed())?;
+    let id = Uuid::try_parse(id).map_err(|_| malformed())?;
+    Ok(ReservationCursor {
+        placed_at: DateTime::from_timestamp_nanos(nanos),
+        reservation_id: ReservationId(id),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

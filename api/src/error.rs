@@ -225,6 +225,23 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<ticketing_projector::ReadModelError> for ApiError {
+    fn from(error: ticketing_projector::ReadModelError) -> Self {
+        if error.is_transient() {
+            tracing::warn!(error.cause_chain = ?error, "read models unavailable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the read models are unavailable; try again",
+            )
+            .retry_after(2);
+        }
+        tracing::error!(error.cause_chain = ?error, "reading the read models failed");
+        ApiError::internal()
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {

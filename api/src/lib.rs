@@ -24,6 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use ticketing_app::Ticketing;
+use ticketing_projector::ReadModelStore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -40,7 +41,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What every handler shares: built once per process (per Lambda cold start).
 #[derive(Clone)]
 pub struct ApiState {
+    /// Commands, and the reads that must see the latest committed state.
     pub ticketing: Arc<Ticketing>,
+    /// The projected views behind availability, sales and the customer history:
+    /// eventually consistent (a projector writes them after the events commit).
+    pub read_models: Arc<dyn ReadModelStore>,
     pub authenticator: Arc<Authenticator>,
 }
 
@@ -93,7 +98,7 @@ impl RouteGroup {
 #[openapi(
     info(
         title = "Ticketing API",
-        description = "Shows, seat holds, payments and refunds. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.",
+        description = "Shows, seat holds, payments and refunds. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.\n\nConsistency: `GET /v1/shows/{id}/availability`, `GET /v1/shows/{id}/sales` and `GET /v1/customers/me/reservations` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem)),

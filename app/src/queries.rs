@@ -1,6 +1,9 @@
 //! Reads straight from the event store: the state of one show, section, reservation
-//! or payment, as the aggregates see it. Display-oriented read models built by the
-//! projector replace these on the hot path; decisions never use either.
+//! or payment, as the aggregates see it, consistent with every committed command.
+//! The API's availability, sales and customer history read the projector's read
+//! models instead (`ticketing-projector`); these stay for the reads that must not lag
+//! (a show, a reservation, ownership checks) and for tests and the demo, which check
+//! the aggregates themselves. Decisions never use either.
 
 use serde::{Deserialize, Serialize};
 use ticketing_domain::payment::PaymentDetails;
@@ -135,8 +138,9 @@ impl Ticketing {
 impl Ticketing {
     /// Every reservation a customer placed, newest first.
     ///
-    /// This scans the store's global order: fine for the embedded store and small
-    /// deployments; the projector's customer-history read model is the fast path.
+    /// This scans the store's global order: too slow to serve (the API pages the
+    /// projector's customer-history read model instead); it is the reference the
+    /// projector's tests compare that read model with.
     ///
     /// # Errors
     /// The store's errors, or [`AppError::Decode`] for an unreadable event.

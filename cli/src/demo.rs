@@ -4,7 +4,8 @@
 //!
 //! It runs through the same command layer as the API, on whatever store is
 //! configured, with the simulated payment provider and a clock that the demo moves
-//! forward to let a hold expire.
+//! forward to let a hold expire. After the purchase the projector applies the new
+//! events and the demo prints the projected availability, as the API serves it.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use ticketing_app::{
     AppError, Clock, CommandContext, HoldSeats, ManualClock, PaymentResult, Settings, Ticketing,
 };
 use ticketing_domain::*;
+use ticketing_projector::{Projector, ReadModelStore};
 use ticketing_store::EventStore;
 
 /// What the demo ended with, for its caller to check.
@@ -24,6 +26,8 @@ use ticketing_store::EventStore;
 pub struct DemoReport {
     pub show_id: ShowId,
     pub section: SectionAvailability,
+    /// The purchased section as the read models showed it right after the purchase.
+    pub projected: ticketing_projector::SectionAvailability,
     pub sales: SalesSummary,
     pub declined_released: bool,
     pub expired_released: bool,
@@ -153,10 +157,12 @@ impl<W: Write> Demo<'_, W> {
 /// When the store fails or a step does not end as the demo expects.
 pub async fn run(
     store: Arc<dyn EventStore>,
+    read_models: Arc<dyn ReadModelStore>,
     location: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<DemoReport> {
     let clock = ManualClock::starting_at(Utc::now());
+    let projector = Projector::new(Arc::clone(&store), read_models);
     let app = Ticketing::new(
         store,
         Arc::new(SimulatedGateway::new()),
@@ -191,6 +197,23 @@ pub async fn run(
     }
     let status = demo.app.reservation(reservation_id).await?.status;
     demo.step(format!("reservation {reservation_id} is {status}"))?;
+    // The projector applies everything committed so far; the demo waits for it, so
+    // the line below is the projected state, not a race with it.
+    projector
+        .catch_up(1_000, |_| {})
+        .await
+        .context("projecting the events into the read models")?;
+    let projected = projector
+        .read_models()
+        .section_availability(show_id, demo.clock.now())
+        .await?
+        .into_iter()
+        .next()
+        .context("the read models know the show's section")?;
+    demo.detail(format!(
+        "read model: {} {} available, {} sold",
+        projected.section, projected.available, projected.sold
+    ))?;
 
     writeln!(demo.out, "\nFailure paths")?;
     let declined = demo.hold(show_id, "General Admission", "bob", 3).await?;
@@ -242,6 +265,7 @@ pub async fn run(
     Ok(DemoReport {
         show_id,
         section,
+        projected,
         sales,
         declined_released,
         expired_released,

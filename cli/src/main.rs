@@ -2,13 +2,13 @@
 //! library crates.
 //!
 //! - `ticketing demo`: the purchase end to end, then the failure paths.
-//! - `ticketing serve`: the HTTP API and the timeout sweeper in one process.
+//! - `ticketing serve`: the HTTP API, the timeout sweeper, the outbox relay and (on
+//!   the in-process bus) the projector in one process.
 //! - `ticketing token`: a development token for the local server.
 //! - `ticketing migrate`: applies the database migrations.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -112,11 +112,12 @@ async fn main() -> anyhow::Result<()> {
             ticketing_store::migrate(&config)
                 .await
                 .context("applying the migrations")?;
-            let store = ticketing_store::connect(&config)
+            let (store, read_models) = ticketing_projector::connect_with_read_models(&config)
                 .await
                 .with_context(|| format!("connecting to {}", describe(&config)))?;
             demo::run(
-                Arc::clone(&store),
+                store,
+                read_models,
                 &describe(&config),
                 &mut std::io::stdout(),
             )
@@ -139,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
         }
         Command::Serve { addr, sweep_every } => {
-            let store = ticketing_store::connect(&config)
+            let (store, read_models) = ticketing_projector::connect_with_read_models(&config)
                 .await
                 .with_context(|| format!("connecting to {}", describe(&config)))?;
             let mut auth = ticketing_api::config::auth_from_env()?;
@@ -152,14 +153,15 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let settings = ticketing_api::config::settings_from_env()?;
-            // KAFKA_BROKERS set: RedPanda/Kafka; unset: an in-process bus. Either way the
-            // relay publishes what a command could not.
+            // KAFKA_BROKERS set: RedPanda/Kafka; unset: an in-process bus, and the server
+            // runs the projector itself. Either way the relay publishes what a command
+            // could not.
             let bus = ticketing_bus::connect(&ticketing_bus::BusConfig::from_env()?)
-                .context("connecting the event bus")?
-                .publisher();
+                .context("connecting the event bus")?;
             let state = ticketing_api::config::state_with_bus(
                 store,
-                Some(Arc::clone(&bus)),
+                read_models,
+                Some(bus.publisher()),
                 &auth,
                 settings,
             )?;

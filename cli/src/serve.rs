@@ -1,6 +1,8 @@
 //! `ticketing serve`: every route of the API on one local HTTP server, with the
 //! timeout sweeper on a timer and the outbox relay, on the embedded default or on
-//! PostgreSQL.
+//! PostgreSQL. On the in-process bus it also runs the projector, so that the
+//! projected reads (availability, sales, history) follow the commands with no other
+//! service; on Kafka the separate projector service does that.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use anyhow::Context;
 use ticketing_api::{ApiState, RouteGroup};
 use ticketing_app::sweeper::SweepLimits;
 use ticketing_app::CommandContext;
-use ticketing_bus::{run_relay, EventBus, RelaySettings};
+use ticketing_bus::{run_relay, Bus, InProcessBus, RelaySettings};
+use ticketing_projector::{run_live, LiveSettings, Projector, ProjectorMetrics};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -22,13 +25,13 @@ pub struct ServeOptions {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight
-/// finish, and stops the sweeper and the relay.
+/// finish, and stops the sweeper, the relay and the projector.
 ///
 /// # Errors
 /// When the address cannot be bound or the server fails.
 pub async fn run(
     state: ApiState,
-    bus: Option<Arc<dyn EventBus>>,
+    bus: Option<Bus>,
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -39,14 +42,16 @@ pub async fn run(
 }
 
 /// As [`run`], on a listener the caller bound (tests bind port 0). With a `bus`, the
-/// outbox relay publishes whatever the commands could not publish themselves.
+/// outbox relay publishes whatever the commands could not publish themselves; with
+/// the in-process bus, the projector keeps the read models up to date. `state` should
+/// publish to the same `bus`.
 ///
 /// # Errors
 /// When the server fails.
 pub async fn serve_on(
     listener: TcpListener,
     state: ApiState,
-    bus: Option<Arc<dyn EventBus>>,
+    bus: Option<Bus>,
     sweep_every: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -56,7 +61,22 @@ pub async fn serve_on(
         sweep_every,
         stopped.clone(),
     ));
+    let projector = match &bus {
+        Some(Bus::InProcess(bus)) => Some(tokio::spawn(project_live(
+            state.clone(),
+            bus,
+            stopped.clone(),
+        ))),
+        Some(Bus::Kafka(_)) => {
+            tracing::info!(
+                "events go to Kafka: the projector service, not this server, updates the read models"
+            );
+            None
+        }
+        None => None,
+    };
     let relay = bus.map(|bus| {
+        let bus = bus.publisher();
         let store = Arc::clone(state.ticketing.store());
         let mut stopped = stopped;
         tokio::spawn(async move {
@@ -75,7 +95,40 @@ pub async fn serve_on(
     if let Some(relay) = relay {
         let _ = relay.await;
     }
+    if let Some(projector) = projector {
+        let _ = projector.await;
+    }
     served.context("serving HTTP")
+}
+
+/// The projector on the in-process bus: catches up with what was committed while no
+/// projector ran (the bus keeps nothing across restarts), then follows the bus until
+/// `stop`. The source is subscribed before that catch-up, here, before the server
+/// accepts its first command, so nothing falls between the two; what both see is
+/// applied once (the projector skips duplicates).
+fn project_live(
+    state: ApiState,
+    bus: &InProcessBus,
+    mut stop: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut source = bus.source();
+    async move {
+        let projector = Projector::new(Arc::clone(state.ticketing.store()), state.read_models);
+        let settings = LiveSettings::default();
+        match projector.catch_up(settings.catch_up_batch, |_| {}).await {
+            Ok(progress) => tracing::info!(events = progress.events, "read models caught up"),
+            Err(error) => tracing::warn!(
+                error.cause_chain = ?error,
+                "catching the read models up failed; projecting new events only"
+            ),
+        }
+        let shutdown = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let metrics = ProjectorMetrics::new();
+        let report = run_live(&projector, &mut source, &settings, &metrics, shutdown).await;
+        tracing::info!(?report, "projector stopped");
+    }
 }
 
 async fn sweep_periodically(state: ApiState, every: Duration, mut stop: watch::Receiver<bool>) {

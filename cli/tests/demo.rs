@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use ticketing_cli::demo::{self, DemoReport};
 use ticketing_domain::{Currency, DomainError, Money};
+use ticketing_projector::postgres::PostgresReadModels;
+use ticketing_projector::sqlite::SqliteReadModels;
 use ticketing_store::testing::{with_postgres, with_sqlite, DEFAULT_TEST_DATABASE_URL};
 
 fn assert_demo_outcome(report: &DemoReport) {
@@ -17,6 +19,17 @@ fn assert_demo_outcome(report: &DemoReport) {
             section.available
         ),
         (100, 0, 2, 98)
+    );
+    let projected = &report.projected;
+    assert_eq!(
+        (
+            projected.capacity,
+            projected.held,
+            projected.sold,
+            projected.available
+        ),
+        (100, 0, 2, 98),
+        "the read models after the purchase"
     );
     assert_eq!(report.sales.tickets_sold, 2);
     let eur = Currency::parse("EUR").unwrap();
@@ -39,7 +52,8 @@ fn assert_demo_outcome(report: &DemoReport) {
 async fn the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite() {
     with_sqlite(|store| async move {
         let mut out = Vec::new();
-        let report = demo::run(Arc::new(store), "a test store", &mut out)
+        let read_models = Arc::new(SqliteReadModels::new(store.pool().clone()));
+        let report = demo::run(Arc::new(store), read_models, "a test store", &mut out)
             .await
             .unwrap();
         assert_demo_outcome(&report);
@@ -52,6 +66,10 @@ async fn the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite() {
             printed.contains("2 tickets sold, revenue 90.00 EUR"),
             "{printed}"
         );
+        assert!(
+            printed.contains("read model: General Admission 98 available, 2 sold"),
+            "{printed}"
+        );
     })
     .await;
 }
@@ -59,9 +77,15 @@ async fn the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_on_postgres() {
     with_postgres("the_demo_runs_on_postgres", |store| async move {
-        let report = demo::run(Arc::new(store), "a test store", &mut Vec::new())
-            .await
-            .unwrap();
+        let read_models = Arc::new(PostgresReadModels::new(store.pool().clone()));
+        let report = demo::run(
+            Arc::new(store),
+            read_models,
+            "a test store",
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap();
         assert_demo_outcome(&report);
     })
     .await;
@@ -92,6 +116,10 @@ fn the_binary_runs_the_demo_on_the_embedded_default_with_no_configuration() {
         "{stdout}"
     );
     assert!(stdout.contains("sold 2, available 98"), "{stdout}");
+    assert!(
+        stdout.contains("read model: General Admission 98 available, 2 sold"),
+        "{stdout}"
+    );
     assert!(dir.path().join("ticketing.db").exists());
     // A second run on the same file works too: every run creates its own shows.
     let again = ticketing()
@@ -100,6 +128,11 @@ fn the_binary_runs_the_demo_on_the_embedded_default_with_no_configuration() {
         .output()
         .unwrap();
     assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("read model: General Admission 98 available, 2 sold"),
+        "the second run projects its own show on top of the first's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,6 +170,10 @@ async fn the_binary_migrates_and_runs_the_demo_on_postgres_from_database_url() {
                 String::from_utf8_lossy(&output.stderr)
             );
             assert!(stdout.contains("sold 2, available 98"), "{stdout}");
+            assert!(
+                stdout.contains("read model: General Admission 98 available"),
+                "{stdout}"
+            );
             let events: i64 = sqlx::query_scalar("select count(*) from events")
                 .fetch_one(store.pool())
                 .await

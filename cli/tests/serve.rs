@@ -37,6 +37,25 @@ async fn http(
     (status, serde_json::from_str(payload).unwrap_or(Value::Null))
 }
 
+/// Polls `check` until it returns `Some`, for at most five seconds.
+async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the read models"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_server_serves_a_purchase_and_shuts_down_cleanly() {
     with_sqlite(|store| async move {
@@ -48,12 +67,13 @@ async fn the_local_server_serves_a_purchase_and_shuts_down_cleanly() {
         };
 let bus = Arc::new(ticketing_bus::InProcessBus::new(ticketing_bus::InProcessConfig::default()));
         let publisher: Arc<dyn ticketing_bus::EventBus> = bus.clone();
+        let read_models = Arc::new(ticketing_projector::sqlite::SqliteReadModels::new(store.pool().clone()));
         let store: Arc<dyn ticketing_store::EventStore> = Arc::new(store);
-        let state = ticketing_api::config::state_with_bus(Arc::clone(&store), Some(Arc::clone(&publisher)), &auth, ticketing_app::Settings::default()).unwrap();
+        let state = ticketing_api::config::state_with_bus(Arc::clone(&store), read_models, Some(Arc::clone(&publisher)), &auth, ticketing_app::Settings::default()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve::serve_on(listener, state, Some(publisher), Duration::from_millis(50), async {
+        let server = tokio::spawn(serve::serve_on(listener, state, Some(ticketing_bus::Bus::InProcess(Arc::clone(&bus))), Duration::from_millis(50), async {
             let _ = stopped.await;
         }));
 
@@ -73,10 +93,24 @@ let bus = Arc::new(ticketing_bus::InProcessBus::new(ticketing_bus::InProcessConf
         let (status, held) = http(addr, "POST", "/v1/reservations", Some(&alice), Some(json!({"show_id": show_id, "section": "Floor", "quantity": 2}))).await;
         assert_eq!(status, 201, "{held}");
         let reservation = held["reservation_id"].as_str().unwrap();
+        // The server's own projector shows the hold, soon (the read models are
+        // eventually consistent).
+        let seats = eventually(|| async {
+            let (status, seats) = http(addr, "GET", &format!("/v1/shows/{show_id}/availability"), None, None).await;
+            assert_eq!(status, 200, "{seats}");
+            (seats["sections"][0]["held"] == 2).then_some(seats)
+        })
+        .await;
+        assert_eq!((seats["sections"][0]["available"].as_u64(), seats["sections"][0]["sold"].as_u64()), (Some(8), Some(0)));
         let (status, paid) = http(addr, "POST", &format!("/v1/reservations/{reservation}/payment"), Some(&alice), Some(json!({"card_token": "tok_visa"}))).await;
         assert_eq!((status, paid["status"].as_str()), (200, Some("confirmed")), "{paid}");
         let (status, _) = http(addr, "GET", "/v1/customers/me/reservations", None, None).await;
         assert_eq!(status, 401);
+        eventually(|| async {
+            let (_, seats) = http(addr, "GET", &format!("/v1/shows/{show_id}/availability"), None, None).await;
+            (seats["sections"][0]["sold"] == 2 && seats["sections"][0]["held"] == 0).then_some(())
+        })
+        .await;
 
         // Every event the purchase appended went to the bus, and none is left unpublished.
         let published: Vec<String> = bus

@@ -46,6 +46,25 @@ async fn the_openapi_document_is_served_and_documents_every_route() {
             paths.keys().collect::<Vec<_>>()
         );
         assert!(reply.body["components"]["securitySchemes"]["bearer"].is_object());
+
+        let history = &paths["/v1/customers/me/reservations"]["get"];
+        let params: Vec<&str> = history["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(params, ["limit", "cursor"], "{history}");
+        for path in [
+            "/v1/shows/{id}/availability",
+            "/v1/shows/{id}/sales",
+            "/v1/customers/me/reservations",
+        ] {
+            let description = paths[path]["get"]["description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(description.contains("Projected"), "{path}: {description}");
+        }
     })
     .await;
 }

@@ -10,47 +10,161 @@ use ticketing_api::auth::{mint_hs256, AuthConfig, Authenticator, VerificationKey
 use ticketing_api::{ApiState, Role, RouteGroup};
 use ticketing_app::payments::SimulatedGateway;
 use ticketing_app::{ManualClock, Settings, Ticketing};
+use ticketing_bus::InProcessBus;
+use ticketing_projector::sqlite::SqliteReadModels;
+use ticketing_projector::{run_live, LiveSettings, Projector, ProjectorMetrics};
 use ticketing_store::sqlite::SqliteStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"an-http-test-secret-of-32-bytes-or-more";
+
+/// How the read models behind availability, sales and the history follow the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// Caught up with the store before every request: each request sees the read
+    /// models a settled projector would show, so tests stay deterministic.
+    Settled,
+    /// Only when the test calls [`TestApi::project`]: what a client sees before the
+    /// projector has applied its command.
+    Manual,
+    /// The live loop on an in-process bus the commands publish to, as `ticketing
+    /// serve` runs it; tests wait with [`eventually`].
+    Live,
+}
 
 pub struct TestApi {
     pub router: Router,
     pub clock: ManualClock,
     pub gateway: Arc<SimulatedGateway>,
+    pub projector: Projector,
+    projection: Projection,
+    /// Concurrent requests of one test would otherwise catch up side by side and
+    /// conflict on the same streams.
+    projecting: tokio::sync::Mutex<()>,
+    live: Option<(
+        oneshot::Sender<()>,
+        JoinHandle<ticketing_projector::LiveReport>,
+    )>,
 }
 
 pub fn api(store: SqliteStore) -> TestApi {
-    api_with_gateway(store, SimulatedGateway::new())
+    api_with(store, SimulatedGateway::new(), Projection::Settled)
+}
+
+/// The app whose read models move only when the test says so.
+pub fn unprojected_api(store: SqliteStore) -> TestApi {
+    api_with(store, SimulatedGateway::new(), Projection::Manual)
+}
+
+/// The app with the projector's live loop following an in-process bus.
+pub fn live_api(store: SqliteStore) -> TestApi {
+    api_with(store, SimulatedGateway::new(), Projection::Live)
 }
 
 /// The app with a payment provider that takes `latency` to answer each call.
 pub fn slow_api(store: SqliteStore, latency: std::time::Duration) -> TestApi {
-    api_with_gateway(store, SimulatedGateway::with_latency(latency))
+    api_with(
+        store,
+        SimulatedGateway::with_latency(latency),
+        Projection::Settled,
+    )
 }
 
-fn api_with_gateway(store: SqliteStore, gateway: SimulatedGateway) -> TestApi {
+fn api_with(store: SqliteStore, gateway: SimulatedGateway, projection: Projection) -> TestApi {
     let clock = ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
     let gateway = Arc::new(gateway);
-    let ticketing = Ticketing::new(
-        Arc::new(store),
+    let read_models = Arc::new(SqliteReadModels::new(store.pool().clone()));
+    let store = Arc::new(store);
+    let mut ticketing = Ticketing::new(
+        store.clone(),
         gateway.clone(),
         Arc::new(clock.clone()),
         Settings::default(),
     );
+    let projector = Projector::new(store, read_models.clone());
+    let mut live = None;
+    if projection == Projection::Live {
+        let bus = Arc::new(InProcessBus::default());
+        // Subscribed before any command, so that the loop sees every event.
+        let mut source = bus.source();
+        ticketing = ticketing.with_bus(bus);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let projector = projector.clone();
+        let settings = LiveSettings {
+            batch_wait: std::time::Duration::from_millis(10),
+            ..LiveSettings::default()
+        };
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let metrics = ProjectorMetrics::new();
+            run_live(&projector, &mut source, &settings, &metrics, shutdown).await
+        });
+        live = Some((stop, task));
+    }
     let auth = AuthConfig {
         key: Some(VerificationKey::Hs256Secret(SECRET.to_vec())),
         ..AuthConfig::default()
     };
     let state = ApiState {
         ticketing: Arc::new(ticketing),
+        read_models,
         authenticator: Arc::new(Authenticator::new(&auth).unwrap()),
     };
     TestApi {
         router: ticketing_api::router(state, &RouteGroup::ALL),
         clock,
         gateway,
+        projector,
+        projection,
+        projecting: tokio::sync::Mutex::new(()),
+        live,
+    }
+}
+
+impl TestApi {
+    /// Applies every committed event to the read models.
+    pub async fn project(&self) {
+        let _one_at_a_time = self.projecting.lock().await;
+        self.projector
+            .catch_up(1_000, |_| {})
+            .await
+            .expect("the read models catch up with the store");
+    }
+
+    /// Stops the live projector loop, if it runs, and says how many messages it
+    /// applied.
+    pub async fn stop_projector(&mut self) -> u64 {
+        let Some((stop, task)) = self.live.take() else {
+            return 0;
+        };
+        let _ = stop.send(());
+        task.await
+            .expect("the projector loop ends cleanly")
+            .messages
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most five seconds: the read models
+/// are eventually consistent, and this is how long "eventually" may take in a test.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -150,6 +264,9 @@ impl Call {
 }
 
 pub async fn send_request(api: &TestApi, request: Request<Body>) -> Reply {
+    if api.projection == Projection::Settled {
+        api.project().await;
+    }
     let response = api.router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();

@@ -4,9 +4,10 @@
 //! - [`Fixture`]: a payload from a crate's `fixtures/` folder (load it with
 //!   [`fixture!`](crate::fixture)), with its placeholder ids replaced by real ones,
 //!   turned into the request `lambda_http` would hand the router.
-//! - [`TestStore`]: a migrated SQLite file in a temporary directory, and the API state
-//!   over it with no local token key, as deployed: only claims from API Gateway's JWT
-//!   authorizer are accepted.
+//! - [`TestStore`]: a migrated SQLite file in a temporary directory with its read
+//!   models, the API state over it with no local token key, as deployed (only claims
+//!   from API Gateway's JWT authorizer are accepted), and [`TestStore::project`], which
+//!   does what the deployed projector service does.
 //! - [`call`]: one request through a router with `tower::ServiceExt::oneshot`.
 //! - [`show_on_sale`], [`purchase`]: seeding through the command layer, for tests
 //!   whose subject is a later step.
@@ -26,6 +27,8 @@ use ticketing_domain::{
     Currency, CustomerId, Money, OrganizerId, PaymentId, Quantity, ReservationId, SectionName,
     SectionSpec, ShowCommand, ShowId, ShowPlan,
 };
+use ticketing_projector::sqlite::SqliteReadModels;
+use ticketing_projector::{Projector, ReadModelStore};
 use ticketing_store::sqlite::SqliteStore;
 use ticketing_store::EventStore;
 use tower::ServiceExt;
@@ -117,6 +120,7 @@ impl Fixture {
 /// A fresh, migrated embedded store in a temporary directory, removed on drop.
 pub struct TestStore {
     pub store: Arc<dyn EventStore>,
+    pub read_models: Arc<dyn ReadModelStore>,
     _dir: TempDir,
 }
 
@@ -130,9 +134,22 @@ impl TestStore {
             .await
             .expect("the SQLite store opens and migrates");
         Self {
+            read_models: Arc::new(SqliteReadModels::new(store.pool().clone())),
             store: Arc::new(store),
             _dir: dir,
         }
+    }
+
+    /// Applies every committed event to the read models, as the projector service
+    /// does in the deployment (the query function only reads them).
+    ///
+    /// # Panics
+    /// When the projection fails.
+    pub async fn project(&self) {
+        Projector::new(Arc::clone(&self.store), Arc::clone(&self.read_models))
+            .catch_up(1_000, |_| {})
+            .await
+            .expect("the read models catch up with the store");
     }
 
     /// The API state a deployed function builds, over this store: no local token key
@@ -144,6 +161,7 @@ impl TestStore {
     pub fn state(&self) -> ApiState {
         state_with(
             Arc::clone(&self.store),
+            Arc::clone(&self.read_models),
             &AuthConfig::default(),
             Settings::default(),
         )

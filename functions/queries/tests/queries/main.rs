@@ -70,6 +70,7 @@ async fn customer_lists_their_own_reservations_only() {
     let show_id = show_on_sale(&state.ticketing).await;
     let (mine, _) = purchase(&state.ticketing, show_id, CUSTOMER).await;
     purchase(&state.ticketing, show_id, "customer-someone-else").await;
+    db.project().await;
 
     let answer = call(app(state), fixture!("my-reservations.json").request()).await;
 
@@ -85,6 +86,7 @@ async fn anyone_reads_a_show_and_its_availability_without_a_token() {
     let state = db.state();
     let show_id = show_on_sale(&state.ticketing).await;
     purchase(&state.ticketing, show_id, CUSTOMER).await;
+    db.project().await;
 
     let show = call(
         app(state.clone()),
