@@ -43,6 +43,9 @@ pub struct Ticketing {
     /// Where appended events are published right after their commit; `None` leaves
     /// them all to the relay.
     pub(crate) bus: Option<Arc<dyn EventBus>>,
+    /// The same bus without the breaker: the relay is how the bus is found working
+    /// again, so it must not be turned away by the breaker.
+    relay_bus: Option<Arc<dyn EventBus>>,
 }
 
 /// A request to hold seats.
@@ -133,6 +136,7 @@ impl Ticketing {
             clock,
             settings,
             bus: None,
+            relay_bus: None,
         }
     }
 
@@ -144,12 +148,39 @@ impl Ticketing {
         // A command waits for the bus: behind a breaker, a broker that is down costs
         // one command its timeout, not every command (the relay publishes meanwhile).
         let cool_down = ticketing_bus::CircuitBreaker::<Arc<dyn EventBus>>::DEFAULT_COOL_DOWN;
+        self.relay_bus = Some(bus.clone());
         self.bus = Some(Arc::new(ticketing_bus::CircuitBreaker::new(bus, cool_down)));
         self
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// Publishes what commands left in the outbox that is older than `grace` (a
+    /// function that died between its commit and its publish, a broker that was
+    /// down), and returns how many events it published: 0 without a bus. The grace
+    /// leaves events of commands still publishing to them; publishing twice would
+    /// be harmless, only wasteful. What the scheduled sweeper function runs after its
+    /// sweep, so that a deployment without a long-running relay still keeps the
+    /// store -> bus guarantee.
+    ///
+    /// # Errors
+    /// [`ticketing_bus::RelayError`] when the outbox cannot be read or the bus refuses;
+    /// the events stay in the outbox for the next run.
+    pub async fn relay_outbox(
+        &self,
+        grace: std::time::Duration,
+        batch: usize,
+    ) -> Result<usize, ticketing_bus::RelayError> {
+        let Some(bus) = &self.relay_bus else {
+            return Ok(0);
+        };
+        // Wall-clock time, not the injected clock: the outbox's times are the
+        // database's commit times.
+        let older_than = chrono::Utc::now()
+            - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::zero());
+        ticketing_bus::relay_once(self.store.as_ref(), bus.as_ref(), Some(older_than), batch).await
     }
 
     pub fn now(&self) -> Timestamp {

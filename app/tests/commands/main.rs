@@ -88,4 +88,5 @@ on_both_backends! {
     publishing::a_command_publishes_its_events_after_commit_with_topic_key_and_headers,
     publishing::with_the_bus_down_commands_succeed_and_the_relay_publishes_the_backlog,
     publishing::events_a_command_died_before_publishing_are_published_by_the_relay_once,
+    publishing::relay_outbox_publishes_the_backlog_once_it_is_older_than_the_grace,
 }

@@ -144,6 +144,44 @@ pub async fn with_the_bus_down_commands_succeed_and_the_relay_publishes_the_back
     );
 }
 
+pub async fn relay_outbox_publishes_the_backlog_once_it_is_older_than_the_grace(
+    store: Arc<dyn EventStore>,
+) {
+    let without_bus = harness(store.clone());
+    show_on_sale(&without_bus, 10).await;
+    assert_eq!(
+        without_bus
+            .app
+            .relay_outbox(Duration::ZERO, 1_000)
+            .await
+            .unwrap(),
+        0,
+        "nothing to publish to"
+    );
+
+    let bus = Arc::new(InProcessBus::default());
+    let h = harness_with_bus(store, bus.clone());
+    bus.pause();
+    purchase(&h).await;
+    bus.resume();
+    let waiting = outbox(h.store.as_ref()).await;
+    let events = committed(h.store.as_ref(), waiting.len()).await;
+    assert_eq!(waiting, events);
+
+    // Commands that may still be publishing their own events are left alone.
+    assert_eq!(
+        h.app
+            .relay_outbox(Duration::from_secs(3_600), 1_000)
+            .await
+            .unwrap(),
+        0
+    );
+    let published = h.app.relay_outbox(Duration::ZERO, 1_000).await.unwrap();
+    assert_eq!(published, events.len());
+    assert_eq!(published_ids(&bus), ids(&events));
+    assert!(outbox(h.store.as_ref()).await.is_empty());
+}
+
 pub async fn events_a_command_died_before_publishing_are_published_by_the_relay_once(
     store: Arc<dyn EventStore>,
 ) {

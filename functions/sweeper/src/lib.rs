@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use ticketing_api::config::{settings_from_env, ConfigError};
+use ticketing_api::config::{bus_from_env, settings_from_env, ConfigError};
 use ticketing_app::payments::SimulatedGateway;
 use ticketing_app::{AppError, CommandContext, SweepLimits, SweepReport, SystemClock, Ticketing};
 use ticketing_store::StoreConfig;
@@ -80,7 +80,7 @@ pub async fn handle(
         "sweeping"
     );
     // The sweep logs its report, and each reservation it failed on with the cause.
-    ticketing
+    let report = ticketing
         .sweep(&CommandContext::system(), SweepLimits::default())
         .await
         .map_err(|error| {
@@ -91,8 +91,22 @@ pub async fn handle(
                 "sweep failed"
             );
             error
-        })
+        })?;
+    // Then what functions left in the outbox (died after their commit, or the broker
+    // was down): there is no long-running relay on Lambda. A failure waits for the
+    // next run; it does not fail this one, whose sweep is recorded.
+    match ticketing.relay_outbox(RELAY_GRACE, RELAY_BATCH).await {
+        Ok(0) => {}
+        Ok(relayed) => tracing::info!(relayed, "published events left in the outbox"),
+        Err(error) => tracing::warn!(error.cause_chain = ?error, "relaying the outbox failed"),
+    }
+    Ok(report)
 }
+
+/// Events younger than this are left to the command that is publishing them.
+const RELAY_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// At most this many events per run; a larger backlog takes several runs.
+const RELAY_BATCH: usize = 5_000;
 
 /// The command layer the deployed sweeper runs: the store from `DATABASE_URL` (the
 /// PostgreSQL pool connects lazily), the settings the HTTP functions use, the system
@@ -102,10 +116,14 @@ pub async fn handle(
 /// Any [`ConfigError`] of the environment, or an embedded store that cannot be opened.
 pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
     let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
-    Ok(Ticketing::new(
+    let ticketing = Ticketing::new(
         store,
         Arc::new(SimulatedGateway::new()),
         Arc::new(SystemClock),
         settings_from_env()?,
-    ))
+    );
+    Ok(match bus_from_env()? {
+        Some(bus) => ticketing.with_bus(bus),
+        None => ticketing,
+    })
 }
