@@ -16,6 +16,8 @@
 //!
 //! The consumer loop (Kafka), metrics and the API's use of the queries are not here
 //! yet; they will call [`Projector::apply_batch`] and the queries.
+//! [`connect_with_read_models`] opens the configured store with its read models on one
+//! pool, for the API and `ticketing serve`.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -32,10 +34,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use ticketing_domain::{CustomerId, Money, ReservationId, SectionName, ShowId, Timestamp};
-use ticketing_store::{EventStore, GlobalPosition, RecordedEvent, StreamVersion};
+use ticketing_store::postgres::PostgresStore;
+use ticketing_store::sqlite::SqliteStore;
+use ticketing_store::{
+    Backend, EventStore, GlobalPosition, RecordedEvent, StoreConfig, StoreError, StreamVersion,
+    DEFAULT_SQLITE_PATH,
+};
 
 pub use error::{ProjectionError, ReadModelError};
-pub use live::{run_live, LiveReport, LiveSettings};
+pub use live::{follow_store, run_live, LiveReport, LiveSettings};
 pub use metrics::ProjectorMetrics;
 pub use model::{
     BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals, SectionView,
@@ -249,6 +256,35 @@ pub trait ReadModelStore: Send + Sync {
     /// # Errors
     /// Infrastructure failures; [`ReadModelError::Corrupt`].
     async fn dump(&self) -> Result<ReadModelDump, ReadModelError>;
+}
+
+/// The configured event store and its read models, sharing ONE connection pool (the
+/// read-model tables live in the same database): connects as
+/// [`ticketing_store::connect`] does, SQLite migrated on open, PostgreSQL lazily.
+///
+/// # Errors
+/// As [`ticketing_store::connect`].
+pub async fn connect_with_read_models(
+    config: &StoreConfig,
+) -> Result<(Arc<dyn EventStore>, Arc<dyn ReadModelStore>), StoreError> {
+    if config.max_connections == 0 {
+        return Err(StoreError::Invalid(
+            "the connection pool needs at least one connection".into(),
+        ));
+    }
+    match (config.backend()?, config.database_url.as_deref()) {
+        (Backend::Postgres, Some(url)) => {
+            let store = PostgresStore::connect(url, config.max_connections).await?;
+            let read_models = Arc::new(postgres::PostgresReadModels::new(store.pool().clone()));
+            Ok((Arc::new(store), read_models))
+        }
+        (_, url) => {
+            let location = url.unwrap_or(DEFAULT_SQLITE_PATH);
+            let store = SqliteStore::open_with(location, config.max_connections).await?;
+            let read_models = Arc::new(sqlite::SqliteReadModels::new(store.pool().clone()));
+            Ok((Arc::new(store), read_models))
+        }
+    }
 }
 
 /// What one applied batch did.

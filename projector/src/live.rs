@@ -304,7 +304,10 @@ fn split(deliveries: Vec<Delivery>) -> (EventsWithOrigin, PoisonWithOrigin) {
 
 /// The dead-letter row of a poison message. It has no stream: the row is keyed by
 /// where the message was read (`bus:<topic>/<partition>@<offset>`, version 0), so a
-/// redelivered poison message is recorded once.
+/// redelivered poison message is recorded once. The row is for reading: its text
+/// has NUL characters replaced (PostgreSQL's `text` and `jsonb` refuse them) and a
+/// payload that is not JSON is kept as a string; the dead-letter topic has the
+/// message byte for byte.
 pub fn poison_dead_letter(origin: &Origin, message: &PoisonMessage) -> DeadLetter {
     let header = |name: &str| {
         message
@@ -313,20 +316,28 @@ pub fn poison_dead_letter(origin: &Origin, message: &PoisonMessage) -> DeadLette
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     };
+    let payload = serde_json::from_slice::<serde_json::Value>(&message.payload)
+        .ok()
+        .filter(|json| !json.to_string().contains("\\u0000"))
+        .unwrap_or_else(|| {
+            serde_json::Value::String(without_nul(&String::from_utf8_lossy(&message.payload)))
+        });
     DeadLetter {
         stream_id: format!("bus:{origin}"),
         version: 0,
-        event_type: header(ticketing_bus::message::headers::EVENT_TYPE)
-            .unwrap_or_default()
-            .to_owned(),
+        event_type: without_nul(
+            header(ticketing_bus::message::headers::EVENT_TYPE).unwrap_or_default(),
+        ),
         schema_version: header(ticketing_bus::message::headers::SCHEMA_VERSION)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
-        payload: serde_json::from_slice(&message.payload).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&message.payload).into_owned())
-        }),
-        error: message.error.clone(),
+        payload,
+        error: without_nul(&message.error),
     }
+}
+
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// The dead-letter topic's messages for a prepared batch: every poison message as it
@@ -378,4 +389,139 @@ fn dead_letter_messages(
         });
     }
     letters
+}
+
+/// The live path without a bus: follows the event store's global order from the
+/// stored checkpoint, polling every `settings.batch_wait`, until `shutdown`. What the
+/// `projector` binary runs when `KAFKA_BROKERS` is unset (the embedded default, or a
+/// deployment that projects straight from PostgreSQL).
+pub async fn follow_store(
+    projector: &Projector,
+    settings: &LiveSettings,
+    metrics: &ProjectorMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> LiveReport {
+    tokio::pin!(shutdown);
+    let mut report = LiveReport::default();
+    let mut pause = settings.retry_pause;
+    loop {
+        let started = Instant::now();
+        let mut batches = Vec::new();
+        let caught_up = tokio::select! {
+            biased;
+            () = &mut shutdown => return report,
+            caught_up = projector.catch_up(settings.batch_size, |progress| batches.push(progress)) => caught_up,
+        };
+        let wait = match caught_up {
+            Ok(_) => {
+                pause = settings.retry_pause;
+                let mut previous = 0;
+                for progress in &batches {
+                    let size = usize::try_from(progress.events - previous).unwrap_or(usize::MAX);
+                    previous = progress.events;
+                    metrics.batches.inc();
+                    metrics.events_applied.inc_by(size as u64);
+                    metrics.batch_size.observe(size as f64);
+                    report.batches += 1;
+                    report.messages += size as u64;
+                }
+                if !batches.is_empty() {
+                    metrics
+                        .batch_duration
+                        .observe(started.elapsed().as_secs_f64() / batches.len() as f64);
+                }
+                settings.batch_wait
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "following the event store failed; retrying");
+                metrics.batch_failures.inc();
+                let current = pause;
+                pause = (pause * 2).min(settings.max_retry_pause);
+                current
+            }
+        };
+        if pause_or_stop(wait, &mut shutdown).await {
+            return report;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            topic: "ticketing-inventory-events".to_owned(),
+            partition: 2,
+            offset: 41,
+        }
+    }
+
+    #[test]
+    fn a_poison_row_is_keyed_by_its_origin_and_holds_no_nul() {
+        let message = PoisonMessage {
+            key: None,
+            headers: vec![("event-type".to_owned(), "Seats\0Held".to_owned())],
+            payload: b"\x00\x01 not json".to_vec(),
+            error: "missing header `stream-id`".to_owned(),
+        };
+        let row = poison_dead_letter(&origin(), &message);
+        assert_eq!(row.stream_id, "bus:ticketing-inventory-events/2@41");
+        assert_eq!(row.version, 0);
+        assert_eq!(row.event_type, "Seats\u{FFFD}Held");
+        assert_eq!(
+            row.payload,
+            serde_json::Value::String("\u{FFFD}\u{1} not json".to_owned())
+        );
+
+        let json_with_nul = PoisonMessage {
+            payload: br#"{"name": "a\u0000b"}"#.to_vec(),
+            ..message.clone()
+        };
+        // Kept as the text it was (jsonb would refuse the NUL it decodes to).
+        assert_eq!(
+            poison_dead_letter(&origin(), &json_with_nul).payload,
+            serde_json::Value::String(r#"{"name": "a\u0000b"}"#.to_owned())
+        );
+
+        let json = PoisonMessage {
+            payload: br#"{"quantity": 2}"#.to_vec(),
+            ..message
+        };
+        assert_eq!(
+            poison_dead_letter(&origin(), &json).payload,
+            serde_json::json!({ "quantity": 2 })
+        );
+    }
+
+    #[test]
+    fn batch_settings_come_from_the_environment_and_refuse_nonsense() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let settings = LiveSettings::from_lookup(vars(&[
+            ("PROJECTOR_BATCH_SIZE", "25"),
+            ("PROJECTOR_BATCH_WAIT_MS", "40"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.batch_size, 25);
+        assert_eq!(settings.batch_wait, Duration::from_millis(40));
+        assert_eq!(
+            LiveSettings::from_lookup(vars(&[])).unwrap(),
+            LiveSettings::default()
+        );
+        for bad in ["0", "-1", "many", ""] {
+            let error = LiveSettings::from_lookup(move |name: &str| {
+                (name == "PROJECTOR_BATCH_SIZE").then(|| bad.to_owned())
+            })
+            .unwrap_err();
+            assert!(error.contains("PROJECTOR_BATCH_SIZE"), "{error}");
+        }
+    }
 }

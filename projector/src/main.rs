@@ -1,0 +1,342 @@
+//! `projector`: the long-running batch projector. It only wires configuration to the
+//! library: the live loop ([`ticketing_projector::run_live`]) on a Kafka consumer
+//! group, the rebuild with a progress bar, the metrics endpoint, and two operator
+//! commands.
+//!
+//! - `projector run`: applies events from the bus (`KAFKA_BROKERS`) to the read
+//!   models until SIGTERM; without `KAFKA_BROKERS` it follows the event store itself.
+//! - `projector rebuild`: rebuilds every read model from the event store, then runs.
+//! - `projector dead-letters`: prints the dead letters, one JSON object per line.
+//! - `projector create-topics`: creates the bus's topics.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ticketing_bus::{KafkaConfig, KafkaSource, KafkaSourceConfig};
+use ticketing_projector::{
+    connect_with_read_models, follow_store, run_live, LiveSettings, Progress, Projector,
+    ProjectorMetrics, ReadModelStore,
+};
+use ticketing_store::StoreConfig;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// The batch projector: keeps the read models (available seats, sales, customer
+/// history) up to date from the bus, and rebuilds them from the event store.
+#[derive(Debug, Parser)]
+#[command(name = "projector", version, about)]
+struct Cli {
+    /// The event store (and read models): a `postgres://` or `sqlite:` URL. Without
+    /// one, the embedded SQLite file `ticketing.db` in the working directory.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// Where the Prometheus metrics are served (`/metrics`, and `/healthz`).
+    #[arg(
+        long,
+        env = "PROJECTOR_METRICS_ADDR",
+        global = true,
+        default_value = "127.0.0.1:9464"
+    )]
+    metrics_addr: SocketAddr,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Applies events to the read models as they arrive, until SIGTERM or Ctrl-C (the
+    /// batch in hand is finished and its offsets committed). From the consumer group's
+    /// committed offsets on `KAFKA_BROKERS`; without it, from the event store.
+    Run,
+    /// Empties the read models and rebuilds them from the event store's global order
+    /// with a progress bar, then runs as `projector run` does. Stop the other
+    /// projectors first: they would write beside the rebuild.
+    Rebuild {
+        /// Events per batch (one transaction each).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
+        /// Continue an interrupted rebuild from its checkpoint instead of starting over.
+        #[arg(long)]
+        resume: bool,
+        /// Exit when the rebuild is done instead of carrying on live.
+        #[arg(long)]
+        exit: bool,
+    },
+    /// Prints the dead letters, oldest first, one JSON object per line.
+    DeadLetters {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        limit: u64,
+    },
+    /// Creates the event topics and the dead-letter topic on `KAFKA_BROKERS`, leaving
+    /// those that exist as they are.
+    CreateTopics {
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        partitions: i32,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+        replication: i32,
+        /// `retention.ms` of every topic; -1 keeps messages forever. The broker's
+        /// default when absent.
+        #[arg(long, allow_negative_numbers = true)]
+        retention_ms: Option<i64>,
+    },
+}
+
+fn init_logging() {
+    // Structured JSON by default: the projector runs unattended and its logs go to a
+    // collector. LOG_FORMAT=text for a terminal.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text")) {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    let var = |name: &str| std::env::var(name).ok();
+    if let Command::CreateTopics {
+        partitions,
+        replication,
+        retention_ms,
+    } = cli.command
+    {
+        let kafka = KafkaConfig::from_lookup(var)?
+            .context("KAFKA_BROKERS is not set: there is no broker to create topics on")?;
+        let created = ticketing_bus::kafka::ensure_topics(
+            &kafka,
+            partitions,
+            replication,
+            retention_ms,
+            Duration::from_secs(30),
+        )
+        .await?;
+        for topic in &created {
+            println!("created {topic}");
+        }
+        println!("{} topics created; the others existed", created.len());
+        return Ok(());
+    }
+
+    let config = StoreConfig {
+        database_url: cli.database_url.filter(|url| !url.trim().is_empty()),
+        ..StoreConfig::from_env().context("reading the store configuration")?
+    };
+    let (store, read_models) = connect_with_read_models(&config)
+        .await
+        .context("connecting to the event store")?;
+    let projector = Projector::new(store.clone(), read_models.clone());
+    let settings = LiveSettings::from_lookup(var).map_err(anyhow::Error::msg)?;
+
+    match cli.command {
+        Command::DeadLetters { limit } => {
+            print_dead_letters(read_models.as_ref(), limit).await?;
+            Ok(())
+        }
+        Command::Run => {
+            let metrics = ProjectorMetrics::new();
+            let server = serve_metrics(cli.metrics_addr, metrics.clone()).await?;
+            let result = run(&projector, &settings, &metrics).await;
+            server.abort();
+            result
+        }
+        Command::Rebuild {
+            batch_size,
+            resume,
+            exit,
+        } => {
+            let metrics = ProjectorMetrics::new();
+            let server = serve_metrics(cli.metrics_addr, metrics.clone()).await?;
+            let total = store.event_count().await?;
+            let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
+            let rebuilt = rebuild(&projector, batch_size, resume, total, &metrics).await?;
+            let result = if rebuilt && !exit {
+                run(&projector, &settings, &metrics).await
+            } else {
+                Ok(())
+            };
+            server.abort();
+            result
+        }
+        Command::CreateTopics { .. } => unreachable!("handled above"),
+    }
+}
+
+/// The live path until SIGTERM: a Kafka consumer group, or the event store itself.
+async fn run(
+    projector: &Projector,
+    settings: &LiveSettings,
+    metrics: &ProjectorMetrics,
+) -> anyhow::Result<()> {
+    let source_config = KafkaSourceConfig::from_lookup(|name| std::env::var(name).ok())?;
+    let report = match source_config {
+        Some(config) => {
+            tracing::info!(
+                brokers = %config.kafka.brokers,
+                group = %config.group_id,
+                batch_size = settings.batch_size,
+                batch_wait_ms = settings.batch_wait.as_millis() as u64,
+                "projecting from the bus"
+            );
+            let mut source = KafkaSource::new(config)?;
+            run_live(projector, &mut source, settings, metrics, shutdown_signal()).await
+        }
+        None => {
+            tracing::info!("KAFKA_BROKERS is not set: projecting from the event store");
+            follow_store(projector, settings, metrics, shutdown_signal()).await
+        }
+    };
+    tracing::info!(
+        batches = report.batches,
+        messages = report.messages,
+        abandoned_batch = report.abandoned_batch,
+        "projector stopped"
+    );
+    Ok(())
+}
+
+/// Rebuilds (or resumes a rebuild) with a progress bar; says whether it finished
+/// (SIGTERM interrupts it between batches).
+async fn rebuild(
+    projector: &Projector,
+    batch_size: usize,
+    resume: bool,
+    total: u64,
+    metrics: &ProjectorMetrics,
+) -> anyhow::Result<bool> {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} rebuilding [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events, {per_sec}, {eta} left",
+        )
+        .context("the progress bar's template")?,
+    );
+    let mut previous = Progress {
+        batches: 0,
+        events: 0,
+        position: ticketing_store::GlobalPosition::START,
+    };
+    let on_batch = |progress: Progress| {
+        let size = progress.events - previous.events;
+        previous = progress;
+        metrics.batches.inc();
+        metrics.events_applied.inc_by(size);
+        metrics.batch_size.observe(size as f64);
+        bar.set_position(progress.events.min(total));
+        if progress.batches % 100 == 0 {
+            // The bar is hidden when stderr is not a terminal; the log still says.
+            tracing::info!(events = progress.events, total, "rebuild progress");
+        }
+    };
+    let work = async {
+        if resume {
+            projector.catch_up(batch_size, on_batch).await
+        } else {
+            projector.rebuild(batch_size, on_batch).await
+        }
+    };
+    let started = std::time::Instant::now();
+    let outcome = tokio::select! {
+        outcome = work => Some(outcome),
+        () = shutdown_signal() => None,
+    };
+    bar.finish_and_clear();
+    match outcome {
+        Some(Ok(done)) => {
+            let seconds = started.elapsed().as_secs_f64();
+            tracing::info!(
+                events = done.events,
+                batches = done.batches,
+                seconds,
+                events_per_second = done.events as f64 / seconds.max(f64::EPSILON),
+                "rebuild done"
+            );
+            Ok(true)
+        }
+        Some(Err(error)) => Err(error).context("rebuilding the read models"),
+        None => {
+            tracing::warn!(
+                "rebuild interrupted; `projector rebuild --resume` continues from its checkpoint"
+            );
+            Ok(false)
+        }
+    }
+}
+
+async fn print_dead_letters(read_models: &dyn ReadModelStore, limit: u64) -> anyhow::Result<()> {
+    let letters = read_models
+        .dead_letters(usize::try_from(limit).unwrap_or(usize::MAX))
+        .await?;
+    for letter in letters {
+        println!("{}", serde_json::to_string(&letter)?);
+    }
+    Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` in the background.
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: ProjectorMetrics,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::http::header::CONTENT_TYPE;
+    use axum::routing::get;
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics endpoint to {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening");
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(error = %error, "the metrics endpoint failed");
+        }
+    }))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
