@@ -14,8 +14,10 @@
 //! - `rows.rs`: turning stored columns back into rows, for both backends.
 //! - [`sqlite`], [`postgres`]: the two read-model stores.
 //!
-//! The consumer loop (Kafka), metrics and the API's use of the queries are not here
-//! yet; they will call [`Projector::apply_batch`] and the queries.
+//! - [`live`]: the live path ([`run_live`] on an event source, [`follow_store`]).
+//! - [`metrics`]: the Prometheus metrics.
+//! - `main.rs` (feature `cli`): the `projector` binary.
+//!
 //! [`connect_with_read_models`] opens the configured store with its read models on one
 //! pool, for the API and `ticketing serve`.
 #![forbid(unsafe_code)]
