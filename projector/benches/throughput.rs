@@ -1,5 +1,5 @@
 //! The projector's throughput: a clean rebuild from the event store, and the live loop
-//! consuming from a Kafka-protocol broker (tansu).
+//! consuming from a Kafka-protocol broker (librdkafka's mock broker, or tansu).
 //!
 //! ```text
 //! cargo bench -p ticketing-projector --bench throughput
@@ -13,7 +13,9 @@
 //! - `BENCH_REBUILD_BATCHES` (default `2000,500`): the rebuild batch sizes to time;
 //! - `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`): the
 //!   server on which a fresh database is created, migrated and dropped at the end;
-//! - `TANSU_BIN` (default `tansu`): the broker; without it the live part is skipped.
+//! - `BENCH_BROKER` (default `mock`): the live part's broker, `mock` (librdkafka's
+//!   protocol-level mock cluster in this process) or `tansu` (a tansu process, from
+//!   `TANSU_BIN` or the `PATH`; skipped when it is not installed).
 //!
 //! The events: `busy_day` (a day of purchases through the command layer) runs once on a
 //! template SQLite store; its events are then appended again and again to the bench
@@ -179,12 +181,32 @@ async fn bench(store: PostgresStore, target: usize) {
         ));
     }
 
-    // 4. Live, from the broker.
+    // 4. Live, from a broker: librdkafka's protocol-level mock broker in this
+    // process by default; `BENCH_BROKER=tansu` for a tansu process (whose SQLite
+    // storage stalls on large fetches: see BENCHMARKS.md).
     let live_events = env_usize("BENCH_LIVE_EVENTS", total as usize).min(total as usize);
-    match tansu::Tansu::start("the live part of the throughput bench").await {
-        Some(broker) => {
+    match std::env::var("BENCH_BROKER").as_deref() {
+        Ok("tansu") => match tansu::Tansu::start("the live part of the throughput bench").await {
+            Some(broker) => {
+                let brokers = broker.brokers();
+                live(
+                    &brokers,
+                    "tansu",
+                    &projector,
+                    store.as_ref(),
+                    &pool,
+                    live_events,
+                    &mut rows,
+                )
+                .await;
+            }
+            None => println!("live part skipped: tansu is not installed (set TANSU_BIN)"),
+        },
+        Ok("mock") | Err(_) => {
+            let (brokers, cluster) = MockBroker::start();
             live(
-                &broker,
+                &brokers,
+                "the mock broker",
                 &projector,
                 store.as_ref(),
                 &pool,
@@ -192,8 +214,9 @@ async fn bench(store: PostgresStore, target: usize) {
                 &mut rows,
             )
             .await;
+            cluster.stop();
         }
-        None => println!("live part skipped: tansu is not installed (set TANSU_BIN)"),
+        Ok(other) => panic!("BENCH_BROKER must be `mock` or `tansu`, not `{other}`"),
     }
 
     // 5. The table.
@@ -204,6 +227,10 @@ async fn bench(store: PostgresStore, target: usize) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!("Machine: {cores} cores (available parallelism); {version}");
+    // Other work on the machine skews every figure: say how busy it was.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("Load average at the end (1, 5, 15 min): {}", load.trim());
+    }
     println!(
         "Template: busy_day, {} events per copy; {copies} copies, {total} events",
         template.len()
@@ -222,6 +249,41 @@ async fn bench(store: PostgresStore, target: usize) {
         );
     }
     pool.close().await;
+}
+
+/// librdkafka's mock cluster (one broker, every topic with 3 partitions) on a thread of
+/// its own: the cluster is not `Send`, so it cannot live in the benchmark's future.
+struct MockBroker {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl MockBroker {
+    /// The bootstrap servers, and the handle that stops the cluster.
+    fn start() -> (String, Self) {
+        let (brokers_tx, brokers_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let cluster = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+            for topic in ticketing_bus::message::TOPICS
+                .into_iter()
+                .chain([ticketing_bus::DEAD_LETTER_TOPIC])
+            {
+                cluster.create_topic(topic, 3, 1).expect("a topic");
+            }
+            brokers_tx
+                .send(cluster.bootstrap_servers())
+                .expect("the benchmark waits for the brokers");
+            let _ = stopped.recv();
+        });
+        let brokers = brokers_rx.recv().expect("the mock cluster starts");
+        (brokers, Self { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the mock cluster's thread");
+    }
 }
 
 /// The events of one busy day, from a throwaway SQLite store, in the global order.
@@ -405,7 +467,8 @@ async fn applied_total(pool: &PgPool) -> i64 {
 }
 
 async fn live(
-    broker: &tansu::Tansu,
+    brokers: &str,
+    broker_name: &str,
     projector: &Projector,
     store: &PostgresStore,
     pool: &PgPool,
@@ -414,7 +477,7 @@ async fn live(
 ) {
     // Publish the first `events` events of the global order. Whole streams are not
     // guaranteed at the cut; the applied versions are compared with what was published.
-    let mut kafka = KafkaConfig::new(broker.brokers());
+    let mut kafka = KafkaConfig::new(brokers.to_owned());
     kafka.message_timeout = Duration::from_secs(120);
     let bus = KafkaBus::new(kafka).expect("a producer");
     let mut published: HashMap<String, u64> = HashMap::new();
@@ -449,7 +512,7 @@ async fn live(
     }
     let wall = started.elapsed().as_secs_f64();
     rows.push(Row::new(
-        format!("publish to tansu (KafkaBus, chunks of {PUBLISH_CHUNK})"),
+        format!("publish to {broker_name} (KafkaBus, chunks of {PUBLISH_CHUNK})"),
         sent as u64,
         publishing.as_secs_f64(),
         format!("{wall:.1} s including reading the store"),
@@ -459,7 +522,7 @@ async fn live(
 
     // Consume them into empty read models.
     projector.read_models().clear().await.expect("clear");
-    let mut config = KafkaSourceConfig::new(KafkaConfig::new(broker.brokers()));
+    let mut config = KafkaSourceConfig::new(KafkaConfig::new(brokers.to_owned()));
     config.group_id = format!("bench-{}", Uuid::new_v4().simple());
     let mut source = KafkaSource::new(config).expect("a consumer");
     let settings = LiveSettings {
@@ -515,7 +578,7 @@ async fn live(
     let Some(elapsed) = finished else {
         let applied = applied_total(pool).await;
         rows.push(Row::new(
-            "live from tansu (INCOMPLETE: timed out)",
+            format!("live from {broker_name} (INCOMPLETE: timed out)"),
             applied as u64,
             started.elapsed().as_secs_f64(),
             "",
@@ -529,7 +592,9 @@ async fn live(
     assert_eq!(dead, 0, "no event was dead-lettered");
     let batches = report.batches.max(1);
     rows.push(Row::new(
-        "live from tansu (run_live, batch 2000, wait 100 ms), start to all applied",
+        format!(
+            "live from {broker_name} (run_live, batch 2000, wait 100 ms), start to all applied"
+        ),
         expected as u64,
         elapsed.as_secs_f64(),
         format!(
@@ -541,7 +606,7 @@ async fn live(
     if let Some((at, applied)) = first_applied {
         let steady = elapsed.saturating_sub(at).as_secs_f64();
         rows.push(Row::new(
-            "live from tansu, first applied batch to all applied",
+            format!("live from {broker_name}, first applied batch to all applied"),
             (expected - applied) as u64,
             steady,
             format!("first batch visible after {:.1} s", at.as_secs_f64()),
