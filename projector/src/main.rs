@@ -8,6 +8,10 @@
 //! - `projector rebuild`: rebuilds every read model from the event store, then runs.
 //! - `projector dead-letters`: prints the dead letters, one JSON object per line.
 //! - `projector create-topics`: creates the bus's topics.
+//! - `projector status`: the topics, their high watermarks and the group's lag, as
+//!   JSON.
+//! - `projector messages TOPIC`: the keys and headers of a topic's messages, as JSON
+//!   lines.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -84,6 +88,24 @@ enum Command {
         #[arg(long, allow_negative_numbers = true)]
         retention_ms: Option<i64>,
     },
+    /// Prints what the broker on `KAFKA_BROKERS` holds, as one JSON object: every
+    /// topic (missing ones with `"exists": false`), its partitions with their
+    /// watermarks, the committed offsets of the group `PROJECTOR_GROUP_ID` and its lag.
+    /// Does not join the group. Fails when the broker does not answer.
+    Status {
+        /// How long each request to the broker may take.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout_seconds: u64,
+    },
+    /// Prints every message on a topic now, one JSON object per line: partition,
+    /// offset, key (the stream id) and headers; not the payload.
+    Messages {
+        /// The topic, e.g. `ticketing-inventory-events`.
+        topic: String,
+        /// How long to wait for the broker, and for the next message.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout_seconds: u64,
+    },
 }
 
 fn init_logging() {
@@ -107,6 +129,40 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     let var = |name: &str| std::env::var(name).ok();
+    match &cli.command {
+        Command::Status { timeout_seconds } => {
+            let source = KafkaSourceConfig::from_lookup(var)?
+                .context("KAFKA_BROKERS is not set: there is no broker to ask")?;
+            let status = ticketing_bus::kafka::bus_status(
+                &source.kafka,
+                &source.group_id,
+                Duration::from_secs(*timeout_seconds),
+            )
+            .await
+            .with_context(|| format!("asking the broker at {}", source.kafka.brokers))?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            return Ok(());
+        }
+        Command::Messages {
+            topic,
+            timeout_seconds,
+        } => {
+            let kafka = KafkaConfig::from_lookup(var)?
+                .context("KAFKA_BROKERS is not set: there is no broker to read")?;
+            let messages = ticketing_bus::kafka::read_topic(
+                &kafka,
+                topic,
+                Duration::from_secs(*timeout_seconds),
+            )
+            .await
+            .with_context(|| format!("reading {topic} on {}", kafka.brokers))?;
+            for message in messages {
+                println!("{}", serde_json::to_string(&message)?);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Command::CreateTopics {
         partitions,
         replication,
@@ -170,7 +226,9 @@ async fn main() -> anyhow::Result<()> {
             server.abort();
             result
         }
-        Command::CreateTopics { .. } => unreachable!("handled above"),
+        Command::CreateTopics { .. } | Command::Status { .. } | Command::Messages { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
