@@ -7,6 +7,8 @@
 //!   models until SIGTERM; without `KAFKA_BROKERS` it follows the event store itself.
 //! - `projector rebuild`: rebuilds every read model from the event store, then runs.
 //! - `projector dead-letters`: prints the dead letters, one JSON object per line.
+//! - `projector replay-dead-letters`: after a fix, says which dead letters decode
+//!   now and rebuilds the read models to apply them.
 //! - `projector create-topics`: creates the bus's topics.
 //! - `projector status`: the topics, their high watermarks and the group's lag, as
 //!   JSON.
@@ -21,8 +23,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ticketing_bus::{KafkaConfig, KafkaSource, KafkaSourceConfig};
 use ticketing_projector::{
-    connect_with_read_models, follow_store, run_live, LiveSettings, Progress, Projector,
-    ProjectorMetrics, ReadModelStore,
+    connect_with_read_models, follow_store, run_live, DeadLetterVerdict, LiveSettings, Progress,
+    Projector, ProjectorMetrics, ReadModelStore,
 };
 use ticketing_store::StoreConfig;
 use tokio::net::TcpListener;
@@ -75,6 +77,22 @@ enum Command {
     DeadLetters {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         limit: u64,
+    },
+    /// After a fix: reads each dead letter's event from the event store again and
+    /// decodes it with this build, printing a verdict per letter (`replayable`,
+    /// `still_failing`, `not_in_store`), one JSON object per line. When some are
+    /// replayable it then rebuilds the read models, as `projector rebuild --exit`
+    /// does, which applies them; the letters that still fail are recorded again.
+    /// Stop the other projectors first. Letters of bus messages that were not
+    /// events (`not_in_store`) leave the table with the rebuild; they stay on the
+    /// dead-letter topic.
+    ReplayDeadLetters {
+        /// Only print the verdicts; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// Events per batch of the rebuild.
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
     },
     /// Creates the event topics and the dead-letter topic on `KAFKA_BROKERS`, leaving
     /// those that exist as they are.
@@ -199,6 +217,37 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::DeadLetters { limit } => {
             print_dead_letters(read_models.as_ref(), limit).await?;
+            Ok(())
+        }
+        Command::ReplayDeadLetters { check, batch_size } => {
+            let checks = projector.check_dead_letters(usize::MAX >> 1).await?;
+            for check in &checks {
+                println!("{}", serde_json::to_string(check)?);
+            }
+            let replayable = checks
+                .iter()
+                .filter(|c| c.verdict == DeadLetterVerdict::Replayable)
+                .count();
+            let found = format!(
+                "{replayable} of {} dead letters decode with this build",
+                checks.len()
+            );
+            if check || replayable == 0 {
+                let outcome = if check { "" } else { "; nothing to replay" };
+                eprintln!("{found}{outcome}");
+                return Ok(());
+            }
+            eprintln!("{found}; rebuilding the read models to apply them");
+            let total = store.event_count().await?;
+            let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
+            let metrics = ProjectorMetrics::new();
+            if !rebuild(&projector, batch_size, false, total, &metrics).await? {
+                anyhow::bail!(
+                    "the replay was interrupted; `projector rebuild --resume --exit` finishes it"
+                );
+            }
+            let left = read_models.dead_letters(usize::MAX >> 1).await?.len();
+            eprintln!("replayed {replayable} dead letters; {left} dead letters left");
             Ok(())
         }
         Command::Run => {
