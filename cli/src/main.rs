@@ -95,6 +95,8 @@ fn init_logging() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything reads the environment; a variable already set wins.
+    ticketing_store::load_env_file()?;
     init_logging();
     let cli = Cli::parse();
     let config = StoreConfig {

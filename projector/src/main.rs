@@ -7,7 +7,13 @@
 //!   models until SIGTERM; without `KAFKA_BROKERS` it follows the event store itself.
 //! - `projector rebuild`: rebuilds every read model from the event store, then runs.
 //! - `projector dead-letters`: prints the dead letters, one JSON object per line.
+//! - `projector replay-dead-letters`: after a fix, says which dead letters decode
+//!   now and rebuilds the read models to apply them.
 //! - `projector create-topics`: creates the bus's topics.
+//! - `projector status`: the topics, their high watermarks and the group's lag, as
+//!   JSON.
+//! - `projector messages TOPIC`: the keys and headers of a topic's messages, as JSON
+//!   lines.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,8 +23,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ticketing_bus::{KafkaConfig, KafkaSource, KafkaSourceConfig};
 use ticketing_projector::{
-    connect_with_read_models, follow_store, run_live, LiveSettings, Progress, Projector,
-    ProjectorMetrics, ReadModelStore,
+    connect_with_read_models, follow_store, run_live, DeadLetterVerdict, LiveSettings, Progress,
+    Projector, ProjectorMetrics, ReadModelStore,
 };
 use ticketing_store::StoreConfig;
 use tokio::net::TcpListener;
@@ -72,6 +78,22 @@ enum Command {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         limit: u64,
     },
+    /// After a fix: reads each dead letter's event from the event store again and
+    /// decodes it with this build, printing a verdict per letter (`replayable`,
+    /// `still_failing`, `not_in_store`), one JSON object per line. When some are
+    /// replayable it then rebuilds the read models, as `projector rebuild --exit`
+    /// does, which applies them; the letters that still fail are recorded again.
+    /// Stop the other projectors first. Letters of bus messages that were not
+    /// events (`not_in_store`) leave the table with the rebuild; they stay on the
+    /// dead-letter topic.
+    ReplayDeadLetters {
+        /// Only print the verdicts; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// Events per batch of the rebuild.
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
+    },
     /// Creates the event topics and the dead-letter topic on `KAFKA_BROKERS`, leaving
     /// those that exist as they are.
     CreateTopics {
@@ -83,6 +105,24 @@ enum Command {
         /// default when absent.
         #[arg(long, allow_negative_numbers = true)]
         retention_ms: Option<i64>,
+    },
+    /// Prints what the broker on `KAFKA_BROKERS` holds, as one JSON object: every
+    /// topic (missing ones with `"exists": false`), its partitions with their
+    /// watermarks, the committed offsets of the group `PROJECTOR_GROUP_ID` and its lag.
+    /// Does not join the group. Fails when the broker does not answer.
+    Status {
+        /// How long each request to the broker may take.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout_seconds: u64,
+    },
+    /// Prints every message on a topic now, one JSON object per line: partition,
+    /// offset, key (the stream id) and headers; not the payload.
+    Messages {
+        /// The topic, e.g. `ticketing-inventory-events`.
+        topic: String,
+        /// How long to wait for the broker, and for the next message.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout_seconds: u64,
     },
 }
 
@@ -102,9 +142,45 @@ fn init_logging() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything reads the environment; a variable already set wins.
+    ticketing_store::load_env_file()?;
     init_logging();
     let cli = Cli::parse();
     let var = |name: &str| std::env::var(name).ok();
+    match &cli.command {
+        Command::Status { timeout_seconds } => {
+            let source = KafkaSourceConfig::from_lookup(var)?
+                .context("KAFKA_BROKERS is not set: there is no broker to ask")?;
+            let status = ticketing_bus::kafka::bus_status(
+                &source.kafka,
+                &source.group_id,
+                Duration::from_secs(*timeout_seconds),
+            )
+            .await
+            .with_context(|| format!("asking the broker at {}", source.kafka.brokers))?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            return Ok(());
+        }
+        Command::Messages {
+            topic,
+            timeout_seconds,
+        } => {
+            let kafka = KafkaConfig::from_lookup(var)?
+                .context("KAFKA_BROKERS is not set: there is no broker to read")?;
+            let messages = ticketing_bus::kafka::read_topic(
+                &kafka,
+                topic,
+                Duration::from_secs(*timeout_seconds),
+            )
+            .await
+            .with_context(|| format!("reading {topic} on {}", kafka.brokers))?;
+            for message in messages {
+                println!("{}", serde_json::to_string(&message)?);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Command::CreateTopics {
         partitions,
         replication,
@@ -143,6 +219,37 @@ async fn main() -> anyhow::Result<()> {
             print_dead_letters(read_models.as_ref(), limit).await?;
             Ok(())
         }
+        Command::ReplayDeadLetters { check, batch_size } => {
+            let checks = projector.check_dead_letters(usize::MAX >> 1).await?;
+            for check in &checks {
+                println!("{}", serde_json::to_string(check)?);
+            }
+            let replayable = checks
+                .iter()
+                .filter(|c| c.verdict == DeadLetterVerdict::Replayable)
+                .count();
+            let found = format!(
+                "{replayable} of {} dead letters decode with this build",
+                checks.len()
+            );
+            if check || replayable == 0 {
+                let outcome = if check { "" } else { "; nothing to replay" };
+                eprintln!("{found}{outcome}");
+                return Ok(());
+            }
+            eprintln!("{found}; rebuilding the read models to apply them");
+            let total = store.event_count().await?;
+            let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
+            let metrics = ProjectorMetrics::new();
+            if !rebuild(&projector, batch_size, false, total, &metrics).await? {
+                anyhow::bail!(
+                    "the replay was interrupted; `projector rebuild --resume --exit` finishes it"
+                );
+            }
+            let left = read_models.dead_letters(usize::MAX >> 1).await?.len();
+            eprintln!("replayed {replayable} dead letters; {left} dead letters left");
+            Ok(())
+        }
         Command::Run => {
             let metrics = ProjectorMetrics::new();
             let server = serve_metrics(cli.metrics_addr, metrics.clone()).await?;
@@ -168,7 +275,9 @@ async fn main() -> anyhow::Result<()> {
             server.abort();
             result
         }
-        Command::CreateTopics { .. } => unreachable!("handled above"),
+        Command::CreateTopics { .. } | Command::Status { .. } | Command::Messages { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

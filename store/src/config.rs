@@ -4,8 +4,11 @@
 //! PostgreSQL, `sqlite:` for an SQLite file. Without it the store is the embedded
 //! default, `ticketing.db` in the working directory, so that the system runs with no
 //! set-up at all.
+//!
+//! [`load_env_file`] reads a `.env` file into the environment first, for every binary.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::postgres::PostgresStore;
@@ -17,6 +20,54 @@ pub const DEFAULT_SQLITE_PATH: &str = "ticketing.db";
 
 /// The pool size when `DATABASE_MAX_CONNECTIONS` is not set.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// The file of settings that every binary reads at start-up when there is one.
+pub const ENV_FILE: &str = ".env";
+
+/// A `.env` file that exists but cannot be read or parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the settings in {}: {source}", path.display())]
+pub struct EnvFileError {
+    pub path: PathBuf,
+    #[source]
+    pub source: dotenvy::Error,
+}
+
+/// Reads the nearest [`ENV_FILE`] (in the working directory or one of its parents,
+/// so that a binary started from a crate's folder finds the workspace's) into the
+/// environment, and returns its path; `None` when there is none. A variable that is
+/// already set keeps its value: the real environment wins over the file. Call it
+/// before anything reads the environment (argument parsing, logging).
+///
+/// # Errors
+/// [`EnvFileError`] when the file exists but cannot be read or has a malformed line:
+/// a typo must stop the process at start-up, not leave a setting silently unset.
+pub fn load_env_file() -> Result<Option<PathBuf>, EnvFileError> {
+    match std::env::current_dir() {
+        Ok(dir) => load_env_file_from(&dir),
+        // No working directory (deleted under the process): nothing to read.
+        Err(_) => Ok(None),
+    }
+}
+
+/// [`load_env_file`] from `dir` instead of the working directory.
+///
+/// # Errors
+/// As [`load_env_file`].
+pub fn load_env_file_from(dir: &Path) -> Result<Option<PathBuf>, EnvFileError> {
+    let Some(path) = dir
+        .ancestors()
+        .map(|dir| dir.join(ENV_FILE))
+        .find(|path| path.is_file())
+    else {
+        return Ok(None);
+    };
+    dotenvy::from_path(&path).map_err(|source| EnvFileError {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(path))
+}
 
 /// Which database a configuration points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +286,50 @@ mod tests {
             database_url: url.map(str::to_owned),
             max_connections: 10,
         }
+    }
+
+    #[test]
+    fn an_env_file_in_a_parent_folder_is_read_and_the_real_environment_wins() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(
+            root.path().join(ENV_FILE),
+            "# a comment\nTICKETING_ENV_FILE_TEST_A=from-file\nTICKETING_ENV_FILE_TEST_B=from-file\n",
+        )
+        .unwrap();
+        let nested = root.path().join("functions").join("shows");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::env::set_var("TICKETING_ENV_FILE_TEST_B", "from-environment");
+
+        let found = load_env_file_from(&nested).unwrap();
+
+        assert_eq!(found, Some(root.path().join(ENV_FILE)));
+        assert_eq!(
+            std::env::var("TICKETING_ENV_FILE_TEST_A").as_deref(),
+            Ok("from-file")
+        );
+        assert_eq!(
+            std::env::var("TICKETING_ENV_FILE_TEST_B").as_deref(),
+            Ok("from-environment")
+        );
+    }
+
+    #[test]
+    fn a_malformed_env_file_is_an_error_that_names_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join(ENV_FILE);
+        std::fs::write(
+            &path,
+            "TICKETING_ENV_FILE_TEST_C=ok\nthis line has no equals sign\n",
+        )
+        .unwrap();
+
+        let error = load_env_file_from(root.path()).unwrap_err();
+
+        assert_eq!(error.path, path);
+        assert!(
+            error.to_string().contains(&path.display().to_string()),
+            "{error}"
+        );
     }
 
     #[test]

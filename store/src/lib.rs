@@ -44,7 +44,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use config::{
-    connect, migrate, Backend, StoreConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_SQLITE_PATH,
+    connect, load_env_file, load_env_file_from, migrate, Backend, EnvFileError, StoreConfig,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SQLITE_PATH, ENV_FILE,
 };
 pub use error::StoreError;
 

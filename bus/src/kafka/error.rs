@@ -34,7 +34,8 @@ impl From<KafkaBusError> for BusError {
     }
 }
 
-/// What went wrong consuming from Kafka, dead-lettering, or creating topics.
+/// What went wrong consuming from Kafka, dead-lettering, creating topics or
+/// inspecting them.
 #[derive(Debug, Error)]
 pub enum KafkaSourceError {
     /// The consumer, its dead-letter producer or the admin client could not be created
@@ -76,6 +77,14 @@ pub enum KafkaSourceError {
     /// A topic-creation request failed as a whole (no broker answered in time).
     #[error("the topic-creation request failed")]
     Admin(#[source] KafkaError),
+    /// An inspection request (metadata, watermarks, committed offsets, reading a
+    /// topic) got no answer in time. Transient: the broker is down or busy.
+    #[error("the broker did not answer with {what}")]
+    Inspect {
+        what: &'static str,
+        #[source]
+        source: KafkaError,
+    },
     /// The broker refused to create a topic.
     #[error("topic {topic} could not be created: {code}")]
     CreateTopic {

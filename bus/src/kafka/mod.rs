@@ -7,15 +7,17 @@
 //! of blocking, and the events stay in the store's outbox for the relay.
 //!
 //! The consumer side, [`KafkaSource`], reads the same topics as a consumer group for
-//! the projector; [`ensure_topics`] creates them.
+//! the projector; [`ensure_topics`] creates them; [`bus_status`] and [`read_topic`]
+//! look at them for operators.
 //!
 //! Layout: `mod.rs` (the bus), `config.rs` ([`KafkaConfig`], [`KafkaSourceConfig`]),
 //! `error.rs` ([`KafkaBusError`], [`KafkaSourceError`]), `source.rs` ([`KafkaSource`]),
-//! `admin.rs` ([`ensure_topics`]).
+//! `admin.rs` ([`ensure_topics`]), `inspect.rs` ([`bus_status`], [`read_topic`]).
 
 mod admin;
 mod config;
 mod error;
+mod inspect;
 mod source;
 
 use async_trait::async_trait;
@@ -29,6 +31,9 @@ pub use config::{
     DEFAULT_STATS_INTERVAL,
 };
 pub use error::{KafkaBusError, KafkaSourceError};
+pub use inspect::{
+    bus_status, read_topic, BusStatus, MessageSummary, PartitionStatus, TopicStatus,
+};
 pub use source::KafkaSource;
 
 use crate::{BusError, BusMessage, EventBus};

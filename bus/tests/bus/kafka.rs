@@ -161,3 +161,84 @@ async fn with_the_broker_down_a_publish_fails_within_the_timeout_and_the_relay_c
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_read_topic_report_what_the_broker_holds_without_joining_the_group() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    use ticketing_bus::kafka::{bus_status, read_topic};
+    use ticketing_bus::source::DEAD_LETTER_TOPIC;
+    use ticketing_bus::BusError;
+
+    with_sqlite(|store| async move {
+        let cluster = cluster();
+        let bus = bus(&cluster);
+        append_unpublished(&store, &STREAMS, 2).await;
+        bus.publish(&outbox(&store).await).await.unwrap();
+        let config = KafkaConfig::new(cluster.bootstrap_servers());
+        let show_topic = topic_for("show-1").unwrap();
+
+        // The group has consumed one show event and committed it.
+        let servers = cluster.bootstrap_servers();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &servers)
+                .set("group.id", "projectors")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let mut offsets = TopicPartitionList::new();
+            offsets
+                .add_partition_offset(show_topic, 0, Offset::Offset(1))
+                .unwrap();
+            consumer.commit(&offsets, CommitMode::Sync).unwrap();
+            drop(offsets);
+            drop(consumer);
+        })
+        .await
+        .unwrap();
+
+        let status = bus_status(&config, "projectors", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(status.broker_ids.len(), 1);
+        assert_eq!(status.missing_topics(), vec![DEAD_LETTER_TOPIC]);
+        for topic in status.topics.iter().filter(|t| t.exists) {
+            assert_eq!(topic.partitions.len(), 1, "{topic:?}");
+            assert_eq!(topic.messages, 2, "{topic:?}");
+            let partition = &topic.partitions[0];
+            assert_eq!(partition.high_watermark, 2);
+            if topic.topic == show_topic {
+                assert_eq!((partition.committed, partition.lag), (Some(1), 1));
+            } else {
+                assert_eq!((partition.committed, partition.lag), (None, 2), "{topic:?}");
+            }
+        }
+        assert_eq!(status.lag, 7, "eight events, one committed");
+
+        let messages = read_topic(&config, show_topic, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let read: Vec<(Option<&str>, &str)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.key.as_deref(),
+                    m.headers[headers::STREAM_VERSION].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(read, [(Some("show-1"), "1"), (Some("show-1"), "2")]);
+
+        let missing = read_topic(&config, "no-such-topic", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&missing, BusError::Config(message) if message.contains("no-such-topic")),
+            "{missing:?}"
+        );
+        drop(bus);
+        drop(cluster);
+    })
+    .await;
+}

@@ -5,6 +5,8 @@ use lambda_http::{tracing, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // A `.env` file, for local runs; a variable already set wins.
+    ticketing_store::load_env_file()?;
     ticketing_fn_support::init_logging();
     // Built once per cold start and shared by every invocation; the PostgreSQL pool
     // connects lazily, on the first request.

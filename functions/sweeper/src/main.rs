@@ -6,6 +6,8 @@ use ticketing_fn_sweeper::{handle, ScheduledEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // A `.env` file, for local runs; a variable already set wins.
+    ticketing_store::load_env_file()?;
     ticketing_fn_support::init_logging();
     // Built once per cold start and shared by every invocation.
     let ticketing = ticketing_fn_sweeper::ticketing_from_env()

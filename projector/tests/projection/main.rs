@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use ticketing_app::Clock;
 use ticketing_domain::{Money, ReservationStatus};
-use ticketing_projector::ShowSales;
+use ticketing_projector::{BatchWrite, DeadLetter, DeadLetterVerdict, ShowSales};
 use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ on_both_backends!(
     a_batch_that_starts_late_in_a_stream_fills_the_gap_from_the_store,
     catch_up_continues_from_the_rebuild_checkpoint,
     customer_history_pages_newest_first,
+    a_rebuild_replays_the_dead_letters_the_current_code_decodes,
 );
 
 async fn read_models_say_what_the_command_layer_says(env: Env) {
@@ -331,4 +332,87 @@ async fn customer_history_pages_newest_first(env: Env) {
         .unwrap();
     assert!(third.reservations.is_empty());
     assert!(third.next.is_none());
+}
+
+async fn a_rebuild_replays_the_dead_letters_the_current_code_decodes(env: Env) {
+    busy_day(&env).await;
+    let clean = env.rebuilt().await;
+    let events = env.all_events().await;
+    // An event an older projector could not decode (before an upcaster, say): it is
+    // in the store as it always was, and in the dead letters.
+    let fixed = events
+        .iter()
+        .find(|e| e.stream_id.starts_with("inventory-") && e.version == 2)
+        .expect("a section with a second event")
+        .clone();
+    let as_dead = |stream_id: &str, version, event_type: &str| DeadLetter {
+        stream_id: stream_id.to_owned(),
+        version,
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        payload: json!({}),
+        error: "unknown event type (an older projector)".to_owned(),
+    };
+    env.read_models
+        .write(&BatchWrite {
+            dead_letters: vec![
+                as_dead(&fixed.stream_id, fixed.version, &fixed.event_type),
+                as_dead("bus:ticketing-show-events/0@7", 0, ""),
+            ],
+            ..BatchWrite::default()
+        })
+        .await
+        .unwrap();
+    // And one that no code decodes.
+    env.store
+        .append(
+            vec![StreamAppend {
+                stream_id: "mystery-2".into(),
+                expected_version: ExpectedVersion::NoStream,
+                events: vec![raw("SeatsTeleported", json!({ "seats": 1 }))],
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let mystery = env.all_events().await.pop().unwrap();
+    env.projector.apply_batch(vec![mystery]).await.unwrap();
+
+    let checks = env.projector.check_dead_letters(100).await.unwrap();
+    let verdicts: BTreeMap<(String, u64), DeadLetterVerdict> = checks
+        .into_iter()
+        .map(|c| ((c.stream_id, c.version), c.verdict))
+        .collect();
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+    assert_eq!(
+        verdicts[&(fixed.stream_id.clone(), fixed.version)],
+        DeadLetterVerdict::Replayable
+    );
+    assert_eq!(
+        verdicts[&("bus:ticketing-show-events/0@7".to_owned(), 0)],
+        DeadLetterVerdict::NotInStore
+    );
+    assert!(
+        matches!(
+            &verdicts[&("mystery-2".to_owned(), 1)],
+            DeadLetterVerdict::StillFailing { error } if error.contains("unknown event type")
+        ),
+        "{verdicts:?}"
+    );
+    assert_eq!(
+        env.read_models.dead_letters(100).await.unwrap().len(),
+        3,
+        "checking changes nothing"
+    );
+
+    let replayed = env.rebuilt().await;
+    let left: Vec<_> = replayed
+        .dead_letters
+        .iter()
+        .map(|l| (l.stream_id.as_str(), l.version))
+        .collect();
+    assert_eq!(left, vec![("mystery-2", 1)]);
+    assert_eq!(replayed.sections, clean.sections);
+    assert_eq!(replayed.reservations, clean.reservations);
+    assert_eq!(replayed.hours, clean.hours);
 }
