@@ -2,7 +2,7 @@
 # What infra/bootstrap, status, reset, cleanup and e2e share: which stack runs the
 # services, where they are, and how to start, check and stop them. Sourced, not run.
 #
-# Two modes (docs/adr/0012-local-stack-modes.md):
+# Two modes (docs/adr/0013-local-stack-modes.md):
 #
 #   docker  docker-compose.yml: PostgreSQL 16 on 127.0.0.1:5433, RedPanda on
 #           127.0.0.1:9092, RedPanda Console on 127.0.0.1:8088, LocalStack on
