@@ -63,6 +63,16 @@ impl KafkaBus {
     pub fn config(&self) -> &KafkaConfig {
         &self.config
     }
+
+    /// Publishes `letters` to the dead-letter topic and waits for the broker to
+    /// acknowledge them: what a projector without its own consumer (the Lambda
+    /// function, whose records Lambda polls) does with what it cannot apply.
+    ///
+    /// # Errors
+    /// [`BusError::Unavailable`] when a letter was not acknowledged.
+    pub async fn dead_letter(&self, letters: &[crate::DeadLetterMessage]) -> Result<(), BusError> {
+        source::send_dead_letters(&self.producer, letters).await
+    }
 }
 
 fn record_headers(message: &BusMessage) -> OwnedHeaders {

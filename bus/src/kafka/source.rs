@@ -287,6 +287,57 @@ fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
     Delivery { origin, content }
 }
 
+/// Publishes `letters` to [`DEAD_LETTER_TOPIC`] with `producer` and waits for every
+/// acknowledgement: the projector's consumer and, on Lambda, [`super::KafkaBus`] share it.
+pub(super) async fn send_dead_letters(
+    producer: &FutureProducer,
+    letters: &[DeadLetterMessage],
+) -> Result<(), BusError> {
+    // Queue every letter, then wait for each acknowledgement: one round trip.
+    let mut acknowledgements = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let origin = letter
+            .origin
+            .as_ref()
+            .map_or_else(|| "the event store".to_owned(), Origin::to_string);
+        tracing::warn!(topic = DEAD_LETTER_TOPIC, %origin, reason = %letter.reason, "dead letter");
+        let all_headers = letter.all_headers();
+        let headers = all_headers.iter().fold(
+            OwnedHeaders::new_with_capacity(all_headers.len()),
+            |headers, (name, value)| {
+                headers.insert(Header {
+                    key: name,
+                    value: Some(value.as_str()),
+                })
+            },
+        );
+        let mut record = FutureRecord::<[u8], [u8]>::to(DEAD_LETTER_TOPIC)
+            .payload(letter.payload.as_slice())
+            .headers(headers);
+        if let Some(key) = &letter.key {
+            record = record.key(key.as_slice());
+        }
+        let acknowledgement =
+            producer
+                .send_result(record)
+                .map_err(|(source, _)| KafkaSourceError::DeadLetter {
+                    origin: origin.clone(),
+                    source,
+                })?;
+        acknowledgements.push((origin, acknowledgement));
+    }
+    for (origin, acknowledgement) in acknowledgements {
+        match acknowledgement.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((source, _))) => {
+                return Err(KafkaSourceError::DeadLetter { origin, source }.into())
+            }
+            Err(_) => return Err(KafkaSourceError::DeadLetterCancelled { origin }.into()),
+        }
+    }
+    Ok(())
+}
+
 fn describe(offsets: &BTreeMap<PartitionId, i64>) -> String {
     offsets
         .iter()
@@ -363,49 +414,7 @@ impl EventSource for KafkaSource {
 
     #[tracing::instrument(skip(self, letters), fields(count = letters.len()))]
     async fn dead_letter(&mut self, letters: &[DeadLetterMessage]) -> Result<(), BusError> {
-        // Queue every letter, then wait for each acknowledgement: one round trip.
-        let mut acknowledgements = Vec::with_capacity(letters.len());
-        for letter in letters {
-            let origin = letter
-                .origin
-                .as_ref()
-                .map_or_else(|| "the event store".to_owned(), Origin::to_string);
-            tracing::warn!(topic = DEAD_LETTER_TOPIC, %origin, reason = %letter.reason, "dead letter");
-            let all_headers = letter.all_headers();
-            let headers = all_headers.iter().fold(
-                OwnedHeaders::new_with_capacity(all_headers.len()),
-                |headers, (name, value)| {
-                    headers.insert(Header {
-                        key: name,
-                        value: Some(value.as_str()),
-                    })
-                },
-            );
-            let mut record = FutureRecord::<[u8], [u8]>::to(DEAD_LETTER_TOPIC)
-                .payload(letter.payload.as_slice())
-                .headers(headers);
-            if let Some(key) = &letter.key {
-                record = record.key(key.as_slice());
-            }
-            let acknowledgement =
-                self.dead_letters
-                    .send_result(record)
-                    .map_err(|(source, _)| KafkaSourceError::DeadLetter {
-                        origin: origin.clone(),
-                        source,
-                    })?;
-            acknowledgements.push((origin, acknowledgement));
-        }
-        for (origin, acknowledgement) in acknowledgements {
-            match acknowledgement.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => {
-                    return Err(KafkaSourceError::DeadLetter { origin, source }.into())
-                }
-                Err(_) => return Err(KafkaSourceError::DeadLetterCancelled { origin }.into()),
-            }
-        }
-        Ok(())
+        send_dead_letters(&self.dead_letters, letters).await
     }
 
     /// The lag of each assigned partition from the latest statistics: the messages
