@@ -133,8 +133,7 @@ impl Handler {
             &ReadModelConfig::from_env()?,
         )
         .await?;
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let dead_letter_topic = match ticketing_bus::KafkaConfig::from_lookup(var)? {
+        let dead_letter_topic = match ticketing_bus::kafka::kafka_config_from_env().await? {
             Some(config) => Some(Arc::new(KafkaBus::new(config).map_err(BusError::from)?)
                 as Arc<dyn DeadLetterTopic>),
             None => None,
