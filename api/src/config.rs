@@ -34,6 +34,8 @@ pub enum ConfigError {
     Store(#[from] ticketing_store::StoreError),
     #[error(transparent)]
     Bus(#[from] ticketing_bus::BusError),
+    #[error(transparent)]
+    ReadModels(#[from] ticketing_projector::ConnectError),
 }
 
 fn var(name: &str) -> Option<String> {
@@ -128,13 +130,18 @@ pub fn state_with_bus(
 
 /// Everything from the environment: what a Lambda function does at cold start. The
 /// event store and the read models share one PostgreSQL pool, which connects lazily,
-/// on the first request.
+/// on the first request; with `READ_MODEL_STORE=dynamodb` (a build with
+/// `ticketing-projector`'s `dynamodb` feature, as the `queries` function is) the read
+/// models are DynamoDB tables instead.
 ///
 /// # Errors
 /// Any [`ConfigError`].
 pub async fn state_from_env() -> Result<ApiState, ConfigError> {
-    let (store, read_models) =
-        ticketing_projector::connect_with_read_models(&StoreConfig::from_env()?).await?;
+    let (store, read_models) = ticketing_projector::connect_configured(
+        &StoreConfig::from_env()?,
+        &ticketing_projector::ReadModelConfig::from_env()?,
+    )
+    .await?;
     state_with_bus(
         store,
         read_models,

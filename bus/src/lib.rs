@@ -21,7 +21,9 @@
 //! - `in_process/`: [`InProcessBus`], the embedded default: an in-memory log with
 //!   subscribers.
 //! - `kafka/` (feature `kafka`): `KafkaBus`, an idempotent rdkafka producer;
-//!   `KafkaSource`, a consumer group for the projector; `kafka::ensure_topics`.
+//!   `KafkaSource`, a consumer group for the projector; `kafka::ensure_topics`;
+//!   `kafka::msk` (feature `msk`): MSK's brokers from the cluster ARN and its IAM
+//!   authentication tokens.
 //! - `relay.rs`: the outbox relay.
 //! - `source.rs`: the consumer side: [`EventSource`] (batches for the projector, commits,
 //!   dead letters) and [`decode_event`]; the in-process bus's source is

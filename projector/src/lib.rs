@@ -12,7 +12,9 @@
 //! - [`model`]: the rows and the pure, in-memory fold of a batch ([`BatchFold`]).
 //! - `error.rs`: [`ReadModelError`], [`ProjectionError`].
 //! - `rows.rs`: turning stored columns back into rows, for both backends.
-//! - [`sqlite`], [`postgres`]: the two read-model stores.
+//! - [`sqlite`], [`postgres`]: the read models beside the events.
+//! - `dynamodb` (feature `dynamodb`): the read models in DynamoDB tables
+//!   ([ADR 11](../docs/adr/0011-dynamodb-read-models.md)).
 //!
 //! - [`live`]: the live path ([`run_live`] on an event source, [`follow_store`]).
 //! - [`metrics`]: the Prometheus metrics.
@@ -22,6 +24,8 @@
 //! pool, for the API and `ticketing serve`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod error;
 pub mod live;
 pub mod metrics;
@@ -43,7 +47,7 @@ use ticketing_store::{
     DEFAULT_SQLITE_PATH,
 };
 
-pub use error::{ProjectionError, ReadModelError};
+pub use error::{ConnectError, ProjectionError, ReadModelError};
 pub use live::{follow_store, run_live, LiveReport, LiveSettings};
 pub use metrics::ProjectorMetrics;
 pub use model::{
@@ -311,6 +315,66 @@ pub async fn connect_with_read_models(
             let store = SqliteStore::open_with(location, config.max_connections).await?;
             let read_models = Arc::new(sqlite::SqliteReadModels::new(store.pool().clone()));
             Ok((Arc::new(store), read_models))
+        }
+    }
+}
+
+/// Where the read models are kept, from `READ_MODEL_STORE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadModelConfig {
+    /// `sql` (the default): beside the events, in the event store's database.
+    SameDatabase,
+    /// `dynamodb`: in DynamoDB tables (feature `dynamodb`), so that the query
+    /// function reads them without a database connection.
+    #[cfg(feature = "dynamodb")]
+    DynamoDb(dynamodb::DynamoDbConfig),
+}
+
+impl ReadModelConfig {
+    /// `READ_MODEL_STORE` (`sql` or `dynamodb`) and, for DynamoDB, its settings
+    /// ([`dynamodb::DynamoDbConfig::from_env`]).
+    ///
+    /// # Errors
+    /// [`ConnectError::Invalid`] for another value, for `dynamodb` in a build without
+    /// the `dynamodb` feature, or for malformed DynamoDB settings.
+    pub fn from_env() -> Result<Self, ConnectError> {
+        let value = std::env::var("READ_MODEL_STORE").unwrap_or_default();
+        match value.trim() {
+            "" | "sql" => Ok(Self::SameDatabase),
+            #[cfg(feature = "dynamodb")]
+            "dynamodb" => Ok(Self::DynamoDb(dynamodb::DynamoDbConfig::from_env()?)),
+            #[cfg(not(feature = "dynamodb"))]
+            "dynamodb" => Err(ConnectError::Invalid {
+                name: "READ_MODEL_STORE",
+                reason: "this build has no DynamoDB read models (feature `dynamodb` of \
+                         ticketing-projector)"
+                    .into(),
+            }),
+            other => Err(ConnectError::Invalid {
+                name: "READ_MODEL_STORE",
+                reason: format!("{other:?} is neither `sql` nor `dynamodb`"),
+            }),
+        }
+    }
+}
+
+/// The configured event store and read models: [`connect_with_read_models`] for
+/// [`ReadModelConfig::SameDatabase`]; else the event store alone and the read models
+/// where `read_models` says.
+///
+/// # Errors
+/// As [`ticketing_store::connect`].
+pub async fn connect_configured(
+    store: &StoreConfig,
+    read_models: &ReadModelConfig,
+) -> Result<(Arc<dyn EventStore>, Arc<dyn ReadModelStore>), ConnectError> {
+    match read_models {
+        ReadModelConfig::SameDatabase => Ok(connect_with_read_models(store).await?),
+        #[cfg(feature = "dynamodb")]
+        ReadModelConfig::DynamoDb(config) => {
+            let events = ticketing_store::connect(store).await?;
+            let read_models = dynamodb::DynamoDbReadModels::connect(config).await;
+            Ok((events, Arc::new(read_models)))
         }
     }
 }

@@ -287,10 +287,13 @@ async fn catch_up<F: Future<Output = ()>>(
     }
 }
 
-type EventsWithOrigin = Vec<(Origin, RecordedEvent)>;
-type PoisonWithOrigin = Vec<(Origin, PoisonMessage)>;
+/// Delivered events with where each was read.
+pub type EventsWithOrigin = Vec<(Origin, RecordedEvent)>;
+/// Delivered poison messages with where each was read.
+pub type PoisonWithOrigin = Vec<(Origin, PoisonMessage)>;
 
-fn split(deliveries: Vec<Delivery>) -> (EventsWithOrigin, PoisonWithOrigin) {
+/// Separates a batch's events from its poison messages, each with its origin.
+pub fn split(deliveries: Vec<Delivery>) -> (EventsWithOrigin, PoisonWithOrigin) {
     let mut events = Vec::with_capacity(deliveries.len());
     let mut poison = Vec::new();
     for delivery in deliveries {
@@ -343,7 +346,7 @@ fn without_nul(text: &str) -> String {
 /// The dead-letter topic's messages for a prepared batch: every poison message as it
 /// arrived, and every undecodable event, from its delivery when it came off the bus
 /// (it may also have been read from the store to fill a gap).
-fn dead_letter_messages(
+pub fn dead_letter_messages(
     prepared: &PreparedBatch,
     events: &EventsWithOrigin,
     poison: &PoisonWithOrigin,

@@ -23,8 +23,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ticketing_bus::{KafkaConfig, KafkaSource, KafkaSourceConfig};
 use ticketing_projector::{
-    connect_with_read_models, follow_store, run_live, DeadLetterVerdict, LiveSettings, Progress,
-    Projector, ProjectorMetrics, ReadModelStore,
+    connect_configured, follow_store, run_live, DeadLetterVerdict, LiveSettings, Progress,
+    Projector, ProjectorMetrics, ReadModelConfig, ReadModelStore,
 };
 use ticketing_store::StoreConfig;
 use tokio::net::TcpListener;
@@ -208,9 +208,12 @@ async fn main() -> anyhow::Result<()> {
         database_url: cli.database_url.filter(|url| !url.trim().is_empty()),
         ..StoreConfig::from_env().context("reading the store configuration")?
     };
-    let (store, read_models) = connect_with_read_models(&config)
+    // READ_MODEL_STORE=dynamodb needs a build with the `dynamodb` feature.
+    let read_model_config =
+        ReadModelConfig::from_env().context("reading the read-model configuration")?;
+    let (store, read_models) = connect_configured(&config, &read_model_config)
         .await
-        .context("connecting to the event store")?;
+        .context("connecting to the event store and the read models")?;
     let projector = Projector::new(store.clone(), read_models.clone());
     let settings = LiveSettings::from_lookup(var).map_err(anyhow::Error::msg)?;
 

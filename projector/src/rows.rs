@@ -2,14 +2,18 @@
 //! read their own column types (text or timestamptz, text or jsonb) and hand the
 //! values over here.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use ticketing_domain::{
     Currency, CustomerId, Money, ReservationId, ReservationStatus, SectionName, ShowId, Timestamp,
 };
 use ticketing_store::StreamVersion;
 use uuid::Uuid;
 
-use crate::model::{HoldView, ReservationView, SalesTotals, SectionView};
-use crate::{ReadModelError, ReservationCursor, ReservationPage, SectionAvailability};
+use crate::model::{HoldView, HourKey, ReservationView, SalesTotals, SectionView};
+use crate::{
+    ReadModelDump, ReadModelError, ReservationCursor, ReservationPage, SectionAvailability,
+    StoredDeadLetter,
+};
 
 /// Every table [`crate::ReadModelStore::clear`] empties.
 pub(crate) const TABLES: &[&str] = &[
@@ -21,6 +25,22 @@ pub(crate) const TABLES: &[&str] = &[
     "projection_dead_letters",
     "projection_checkpoint",
 ];
+
+/// An instant as stored where instants are text (SQLite, DynamoDB): RFC 3339 UTC with
+/// six fractional digits, so that text order is time order.
+pub(crate) fn instant(at: Timestamp) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_instant(text: &str) -> Result<Timestamp, ReadModelError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| ReadModelError::Corrupt(format!("instant {text:?}: {e}")))
+}
+
+pub(crate) fn opt_instant(text: Option<String>) -> Result<Option<Timestamp>, ReadModelError> {
+    text.as_deref().map(parse_instant).transpose()
+}
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> ReadModelError {
     ReadModelError::Corrupt(format!("{what}: {e}"))
@@ -171,4 +191,28 @@ pub(crate) fn page(reservations: Vec<ReservationView>, limit: i64) -> Reservatio
         None
     };
     ReservationPage { reservations, next }
+}
+
+/// A dump in the order [`ReadModelDump`] promises, whatever order the backend read
+/// the rows in: each table by its key, dead letters by stream and version.
+pub(crate) fn dump(
+    mut sections: Vec<SectionView>,
+    mut hours: Vec<(HourKey, SalesTotals)>,
+    mut reservations: Vec<ReservationView>,
+    mut applied: Vec<(String, StreamVersion)>,
+    letters: Vec<StoredDeadLetter>,
+) -> ReadModelDump {
+    sections.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    hours.sort_by(|a, b| a.0.cmp(&b.0));
+    reservations.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    applied.sort();
+    let mut dead_letters: Vec<_> = letters.into_iter().map(|stored| stored.letter).collect();
+    dead_letters.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
+    ReadModelDump {
+        sections,
+        hours,
+        reservations,
+        applied,
+        dead_letters,
+    }
 }

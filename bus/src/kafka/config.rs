@@ -20,6 +20,8 @@ pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     pub brokers: String,
+    /// How the clients authenticate.
+    pub auth: KafkaAuth,
     /// librdkafka's `message.timeout.ms`: a publish to a broker that is down fails
     /// after this long instead of blocking.
     pub message_timeout: Duration,
@@ -31,6 +33,7 @@ impl KafkaConfig {
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
+            auth: KafkaAuth::Plaintext,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
             client_id: "ticketing".to_owned(),
         }
@@ -79,7 +82,36 @@ impl KafkaConfig {
                 "message.timeout.ms",
                 self.message_timeout.as_millis().max(1).to_string(),
             );
+        self.auth.apply(&mut config);
         config
+    }
+}
+
+/// How Kafka clients authenticate to the brokers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KafkaAuth {
+    /// Not at all, in plaintext: RedPanda on a private network.
+    #[default]
+    Plaintext,
+    /// Amazon MSK's IAM authentication, over TLS: SASL OAUTHBEARER with tokens signed
+    /// for `region` (feature `msk`; see `super::msk`).
+    #[cfg(feature = "msk")]
+    MskIam { region: String },
+}
+
+impl KafkaAuth {
+    /// Sets the security settings on a client configuration.
+    pub(crate) fn apply(&self, config: &mut ClientConfig) {
+        match self {
+            Self::Plaintext => {}
+            #[cfg(feature = "msk")]
+            Self::MskIam { .. } => {
+                config
+                    .set("security.protocol", "SASL_SSL")
+                    .set("sasl.mechanism", "OAUTHBEARER");
+            }
+        }
+        let _ = config;
     }
 }
 
@@ -198,6 +230,7 @@ impl KafkaSourceConfig {
         config
             .set("session.timeout.ms", session_ms.to_string())
             .set("heartbeat.interval.ms", heartbeat_ms.to_string());
+        self.kafka.auth.apply(&mut config);
         config
     }
 }

@@ -18,16 +18,19 @@ mod admin;
 mod config;
 mod error;
 mod inspect;
+#[cfg(feature = "msk")]
+pub mod msk;
 mod source;
 
 use async_trait::async_trait;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientContext;
 use ticketing_store::RecordedEvent;
 
 pub use admin::ensure_topics;
 pub use config::{
-    KafkaConfig, KafkaSourceConfig, DEFAULT_GROUP_ID, DEFAULT_MESSAGE_TIMEOUT,
+    KafkaAuth, KafkaConfig, KafkaSourceConfig, DEFAULT_GROUP_ID, DEFAULT_MESSAGE_TIMEOUT,
     DEFAULT_STATS_INTERVAL,
 };
 pub use error::{KafkaBusError, KafkaSourceError};
@@ -38,9 +41,88 @@ pub use source::KafkaSource;
 
 use crate::{BusError, BusMessage, EventBus};
 
+/// The Kafka settings from the environment, at cold start: with feature `msk` and
+/// `MSK_CLUSTER_ARN` set, the cluster's SASL/IAM brokers (asked of MSK) with IAM
+/// authentication; else `KAFKA_BROKERS` and the rest ([`KafkaConfig::from_lookup`]);
+/// `None` when neither is set.
+///
+/// # Errors
+/// [`BusError::Config`] for a malformed setting (or `MSK_CLUSTER_ARN` in a build
+/// without `msk`); [`BusError::Unavailable`] when MSK cannot be asked.
+pub async fn kafka_config_from_env() -> Result<Option<KafkaConfig>, BusError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    #[cfg(feature = "msk")]
+    if let Some(cluster) = msk::MskConfig::from_lookup(var)? {
+        return msk::kafka_config(&cluster, var).await.map(Some);
+    }
+    #[cfg(not(feature = "msk"))]
+    if var("MSK_CLUSTER_ARN").is_some() {
+        return Err(BusError::Config(
+            "MSK_CLUSTER_ARN is set, but this build has no MSK support (feature `msk`)".into(),
+        ));
+    }
+    KafkaConfig::from_lookup(var)
+}
+
+/// The context of the bus's Kafka clients. With MSK IAM authentication (feature
+/// `msk`) it hands librdkafka a freshly signed token whenever it asks for one (before
+/// the first connection, and before each token expires).
+#[derive(Debug, Clone, Default)]
+pub struct BusContext {
+    #[cfg(feature = "msk")]
+    tokens: Option<msk::MskTokens>,
+}
+
+impl BusContext {
+    /// The context `config`'s authentication needs.
+    pub fn for_config(config: &KafkaConfig) -> Self {
+        match &config.auth {
+            KafkaAuth::Plaintext => Self::default(),
+            #[cfg(feature = "msk")]
+            KafkaAuth::MskIam { region } => Self {
+                tokens: Some(msk::MskTokens::new(region.clone())),
+            },
+        }
+    }
+
+    /// An OAUTHBEARER token, for the clients' `generate_oauth_token`.
+    #[cfg(feature = "msk")]
+    pub(crate) fn oauth_token(
+        &self,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        let tokens = self
+            .tokens
+            .as_ref()
+            .ok_or("OAUTHBEARER is only used with MSK IAM authentication")?;
+        let (token, lifetime_ms) = tokens.token().map_err(|e| {
+            tracing::error!(error = %e, "no MSK authentication token");
+            e
+        })?;
+        Ok(rdkafka::client::OAuthToken {
+            token,
+            // MSK takes the principal from the signed request.
+            principal_name: String::new(),
+            lifetime_ms,
+        })
+    }
+}
+
+impl ClientContext for BusContext {
+    #[cfg(feature = "msk")]
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    #[cfg(feature = "msk")]
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.oauth_token()
+    }
+}
+
 /// Publishes events to Kafka, one topic per stream type, keyed by stream id.
 pub struct KafkaBus {
-    producer: FutureProducer,
+    producer: FutureProducer<BusContext>,
     config: KafkaConfig,
 }
 
@@ -60,13 +142,23 @@ impl KafkaBus {
     pub fn new(config: KafkaConfig) -> Result<Self, KafkaBusError> {
         let producer = config
             .producer_config()
-            .create()
+            .create_with_context(BusContext::for_config(&config))
             .map_err(KafkaBusError::Client)?;
         Ok(Self { producer, config })
     }
 
     pub fn config(&self) -> &KafkaConfig {
         &self.config
+    }
+
+    /// Publishes `letters` to the dead-letter topic and waits for the broker to
+    /// acknowledge them: what a projector without its own consumer (the Lambda
+    /// function, whose records Lambda polls) does with what it cannot apply.
+    ///
+    /// # Errors
+    /// [`BusError::Unavailable`] when a letter was not acknowledged.
+    pub async fn dead_letter(&self, letters: &[crate::DeadLetterMessage]) -> Result<(), BusError> {
+        source::send_dead_letters(&self.producer, letters).await
     }
 }
 

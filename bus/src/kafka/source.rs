@@ -25,7 +25,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use super::{KafkaSourceConfig, KafkaSourceError};
+use super::{BusContext, KafkaSourceConfig, KafkaSourceError};
 use crate::message::TOPICS;
 use crate::source::{
     decode_event, DeadLetterMessage, Delivered, Delivery, EventSource, Origin, PartitionLag,
@@ -45,6 +45,9 @@ struct SourceContext {
     /// Revoked since the source last looked (see [`forget_revoked`]).
     revoked: Mutex<HashSet<PartitionId>>,
     lag: Mutex<Vec<PartitionLag>>,
+    /// The brokers' authentication (MSK IAM tokens).
+    #[cfg(feature = "msk")]
+    auth: BusContext,
 }
 
 /// A lock that a panic elsewhere does not make unusable: every value guarded here is
@@ -62,6 +65,17 @@ fn partition_ids(partitions: &TopicPartitionList) -> Vec<PartitionId> {
 }
 
 impl ClientContext for SourceContext {
+    #[cfg(feature = "msk")]
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    #[cfg(feature = "msk")]
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.oauth_token()
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut lags: Vec<PartitionLag> = statistics
             .topics
@@ -142,7 +156,7 @@ impl ConsumerContext for SourceContext {
 pub struct KafkaSource {
     /// Shared with the blocking commit task (see [`EventSource::commit`]).
     consumer: Arc<StreamConsumer<SourceContext>>,
-    dead_letters: FutureProducer,
+    dead_letters: FutureProducer<BusContext>,
     config: KafkaSourceConfig,
     /// The highest offset delivered per partition since the last successful commit.
     delivered: BTreeMap<PartitionId, i64>,
@@ -168,7 +182,11 @@ impl KafkaSource {
     pub fn new(config: KafkaSourceConfig) -> Result<Self, KafkaSourceError> {
         let consumer: StreamConsumer<SourceContext> = config
             .consumer_config()
-            .create_with_context(SourceContext::default())
+            .create_with_context(SourceContext {
+                #[cfg(feature = "msk")]
+                auth: BusContext::for_config(&config.kafka),
+                ..SourceContext::default()
+            })
             .map_err(|source| KafkaSourceError::Client {
                 client: "consumer",
                 source,
@@ -179,15 +197,14 @@ impl KafkaSource {
                 client: "consumer",
                 source,
             })?;
-        let dead_letters =
-            config
-                .kafka
-                .producer_config()
-                .create()
-                .map_err(|source| KafkaSourceError::Client {
-                    client: "dead-letter producer",
-                    source,
-                })?;
+        let dead_letters = config
+            .kafka
+            .producer_config()
+            .create_with_context(BusContext::for_config(&config.kafka))
+            .map_err(|source| KafkaSourceError::Client {
+                client: "dead-letter producer",
+                source,
+            })?;
         Ok(Self {
             consumer: Arc::new(consumer),
             dead_letters,
@@ -287,6 +304,57 @@ fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
     Delivery { origin, content }
 }
 
+/// Publishes `letters` to [`DEAD_LETTER_TOPIC`] with `producer` and waits for every
+/// acknowledgement: the projector's consumer and, on Lambda, [`super::KafkaBus`] share it.
+pub(super) async fn send_dead_letters(
+    producer: &FutureProducer<BusContext>,
+    letters: &[DeadLetterMessage],
+) -> Result<(), BusError> {
+    // Queue every letter, then wait for each acknowledgement: one round trip.
+    let mut acknowledgements = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let origin = letter
+            .origin
+            .as_ref()
+            .map_or_else(|| "the event store".to_owned(), Origin::to_string);
+        tracing::warn!(topic = DEAD_LETTER_TOPIC, %origin, reason = %letter.reason, "dead letter");
+        let all_headers = letter.all_headers();
+        let headers = all_headers.iter().fold(
+            OwnedHeaders::new_with_capacity(all_headers.len()),
+            |headers, (name, value)| {
+                headers.insert(Header {
+                    key: name,
+                    value: Some(value.as_str()),
+                })
+            },
+        );
+        let mut record = FutureRecord::<[u8], [u8]>::to(DEAD_LETTER_TOPIC)
+            .payload(letter.payload.as_slice())
+            .headers(headers);
+        if let Some(key) = &letter.key {
+            record = record.key(key.as_slice());
+        }
+        let acknowledgement =
+            producer
+                .send_result(record)
+                .map_err(|(source, _)| KafkaSourceError::DeadLetter {
+                    origin: origin.clone(),
+                    source,
+                })?;
+        acknowledgements.push((origin, acknowledgement));
+    }
+    for (origin, acknowledgement) in acknowledgements {
+        match acknowledgement.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((source, _))) => {
+                return Err(KafkaSourceError::DeadLetter { origin, source }.into())
+            }
+            Err(_) => return Err(KafkaSourceError::DeadLetterCancelled { origin }.into()),
+        }
+    }
+    Ok(())
+}
+
 fn describe(offsets: &BTreeMap<PartitionId, i64>) -> String {
     offsets
         .iter()
@@ -363,49 +431,7 @@ impl EventSource for KafkaSource {
 
     #[tracing::instrument(skip(self, letters), fields(count = letters.len()))]
     async fn dead_letter(&mut self, letters: &[DeadLetterMessage]) -> Result<(), BusError> {
-        // Queue every letter, then wait for each acknowledgement: one round trip.
-        let mut acknowledgements = Vec::with_capacity(letters.len());
-        for letter in letters {
-            let origin = letter
-                .origin
-                .as_ref()
-                .map_or_else(|| "the event store".to_owned(), Origin::to_string);
-            tracing::warn!(topic = DEAD_LETTER_TOPIC, %origin, reason = %letter.reason, "dead letter");
-            let all_headers = letter.all_headers();
-            let headers = all_headers.iter().fold(
-                OwnedHeaders::new_with_capacity(all_headers.len()),
-                |headers, (name, value)| {
-                    headers.insert(Header {
-                        key: name,
-                        value: Some(value.as_str()),
-                    })
-                },
-            );
-            let mut record = FutureRecord::<[u8], [u8]>::to(DEAD_LETTER_TOPIC)
-                .payload(letter.payload.as_slice())
-                .headers(headers);
-            if let Some(key) = &letter.key {
-                record = record.key(key.as_slice());
-            }
-            let acknowledgement =
-                self.dead_letters
-                    .send_result(record)
-                    .map_err(|(source, _)| KafkaSourceError::DeadLetter {
-                        origin: origin.clone(),
-                        source,
-                    })?;
-            acknowledgements.push((origin, acknowledgement));
-        }
-        for (origin, acknowledgement) in acknowledgements {
-            match acknowledgement.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => {
-                    return Err(KafkaSourceError::DeadLetter { origin, source }.into())
-                }
-                Err(_) => return Err(KafkaSourceError::DeadLetterCancelled { origin }.into()),
-            }
-        }
-        Ok(())
+        send_dead_letters(&self.dead_letters, letters).await
     }
 
     /// The lag of each assigned partition from the latest statistics: the messages

@@ -458,19 +458,7 @@ impl ReadModelStore for PostgresReadModels {
         .into_iter()
         .map(|(stream, version)| Ok((stream, d::version(version)?)))
         .collect::<Result<Vec<_>, ReadModelError>>()?;
-        let mut dead_letters: Vec<DeadLetter> = self
-            .dead_letters(usize::MAX >> 1)
-            .await?
-            .into_iter()
-            .map(|stored| stored.letter)
-            .collect();
-        dead_letters.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
-        Ok(ReadModelDump {
-            sections,
-            hours,
-            reservations,
-            applied,
-            dead_letters,
-        })
+        let letters = self.dead_letters(usize::MAX >> 1).await?;
+        Ok(d::dump(sections, hours, reservations, applied, letters))
     }
 }

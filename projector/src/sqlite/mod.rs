@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::Row;
 use ticketing_domain::{CustomerId, ShowId, Timestamp};
@@ -22,6 +21,7 @@ use crate::{
 };
 
 use crate::rows as d;
+use crate::rows::{instant, opt_instant, parse_instant};
 
 /// The read models in an SQLite database whose schema the store's migrations made
 /// (open it with `ticketing_store::sqlite::SqliteStore` and pass its pool).
@@ -34,20 +34,6 @@ impl SqliteReadModels {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
-}
-
-fn instant(at: Timestamp) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_instant(text: &str) -> Result<Timestamp, ReadModelError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|e| ReadModelError::Corrupt(format!("instant {text:?}: {e}")))
-}
-
-fn opt_instant(text: Option<String>) -> Result<Option<Timestamp>, ReadModelError> {
-    text.as_deref().map(parse_instant).transpose()
 }
 
 const SECTION_COLUMNS: &str = "a.stream_id, a.show_id, a.section, a.capacity, a.sold, \
@@ -482,19 +468,7 @@ impl ReadModelStore for SqliteReadModels {
         .into_iter()
         .map(|(stream, version)| Ok((stream, d::version(version)?)))
         .collect::<Result<Vec<_>, ReadModelError>>()?;
-        let mut dead_letters: Vec<DeadLetter> = self
-            .dead_letters(usize::MAX >> 1)
-            .await?
-            .into_iter()
-            .map(|stored| stored.letter)
-            .collect();
-        dead_letters.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
-        Ok(ReadModelDump {
-            sections,
-            hours,
-            reservations,
-            applied,
-            dead_letters,
-        })
+        let letters = self.dead_letters(usize::MAX >> 1).await?;
+        Ok(d::dump(sections, hours, reservations, applied, letters))
     }
 }

@@ -1,6 +1,9 @@
 //! The projector's suite, run on SQLite and on PostgreSQL alike (a fresh database per
-//! test): real purchases through the command layer, then projected.
+//! test), and with feature `dynamodb` on DynamoDB read models too: real purchases
+//! through the command layer, then projected.
 
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod properties;
 mod support;
 
@@ -10,6 +13,7 @@ use serde_json::json;
 use ticketing_app::Clock;
 use ticketing_domain::{Money, ReservationStatus};
 use ticketing_projector::{BatchWrite, DeadLetter, DeadLetterVerdict, ShowSales};
+use ticketing_projector::{BatchWrite, ReadModelError, ShowSales};
 use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 use uuid::Uuid;
 
@@ -23,6 +27,7 @@ on_both_backends!(
     catch_up_continues_from_the_rebuild_checkpoint,
     customer_history_pages_newest_first,
     a_rebuild_replays_the_dead_letters_the_current_code_decodes,
+    a_write_from_a_stale_applied_version_is_a_conflict_and_changes_nothing,
 );
 
 async fn read_models_say_what_the_command_layer_says(env: Env) {
@@ -415,4 +420,122 @@ async fn a_rebuild_replays_the_dead_letters_the_current_code_decodes(env: Env) {
     assert_eq!(replayed.sections, clean.sections);
     assert_eq!(replayed.reservations, clean.reservations);
     assert_eq!(replayed.hours, clean.hours);
+async fn a_write_from_a_stale_applied_version_is_a_conflict_and_changes_nothing(env: Env) {
+    busy_day(&env).await;
+    let before = env.rebuilt().await;
+    let mut section = before.sections[0].clone();
+    let (stream, version) = before
+        .applied
+        .iter()
+        .find(|(stream, _)| *stream == section.stream_id)
+        .cloned()
+        .unwrap();
+    section.sold += 1;
+    for stale in [0, version - 1] {
+        let write = BatchWrite {
+            sections: vec![section.clone()],
+            applied: vec![(stream.clone(), stale, version + 1)],
+            ..BatchWrite::default()
+        };
+        let error = env.read_models.write(&write).await.unwrap_err();
+        assert!(
+            matches!(&error, ReadModelError::Conflict { stream_id } if *stream_id == stream),
+            "{error}"
+        );
+    }
+    assert_eq!(env.read_models.dump().await.unwrap(), before);
+}
+
+/// The same events rebuilt into the SQL read models and into DynamoDB give the same
+/// rows, applied versions and dead letters.
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_into_dynamodb_equals_a_rebuild_into_the_sql_store() {
+    dynamodb::with_dynamodb("a_rebuild_into_dynamodb", |dynamo| async move {
+        ticketing_store::testing::with_sqlite(|store| async move {
+            let env = Env::sqlite(store);
+            busy_day(&env).await;
+            env.store
+                .append(
+                    vec![StreamAppend {
+                        stream_id: "mystery-1".into(),
+                        expected_version: ExpectedVersion::NoStream,
+                        events: vec![raw("SeatsTeleported", json!({ "seats": 3 }))],
+                    }],
+                    None,
+                )
+                .await
+                .unwrap();
+            let sql = env.rebuilt().await;
+            assert_eq!(sql.dead_letters.len(), 1);
+
+            let dynamo: std::sync::Arc<dyn ticketing_projector::ReadModelStore> =
+                std::sync::Arc::new(dynamo);
+            let projector = ticketing_projector::Projector::new(env.store.clone(), dynamo.clone());
+            let progress = projector.rebuild(7, |_| {}).await.unwrap();
+            assert!(progress.batches > 1);
+            assert_eq!(dynamo.dump().await.unwrap(), sql);
+            assert_eq!(
+                dynamo
+                    .checkpoint(ticketing_projector::CHECKPOINT)
+                    .await
+                    .unwrap(),
+                Some(progress.position)
+            );
+        })
+        .await
+    })
+    .await;
+}
+
+/// A stream whose part of a batch needs more than one DynamoDB transaction holds is
+/// refused with the limit named, and nothing of it is written.
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_too_large_for_one_dynamodb_transaction_is_refused_whole() {
+    dynamodb::with_dynamodb("a_stream_too_large", |dynamo| async move {
+        ticketing_store::testing::with_sqlite(|store| async move {
+            let env = Env::dynamodb(store, dynamo);
+            busy_day(&env).await;
+            let before = env.rebuilt().await;
+            let mut section = before.sections[0].clone();
+            section.stream_id = "inventory-elsewhere-Floor".into();
+            let hour = |n: i64| {
+                let key = ticketing_projector::HourKey {
+                    show_id: section.show_id.0.to_string(),
+                    section: section.section.as_str().to_owned(),
+                    hour: env.clock.now() + chrono::TimeDelta::hours(n),
+                };
+                let delta = ticketing_projector::model::HourDelta {
+                    currency: section.unit_price.currency,
+                    totals: ticketing_projector::SalesTotals {
+                        tickets_sold: 1,
+                        ..Default::default()
+                    },
+                };
+                (key, delta)
+            };
+            let write = BatchWrite {
+                sections: vec![section.clone()],
+                hours: (0..120).map(hour).collect(),
+                applied: vec![(section.stream_id.clone(), 0, 120)],
+                ..BatchWrite::default()
+            };
+            let error = env.read_models.write(&write).await.unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    ReadModelError::TooLarge {
+                        items: 122,
+                        limit: 100,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            assert_eq!(env.read_models.dump().await.unwrap(), before);
+        })
+        .await
+    })
+    .await;
 }

@@ -50,6 +50,16 @@ impl Env {
         Self::new(Arc::new(store), read_models)
     }
 
+    /// The events in SQLite, the read models in DynamoDB: as on AWS, where the
+    /// events stay in the SQL store.
+    #[cfg(feature = "dynamodb")]
+    pub fn dynamodb(
+        store: SqliteStore,
+        read_models: ticketing_projector::dynamodb::DynamoDbReadModels,
+    ) -> Self {
+        Self::new(Arc::new(store), Arc::new(read_models))
+    }
+
     pub fn postgres(store: PostgresStore) -> Self {
         let read_models = Arc::new(PostgresReadModels::new(store.pool().clone()));
         Self::new(Arc::new(store), read_models)
@@ -96,7 +106,8 @@ impl Env {
     }
 }
 
-/// Runs `test` on a fresh SQLite file and on a fresh PostgreSQL database.
+/// Runs `test` on a fresh SQLite file, on a fresh PostgreSQL database and (feature
+/// `dynamodb`) on DynamoDB tables of its own beside a fresh SQLite event store.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -112,6 +123,18 @@ macro_rules! on_both_backends {
             async fn postgres() {
                 ticketing_store::testing::with_postgres(stringify!($name), |store| async move {
                     super::$name($crate::support::Env::postgres(store)).await
+                })
+                .await;
+            }
+
+            #[cfg(feature = "dynamodb")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dynamodb() {
+                $crate::dynamodb::with_dynamodb(stringify!($name), |read_models| async move {
+                    ticketing_store::testing::with_sqlite(|store| async move {
+                        super::$name($crate::support::Env::dynamodb(store, read_models)).await
+                    })
+                    .await
                 })
                 .await;
             }
