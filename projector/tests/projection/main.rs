@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use ticketing_app::Clock;
 use ticketing_domain::{Money, ReservationStatus};
-use ticketing_projector::{BatchWrite, DeadLetter, DeadLetterVerdict, ShowSales};
-use ticketing_projector::{BatchWrite, ReadModelError, ShowSales};
+use ticketing_projector::{BatchWrite, DeadLetter, DeadLetterVerdict, ReadModelError, ShowSales};
 use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 use uuid::Uuid;
 
@@ -420,6 +419,8 @@ async fn a_rebuild_replays_the_dead_letters_the_current_code_decodes(env: Env) {
     assert_eq!(replayed.sections, clean.sections);
     assert_eq!(replayed.reservations, clean.reservations);
     assert_eq!(replayed.hours, clean.hours);
+}
+
 async fn a_write_from_a_stale_applied_version_is_a_conflict_and_changes_nothing(env: Env) {
     busy_day(&env).await;
     let before = env.rebuilt().await;
