@@ -251,8 +251,16 @@ async fn bench(store: PostgresStore, target: usize) {
     pool.close().await;
 }
 
-/// librdkafka's mock cluster (one broker, every topic with 3 partitions) on a thread of
-/// its own: the cluster is not `Send`, so it cannot live in the benchmark's future.
+/// librdkafka's mock cluster (one broker) on a thread of its own: the cluster is not
+/// `Send`, so it cannot live in the benchmark's future.
+///
+/// The mock broker keeps at most 5 MB (and 100,000 messages) per partition and drops
+/// the oldest beyond that, as a retention limit would: a million events (about 450 MB)
+/// need enough partitions that none of them drops anything before the consumer reads
+/// it, or the streams whose events were dropped never reach the read models.
+const MOCK_PARTITIONS: i32 = 128;
+
+/// See [`MOCK_PARTITIONS`].
 struct MockBroker {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -269,7 +277,9 @@ impl MockBroker {
                 .into_iter()
                 .chain([ticketing_bus::DEAD_LETTER_TOPIC])
             {
-                cluster.create_topic(topic, 3, 1).expect("a topic");
+                cluster
+                    .create_topic(topic, MOCK_PARTITIONS, 1)
+                    .expect("a topic");
             }
             brokers_tx
                 .send(cluster.bootstrap_servers())
