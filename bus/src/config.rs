@@ -20,30 +20,33 @@ impl BusConfig {
     ///
     /// # Errors
     /// As [`BusConfig::from_lookup`].
-    pub fn from_env() -> Result<Self, BusError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub async fn from_env() -> Result<Self, BusError> {
+        Self::from_lookup(|name| std::env::var(name).ok()).await
     }
 
-    /// Reads the configuration through `var`: Kafka when `KAFKA_BROKERS` is set (see
-    /// `KafkaConfig` for the other variables), else the in-process bus.
+    /// Reads the configuration through `var`: Kafka when `KAFKA_BROKERS` or (with
+    /// feature `msk`) `MSK_CLUSTER_ARN` is set (see `kafka::kafka_config_from_lookup`,
+    /// which asks MSK for the brokers), else the in-process bus.
     ///
     /// # Errors
-    /// [`BusError::Config`] when a variable is malformed, or when `KAFKA_BROKERS` is
-    /// set in a build without the `kafka` feature.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, BusError> {
+    /// [`BusError::Config`] when a variable is malformed, when both are set, or when
+    /// one is set in a build without the feature it needs;
+    /// [`BusError::Unavailable`] when MSK cannot be asked.
+    pub async fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, BusError> {
         #[cfg(feature = "kafka")]
         {
-            if let Some(kafka) = crate::KafkaConfig::from_lookup(&var)? {
+            if let Some(kafka) = crate::kafka::kafka_config_from_lookup(&var).await? {
                 return Ok(BusConfig::Kafka(kafka));
             }
         }
         #[cfg(not(feature = "kafka"))]
         {
-            if var("KAFKA_BROKERS").is_some_and(|b| !b.trim().is_empty()) {
-                return Err(BusError::Config(
-                    "KAFKA_BROKERS is set, but this build has no Kafka support (feature `kafka`)"
-                        .to_owned(),
-                ));
+            for name in ["KAFKA_BROKERS", "MSK_CLUSTER_ARN"] {
+                if var(name).is_some_and(|value| !value.trim().is_empty()) {
+                    return Err(BusError::Config(format!(
+                        "{name} is set, but this build has no Kafka support (feature `kafka`)"
+                    )));
+                }
             }
         }
         Ok(BusConfig::InProcess(InProcessConfig::default()))
@@ -87,19 +90,20 @@ pub fn connect(config: &BusConfig) -> Result<Bus, BusError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn without_kafka_brokers_the_bus_is_in_process() {
-        let config = BusConfig::from_lookup(|_| None).unwrap();
+    #[tokio::test]
+    async fn without_kafka_brokers_the_bus_is_in_process() {
+        let config = BusConfig::from_lookup(|_| None).await.unwrap();
         assert_eq!(config, BusConfig::InProcess(InProcessConfig::default()));
         assert!(matches!(connect(&config).unwrap(), Bus::InProcess(_)));
     }
 
     #[cfg(feature = "kafka")]
-    #[test]
-    fn kafka_brokers_select_kafka() {
+    #[tokio::test]
+    async fn kafka_brokers_select_kafka() {
         let config = BusConfig::from_lookup(|name| {
             (name == "KAFKA_BROKERS").then(|| "localhost:9092".into())
         })
+        .await
         .unwrap();
         assert_eq!(
             config,

@@ -7,11 +7,9 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 
-use super::{KafkaConfig, KafkaSourceError};
+use super::{BusContext, KafkaConfig, KafkaSourceError};
 use crate::message::TOPICS;
 use crate::source::DEAD_LETTER_TOPIC;
 use crate::BusError;
@@ -22,7 +20,8 @@ use crate::BusError;
 /// harmless. Returns the topics it created.
 ///
 /// # Errors
-/// - [`BusError::Config`] for a partition count or replication factor below 1, a
+/// - [`BusError::Config`] on MSK with IAM authentication (rdkafka's admin client
+///   cannot authenticate there), for a partition count or replication factor below 1, a
 ///   retention that is neither `-1` nor positive, or a topic the broker refuses as
 ///   configured (too many replicas for the cluster, a policy, no authorisation).
 /// - [`BusError::Unavailable`] when no broker answered within `timeout`, or the
@@ -51,10 +50,20 @@ pub async fn ensure_topics(
         )));
     }
 
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", &config.client_id)
-        .create()
+    if config.auth.signs_tokens() {
+        // rdkafka's admin client never serves librdkafka's OAUTHBEARER token refresh
+        // (it polls only its own result queue), so it cannot authenticate to MSK
+        // with IAM: it would wait for a token until the timeout.
+        return Err(BusError::Config(
+            "creating topics on MSK with IAM authentication is not supported here: \
+             create them with the Kafka tools and the aws-msk-iam-auth library \
+             (OPERATIONS.md, \"Topics on MSK\")"
+                .to_owned(),
+        ));
+    }
+    let admin: AdminClient<BusContext> = config
+        .client_config()
+        .create_with_context(BusContext::for_config(config))
         .map_err(|source| KafkaSourceError::Client {
             client: "admin client",
             source,

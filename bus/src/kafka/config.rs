@@ -72,16 +72,24 @@ impl KafkaConfig {
     /// reordering from its own retries), every in-sync replica acknowledges, and a
     /// bounded wait for the acknowledgement.
     pub fn producer_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
+        let mut config = self.client_config();
         config
-            .set("bootstrap.servers", &self.brokers)
-            .set("client.id", &self.client_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
                 self.message_timeout.as_millis().max(1).to_string(),
             );
+        config
+    }
+
+    /// What every client of these brokers is configured with: the brokers, the
+    /// client id and the authentication.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id);
         self.auth.apply(&mut config);
         config
     }
@@ -108,10 +116,24 @@ impl KafkaAuth {
             Self::MskIam { .. } => {
                 config
                     .set("security.protocol", "SASL_SSL")
-                    .set("sasl.mechanism", "OAUTHBEARER");
+                    .set("sasl.mechanism", "OAUTHBEARER")
+                    // librdkafka's OpenSSL is built in, with its own idea of where
+                    // the CA certificates are; `probe` looks in the system's usual
+                    // places (Amazon Linux's among them).
+                    .set("ssl.ca.location", "probe");
             }
         }
         let _ = config;
+    }
+
+    /// Whether the clients sign OAUTHBEARER tokens (and so must serve librdkafka's
+    /// token refresh before they can connect).
+    pub(crate) fn signs_tokens(&self) -> bool {
+        match self {
+            Self::Plaintext => false,
+            #[cfg(feature = "msk")]
+            Self::MskIam { .. } => true,
+        }
     }
 }
 
@@ -167,20 +189,33 @@ impl KafkaSourceConfig {
         }
     }
 
-    /// Reads the settings through `var` (the environment in production): `None` when
-    /// `KAFKA_BROKERS` is unset or empty, as for [`KafkaConfig::from_lookup`].
+    /// The source settings from the environment, at cold start: `None` when there is
+    /// no Kafka (see [`super::kafka_config_from_env`], which may ask MSK for the
+    /// brokers), else [`Self::from_lookup`] over it.
     ///
     /// # Errors
-    /// [`BusError::Config`] when a [`KafkaConfig`] variable is malformed, when
-    /// `PROJECTOR_GROUP_ID` is set but blank (a template that meant to set it: falling
-    /// back to the default group would silently share offsets with another
-    /// deployment), when `KAFKA_STATS_INTERVAL_MS` is not a number of milliseconds
-    /// from 1 to 86400000, or when `KAFKA_SESSION_TIMEOUT_MS` is not one from 1 to
-    /// 3600000.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, BusError> {
-        let Some(kafka) = KafkaConfig::from_lookup(&var)? else {
-            return Ok(None);
-        };
+    /// As [`super::kafka_config_from_env`] and [`Self::from_lookup`].
+    pub async fn from_env() -> Result<Option<Self>, BusError> {
+        let var = |name: &str| std::env::var(name).ok();
+        match super::kafka_config_from_lookup(var).await? {
+            Some(kafka) => Self::from_lookup(kafka, var).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The source settings for `kafka`, the rest read through `var` (the
+    /// environment in production).
+    ///
+    /// # Errors
+    /// [`BusError::Config`] when `PROJECTOR_GROUP_ID` is set but blank (a template
+    /// that meant to set it: falling back to the default group would silently share
+    /// offsets with another deployment), when `KAFKA_STATS_INTERVAL_MS` is not a
+    /// number of milliseconds from 1 to 86400000, or when `KAFKA_SESSION_TIMEOUT_MS`
+    /// is not one from 1 to 3600000.
+    pub fn from_lookup(
+        kafka: KafkaConfig,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, BusError> {
         let mut config = Self::new(kafka);
         if let Some(group_id) = var("PROJECTOR_GROUP_ID") {
             if group_id.trim().is_empty() {
@@ -198,7 +233,7 @@ impl KafkaSourceConfig {
             config.session_timeout =
                 milliseconds("KAFKA_SESSION_TIMEOUT_MS", &millis, MAX_SESSION_TIMEOUT_MS)?;
         }
-        Ok(Some(config))
+        Ok(config)
     }
 
     /// The consumer's librdkafka configuration: a consumer group that commits only
@@ -206,10 +241,8 @@ impl KafkaSourceConfig {
     /// new group at the beginning of each topic (the projection needs every event),
     /// and reports statistics for the lag.
     pub fn consumer_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
+        let mut config = self.kafka.client_config();
         config
-            .set("bootstrap.servers", &self.kafka.brokers)
-            .set("client.id", &self.kafka.client_id)
             .set("group.id", &self.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -230,7 +263,6 @@ impl KafkaSourceConfig {
         config
             .set("session.timeout.ms", session_ms.to_string())
             .set("heartbeat.interval.ms", heartbeat_ms.to_string());
-        self.kafka.auth.apply(&mut config);
         config
     }
 }
@@ -251,15 +283,24 @@ fn milliseconds(name: &str, value: &str, max: u64) -> Result<Duration, BusError>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    /// A lookup of `vars`, as the environment would answer.
+    pub(in crate::kafka) fn lookup<'a>(
+        vars: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {
             vars.iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| (*value).to_owned())
         }
+    }
+
+    /// The source settings for `vars`, which name the brokers.
+    fn source(vars: &[(&str, &str)]) -> Result<KafkaSourceConfig, BusError> {
+        let kafka = KafkaConfig::from_lookup(lookup(vars))?.expect("KAFKA_BROKERS in `vars`");
+        KafkaSourceConfig::from_lookup(kafka, lookup(vars))
     }
 
     #[test]
@@ -301,11 +342,10 @@ mod tests {
 
     #[test]
     fn the_source_defaults_to_the_projector_group_and_five_second_statistics() {
-        let config = KafkaSourceConfig::from_lookup(lookup(&[
+        let config = source(&[
             ("KAFKA_BROKERS", "redpanda-0:9092"),
             ("KAFKA_CLIENT_ID", "projector-1"),
-        ]))
-        .unwrap()
+        ])
         .unwrap();
         assert_eq!(config.kafka.brokers, "redpanda-0:9092");
         assert_eq!(config.group_id, "ticketing-projector");
@@ -323,13 +363,12 @@ mod tests {
 
     #[test]
     fn the_source_reads_its_group_and_statistics_interval_from_the_environment() {
-        let config = KafkaSourceConfig::from_lookup(lookup(&[
+        let config = source(&[
             ("KAFKA_BROKERS", "localhost:9092"),
             ("PROJECTOR_GROUP_ID", " projector-blue "),
             ("KAFKA_STATS_INTERVAL_MS", "1000"),
             ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
-        ]))
-        .unwrap()
+        ])
         .unwrap();
         assert_eq!(config.group_id, "projector-blue");
         assert_eq!(config.stats_interval, Duration::from_millis(1000));
@@ -345,29 +384,21 @@ mod tests {
     }
 
     #[test]
-    fn without_brokers_there_is_no_source() {
-        assert_eq!(
-            KafkaSourceConfig::from_lookup(lookup(&[("PROJECTOR_GROUP_ID", "g")])).unwrap(),
-            None
-        );
-    }
-
-    #[test]
     fn a_blank_group_or_malformed_statistics_interval_is_a_configuration_error() {
-        let blank_group = KafkaSourceConfig::from_lookup(lookup(&[
+        let blank_group = source(&[
             ("KAFKA_BROKERS", "localhost:9092"),
             ("PROJECTOR_GROUP_ID", "  "),
-        ]))
+        ])
         .unwrap_err();
         assert!(
             matches!(&blank_group, BusError::Config(message) if message.contains("PROJECTOR_GROUP_ID")),
             "{blank_group:?}"
         );
         for bad in ["0", "-5", "often", "86400001"] {
-            let error = KafkaSourceConfig::from_lookup(lookup(&[
+            let error = source(&[
                 ("KAFKA_BROKERS", "localhost:9092"),
                 ("KAFKA_STATS_INTERVAL_MS", bad),
-            ]))
+            ])
             .unwrap_err();
             assert!(
                 matches!(&error, BusError::Config(message) if message.contains("KAFKA_STATS_INTERVAL_MS") && message.contains(bad)),
@@ -375,20 +406,20 @@ mod tests {
             );
         }
         for bad in ["0", "3600001", "1s"] {
-            let error = KafkaSourceConfig::from_lookup(lookup(&[
+            let error = source(&[
                 ("KAFKA_BROKERS", "localhost:9092"),
                 ("KAFKA_SESSION_TIMEOUT_MS", bad),
-            ]))
+            ])
             .unwrap_err();
             assert!(
                 matches!(&error, BusError::Config(message) if message.contains("KAFKA_SESSION_TIMEOUT_MS") && message.contains(bad)),
                 "{bad}: {error:?}"
             );
         }
-        let bad_timeout = KafkaSourceConfig::from_lookup(lookup(&[
+        let bad_timeout = source(&[
             ("KAFKA_BROKERS", "localhost:9092"),
             ("KAFKA_MESSAGE_TIMEOUT_MS", "never"),
-        ]))
+        ])
         .unwrap_err();
         assert!(
             matches!(bad_timeout, BusError::Config(_)),

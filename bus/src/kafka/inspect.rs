@@ -10,10 +10,10 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::{KafkaConfig, KafkaSourceError};
+use super::{BusContext, KafkaConfig, KafkaSourceError};
 use crate::message::TOPICS;
 use crate::source::DEAD_LETTER_TOPIC;
 use crate::BusError;
@@ -102,22 +102,29 @@ pub async fn bus_status(
         .map_err(|join| BusError::Unavailable(Box::new(join)))?
 }
 
-fn inspector(config: &KafkaConfig, group: &str) -> Result<BaseConsumer, BusError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", &config.client_id)
+fn inspector(config: &KafkaConfig, group: &str) -> Result<BaseConsumer<BusContext>, BusError> {
+    let consumer: BaseConsumer<BusContext> = config
+        .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .create()
-        .map_err(|source| {
-            KafkaSourceError::Client {
-                client: "inspecting consumer",
-                source,
-            }
-            .into()
-        })
+        .create_with_context(BusContext::for_config(config))
+        .map_err(|source| KafkaSourceError::Client {
+            client: "inspecting consumer",
+            source,
+        })?;
+    if config.auth.signs_tokens() {
+        // The first token is asked for on the consumer's queue, which only a poll
+        // serves; the metadata and offset requests below do not.
+        let _ = consumer.poll(TOKEN_POLL);
+    }
+    Ok(consumer)
 }
+
+/// How long the inspecting consumer serves its queue for the first MSK token: the
+/// request is queued when the consumer is created, and signing it takes
+/// milliseconds.
+const TOKEN_POLL: Duration = Duration::from_millis(200);
 
 fn unavailable(what: &'static str) -> impl FnOnce(KafkaError) -> BusError {
     move |source| KafkaSourceError::Inspect { what, source }.into()

@@ -41,16 +41,36 @@ pub use source::KafkaSource;
 
 use crate::{BusError, BusMessage, EventBus};
 
-/// The Kafka settings from the environment, at cold start: with feature `msk` and
-/// `MSK_CLUSTER_ARN` set, the cluster's SASL/IAM brokers (asked of MSK) with IAM
-/// authentication; else `KAFKA_BROKERS` and the rest ([`KafkaConfig::from_lookup`]);
-/// `None` when neither is set.
+/// The Kafka settings from the environment, at cold start; see
+/// [`kafka_config_from_lookup`].
 ///
 /// # Errors
-/// [`BusError::Config`] for a malformed setting (or `MSK_CLUSTER_ARN` in a build
-/// without `msk`); [`BusError::Unavailable`] when MSK cannot be asked.
+/// As [`kafka_config_from_lookup`].
 pub async fn kafka_config_from_env() -> Result<Option<KafkaConfig>, BusError> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    kafka_config_from_lookup(|name| std::env::var(name).ok()).await
+}
+
+/// The Kafka settings read through `var`: with feature `msk` and `MSK_CLUSTER_ARN`
+/// set, the cluster's SASL/IAM brokers (asked of MSK) with IAM authentication; else
+/// `KAFKA_BROKERS` and the rest ([`KafkaConfig::from_lookup`]); `None` when neither
+/// is set (or both are empty).
+///
+/// # Errors
+/// [`BusError::Config`] for a malformed setting, both `KAFKA_BROKERS` and
+/// `MSK_CLUSTER_ARN` set (which cluster was meant is a guess either way), or
+/// `MSK_CLUSTER_ARN` in a build without `msk`; [`BusError::Unavailable`] when MSK
+/// cannot be asked.
+pub async fn kafka_config_from_lookup(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<KafkaConfig>, BusError> {
+    let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+    if var("MSK_CLUSTER_ARN").is_some() && var("KAFKA_BROKERS").is_some() {
+        return Err(BusError::Config(
+            "both KAFKA_BROKERS and MSK_CLUSTER_ARN are set: set KAFKA_BROKERS for RedPanda \
+             or Kafka, or MSK_CLUSTER_ARN for MSK with IAM authentication, not both"
+                .to_owned(),
+        ));
+    }
     #[cfg(feature = "msk")]
     if let Some(cluster) = msk::MskConfig::from_lookup(var)? {
         return msk::kafka_config(&cluster, var).await.map(Some);
@@ -82,6 +102,15 @@ impl BusContext {
             KafkaAuth::MskIam { region } => Self {
                 tokens: Some(msk::MskTokens::new(region.clone())),
             },
+        }
+    }
+
+    /// A context that signs MSK tokens with `tokens`: what [`Self::for_config`] makes
+    /// for MSK, with another source of credentials.
+    #[cfg(feature = "msk")]
+    pub fn with_tokens(tokens: msk::MskTokens) -> Self {
+        Self {
+            tokens: Some(tokens),
         }
     }
 
@@ -120,6 +149,10 @@ impl ClientContext for BusContext {
     }
 }
 
+/// The inspecting consumer of [`bus_status`] and [`read_topic`] never joins its
+/// group, so it has no rebalance to handle.
+impl rdkafka::consumer::ConsumerContext for BusContext {}
+
 /// Publishes events to Kafka, one topic per stream type, keyed by stream id.
 pub struct KafkaBus {
     producer: FutureProducer<BusContext>,
@@ -140,9 +173,19 @@ impl KafkaBus {
     /// # Errors
     /// [`KafkaBusError::Client`] when librdkafka refuses the configuration.
     pub fn new(config: KafkaConfig) -> Result<Self, KafkaBusError> {
+        let context = BusContext::for_config(&config);
+        Self::with_context(config, context)
+    }
+
+    /// Creates the producer with `context` for its authentication instead of the one
+    /// `config` implies.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn with_context(config: KafkaConfig, context: BusContext) -> Result<Self, KafkaBusError> {
         let producer = config
             .producer_config()
-            .create_with_context(BusContext::for_config(&config))
+            .create_with_context(context)
             .map_err(KafkaBusError::Client)?;
         Ok(Self { producer, config })
     }
@@ -214,5 +257,66 @@ impl EventBus for KafkaBus {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config::tests::lookup;
+    use super::*;
+
+    const CLUSTER_ARN: &str = "arn:aws:kafka:eu-west-1:123456789012:cluster/ticketing/abc-1";
+
+    #[tokio::test]
+    async fn brokers_alone_are_plaintext_kafka_and_nothing_is_no_kafka() {
+        let config = kafka_config_from_lookup(lookup(&[("KAFKA_BROKERS", "redpanda:9092")]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(config, KafkaConfig::new("redpanda:9092"));
+        assert_eq!(kafka_config_from_lookup(lookup(&[])).await.unwrap(), None);
+        let blank = [("KAFKA_BROKERS", " "), ("MSK_CLUSTER_ARN", "")];
+        assert_eq!(
+            kafka_config_from_lookup(lookup(&blank)).await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn brokers_and_a_cluster_arn_together_are_refused() {
+        let both = [
+            ("KAFKA_BROKERS", "redpanda:9092"),
+            ("MSK_CLUSTER_ARN", CLUSTER_ARN),
+        ];
+        let error = kafka_config_from_lookup(lookup(&both)).await.unwrap_err();
+        assert!(
+            matches!(&error, BusError::Config(reason)
+                if reason.contains("KAFKA_BROKERS") && reason.contains("MSK_CLUSTER_ARN")),
+            "{error:?}"
+        );
+    }
+
+    #[cfg(feature = "msk")]
+    #[tokio::test]
+    async fn a_malformed_cluster_arn_is_refused_before_asking_aws() {
+        let error = kafka_config_from_lookup(lookup(&[("MSK_CLUSTER_ARN", "b-1.msk:9098")]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, BusError::Config(reason) if reason.contains("MSK_CLUSTER_ARN")),
+            "{error:?}"
+        );
+    }
+
+    #[cfg(not(feature = "msk"))]
+    #[tokio::test]
+    async fn a_cluster_arn_in_a_build_without_msk_is_refused() {
+        let error = kafka_config_from_lookup(lookup(&[("MSK_CLUSTER_ARN", CLUSTER_ARN)]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, BusError::Config(reason) if reason.contains("feature `msk`")),
+            "{error:?}"
+        );
     }
 }

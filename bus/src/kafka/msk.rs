@@ -12,7 +12,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use base64::Engine;
 
@@ -168,13 +168,29 @@ pub fn auth_token(
 #[derive(Debug, Clone)]
 pub struct MskTokens {
     region: String,
+    /// Where the credentials come from; `None`: the SDK's default chain, loaded
+    /// afresh for each token.
+    credentials: Option<SharedCredentialsProvider>,
 }
 
 impl MskTokens {
-    /// Tokens for `region`.
+    /// Tokens for `region`, signed with the SDK's default credentials.
     pub fn new(region: impl Into<String>) -> Self {
         Self {
             region: region.into(),
+            credentials: None,
+        }
+    }
+
+    /// Tokens for `region`, signed with `credentials` (an assumed role, or fixed
+    /// credentials in a test).
+    pub fn with_credentials(
+        region: impl Into<String>,
+        credentials: impl ProvideCredentials + 'static,
+    ) -> Self {
+        Self {
+            region: region.into(),
+            credentials: Some(SharedCredentialsProvider::new(credentials)),
         }
     }
 
@@ -184,6 +200,7 @@ impl MskTokens {
     /// A message for librdkafka's log when no credentials can be found or signed.
     pub fn token(&self) -> Result<(String, i64), String> {
         let region = self.region.clone();
+        let configured = self.credentials.clone();
         let credentials = std::thread::scope(|scope| {
             scope
                 .spawn(move || {
@@ -192,12 +209,15 @@ impl MskTokens {
                         .build()
                         .map_err(|e| format!("a runtime for the credentials lookup: {e}"))?;
                     runtime.block_on(async move {
-                        let provider = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                            .region(aws_config::Region::new(region))
-                            .load()
-                            .await
-                            .credentials_provider()
-                            .ok_or("no AWS credentials provider is configured")?;
+                        let provider = match configured {
+                            Some(provider) => provider,
+                            None => aws_config::defaults(aws_config::BehaviorVersion::latest())
+                                .region(aws_config::Region::new(region))
+                                .load()
+                                .await
+                                .credentials_provider()
+                                .ok_or("no AWS credentials provider is configured")?,
+                        };
                         provider
                             .provide_credentials()
                             .await
@@ -211,6 +231,12 @@ impl MskTokens {
     }
 }
 
+/// How long asking MSK for the brokers may take at cold start, retries included:
+/// from private subnets without a route to the MSK API (no NAT, no `kafka` VPC
+/// endpoint) the function fails with a clear error instead of hanging until Lambda's
+/// own timeout.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The Kafka settings for `msk`: its SASL/IAM brokers (asked of MSK, with the AWS
 /// SDK's default configuration in the cluster's region) and IAM authentication; the
 /// rest as [`super::KafkaConfig::from_lookup`] reads it through `var`.
@@ -223,9 +249,26 @@ pub async fn kafka_config(
 ) -> Result<super::KafkaConfig, BusError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(msk.region.clone()))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(DISCOVERY_TIMEOUT)
+                .build(),
+        )
         .load()
         .await;
-    let brokers = bootstrap_brokers(&aws_sdk_kafka::Client::new(&sdk), msk).await?;
+    kafka_config_with(&aws_sdk_kafka::Client::new(&sdk), msk, var).await
+}
+
+/// [`kafka_config`] with the MSK client given.
+///
+/// # Errors
+/// As [`kafka_config`].
+pub async fn kafka_config_with(
+    client: &aws_sdk_kafka::Client,
+    msk: &MskConfig,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<super::KafkaConfig, BusError> {
+    let brokers = bootstrap_brokers(client, msk).await?;
     with_brokers(msk, &brokers, var)
 }
 
@@ -345,19 +388,24 @@ mod tests {
                     .build()
             });
         let client = mock_client!(aws_sdk_kafka, [&answer]);
-        let brokers = bootstrap_brokers(&client, &cluster()).await.unwrap();
-        assert_eq!(brokers, iam);
-        assert_eq!(answer.num_calls(), 1);
-
-        let config = with_brokers(&cluster(), &brokers, |name| {
+        let config = kafka_config_with(&client, &cluster(), |name| {
             (name == "KAFKA_CLIENT_ID").then(|| "projector-fn".into())
         })
+        .await
         .unwrap();
+        assert_eq!(answer.num_calls(), 1);
         assert_eq!(config.brokers, iam);
         assert_eq!(config.client_id, "projector-fn");
+        assert_eq!(
+            config.auth,
+            crate::kafka::KafkaAuth::MskIam {
+                region: "eu-west-1".into()
+            }
+        );
         let producer = config.producer_config();
         assert_eq!(producer.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(producer.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(producer.get("ssl.ca.location"), Some("probe"));
     }
 
     #[tokio::test]
@@ -375,6 +423,100 @@ mod tests {
         assert!(
             matches!(&error, BusError::Config(reason) if reason.contains("IAM")),
             "{error}"
+        );
+    }
+
+    /// Credentials that count how often they are asked for.
+    #[derive(Debug, Clone, Default)]
+    struct CountedCredentials(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl CountedCredentials {
+        fn asked(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        /// Waits up to ten seconds for the first request.
+        async fn first_request(&self) -> usize {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while self.asked() == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.asked()
+        }
+    }
+
+    impl ProvideCredentials for CountedCredentials {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "tests",
+            )))
+        }
+    }
+
+    /// MSK's settings for a broker that accepts connections and never answers: the
+    /// clients get as far as wanting a token.
+    fn silent_broker() -> (std::net::TcpListener, super::super::KafkaConfig) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = super::super::KafkaConfig::new(listener.local_addr().unwrap().to_string());
+        config.auth = super::super::KafkaAuth::MskIam {
+            region: "eu-west-1".into(),
+        };
+        config.message_timeout = Duration::from_millis(500);
+        (listener, config)
+    }
+
+    #[tokio::test]
+    async fn the_producer_is_built_with_tls_and_signs_its_token_with_the_credentials() {
+        let (_broker, config) = silent_broker();
+        let credentials = CountedCredentials::default();
+        let context = super::super::BusContext::with_tokens(MskTokens::with_credentials(
+            "eu-west-1",
+            credentials.clone(),
+        ));
+        // librdkafka refuses SASL_SSL and OAUTHBEARER when built without OpenSSL.
+        let bus = super::super::KafkaBus::with_context(config, context)
+            .expect("a producer with MSK's security settings");
+        assert!(
+            credentials.first_request().await >= 1,
+            "the producer never asked for a token"
+        );
+        drop(bus);
+    }
+
+    #[tokio::test]
+    async fn the_projectors_consumer_signs_its_token_with_the_credentials() {
+        use crate::EventSource;
+
+        let (_broker, config) = silent_broker();
+        let credentials = CountedCredentials::default();
+        let auth = super::super::BusContext::with_tokens(MskTokens::with_credentials(
+            "eu-west-1",
+            credentials.clone(),
+        ));
+        let mut source = super::super::KafkaSource::with_auth(
+            super::super::KafkaSourceConfig::new(config),
+            auth,
+        )
+        .expect("a consumer with MSK's security settings");
+        // Nothing arrives from a silent broker; asking serves the consumer's queue.
+        let batch = source
+            .next_batch(10, Duration::from_millis(300))
+            .await
+            .expect("an empty batch");
+        assert!(batch.is_empty());
+        assert!(
+            credentials.first_request().await >= 1,
+            "the consumer never asked for a token"
         );
     }
 }

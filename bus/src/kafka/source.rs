@@ -180,11 +180,32 @@ impl KafkaSource {
     /// # Errors
     /// [`KafkaSourceError::Client`] when librdkafka refuses the configuration.
     pub fn new(config: KafkaSourceConfig) -> Result<Self, KafkaSourceError> {
+        let auth = BusContext::for_config(&config.kafka);
+        Self::with_auth(config, auth)
+    }
+
+    /// Creates the source with `auth` for the consumer's authentication instead of
+    /// the one `config` implies.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn with_auth(
+        config: KafkaSourceConfig,
+        auth: BusContext,
+    ) -> Result<Self, KafkaSourceError> {
+        let dead_letters = config
+            .kafka
+            .producer_config()
+            .create_with_context(auth.clone())
+            .map_err(|source| KafkaSourceError::Client {
+                client: "dead-letter producer",
+                source,
+            })?;
         let consumer: StreamConsumer<SourceContext> = config
             .consumer_config()
             .create_with_context(SourceContext {
                 #[cfg(feature = "msk")]
-                auth: BusContext::for_config(&config.kafka),
+                auth,
                 ..SourceContext::default()
             })
             .map_err(|source| KafkaSourceError::Client {
@@ -195,14 +216,6 @@ impl KafkaSource {
             .subscribe(&TOPICS)
             .map_err(|source| KafkaSourceError::Client {
                 client: "consumer",
-                source,
-            })?;
-        let dead_letters = config
-            .kafka
-            .producer_config()
-            .create_with_context(BusContext::for_config(&config.kafka))
-            .map_err(|source| KafkaSourceError::Client {
-                client: "dead-letter producer",
                 source,
             })?;
         Ok(Self {
