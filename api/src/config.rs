@@ -137,30 +137,51 @@ pub fn state_with_bus(
 /// # Errors
 /// Any [`ConfigError`].
 pub async fn state_from_env() -> Result<ApiState, ConfigError> {
+    state_from_environment(true).await
+}
+
+/// [`state_from_env`] without a bus, for a function that only reads (the `queries`
+/// function): it records no events, so it has nothing to publish, and it neither
+/// starts a producer nor asks MSK for brokers at cold start.
+///
+/// # Errors
+/// Any [`ConfigError`].
+pub async fn read_only_state_from_env() -> Result<ApiState, ConfigError> {
+    state_from_environment(false).await
+}
+
+async fn state_from_environment(publishes: bool) -> Result<ApiState, ConfigError> {
     let (store, read_models) = ticketing_projector::connect_configured(
         &StoreConfig::from_env()?,
         &ticketing_projector::ReadModelConfig::from_env()?,
     )
     .await?;
+    let bus = if publishes {
+        bus_from_env().await?
+    } else {
+        None
+    };
     state_with_bus(
         store,
         read_models,
-        bus_from_env()?,
+        bus,
         &auth_from_env()?,
         settings_from_env()?,
     )
 }
 
 /// The bus the deployed functions publish to after every commit: Kafka when
-/// `KAFKA_BROKERS` is set, else none (an in-process bus in a function would reach no
-/// one; the events wait in the outbox). A binary that publishes to Kafka must be built
-/// with `ticketing-bus`'s `kafka` feature, as the functions are.
+/// `KAFKA_BROKERS` is set, MSK when `MSK_CLUSTER_ARN` is (its brokers asked of MSK
+/// here, once per cold start, and IAM authentication), else none (an in-process bus
+/// in a function would reach no one; the events wait in the outbox). A binary that
+/// publishes to Kafka must be built with `ticketing-bus`'s `kafka` feature, and to
+/// MSK with its `msk` feature, as the functions are.
 ///
 /// # Errors
-/// [`ConfigError::Bus`] for a malformed Kafka setting, or `KAFKA_BROKERS` in a build
-/// without Kafka.
-pub fn bus_from_env() -> Result<Option<Arc<dyn EventBus>>, ConfigError> {
-    let config = ticketing_bus::BusConfig::from_env()?;
+/// [`ConfigError::Bus`] for a malformed or ambiguous Kafka setting, a setting the
+/// build has no support for, or an MSK that cannot be asked for its brokers.
+pub async fn bus_from_env() -> Result<Option<Arc<dyn EventBus>>, ConfigError> {
+    let config = ticketing_bus::BusConfig::from_env().await?;
     if matches!(config, ticketing_bus::BusConfig::InProcess(_)) {
         return Ok(None);
     }

@@ -158,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
             // KAFKA_BROKERS set: RedPanda/Kafka; unset: an in-process bus, and the server
             // runs the projector itself. Either way the relay publishes what a command
             // could not.
-            let bus = ticketing_bus::connect(&ticketing_bus::BusConfig::from_env()?)
+            let bus = ticketing_bus::connect(&ticketing_bus::BusConfig::from_env().await?)
                 .context("connecting the event bus")?;
             let state = ticketing_api::config::state_with_bus(
                 store,

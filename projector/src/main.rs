@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ticketing_bus::{KafkaConfig, KafkaSource, KafkaSourceConfig};
+use ticketing_bus::{KafkaSource, KafkaSourceConfig};
 use ticketing_projector::{
     connect_configured, follow_store, run_live, DeadLetterVerdict, LiveSettings, Progress,
     Projector, ProjectorMetrics, ReadModelConfig, ReadModelStore,
@@ -149,8 +149,9 @@ async fn main() -> anyhow::Result<()> {
     let var = |name: &str| std::env::var(name).ok();
     match &cli.command {
         Command::Status { timeout_seconds } => {
-            let source = KafkaSourceConfig::from_lookup(var)?
-                .context("KAFKA_BROKERS is not set: there is no broker to ask")?;
+            let source = KafkaSourceConfig::from_env()
+                .await?
+                .context(NO_BUS_TO_ASK)?;
             let status = ticketing_bus::kafka::bus_status(
                 &source.kafka,
                 &source.group_id,
@@ -165,8 +166,9 @@ async fn main() -> anyhow::Result<()> {
             topic,
             timeout_seconds,
         } => {
-            let kafka = KafkaConfig::from_lookup(var)?
-                .context("KAFKA_BROKERS is not set: there is no broker to read")?;
+            let kafka = ticketing_bus::kafka::kafka_config_from_env()
+                .await?
+                .context(NO_BUS_TO_ASK)?;
             let messages = ticketing_bus::kafka::read_topic(
                 &kafka,
                 topic,
@@ -187,8 +189,9 @@ async fn main() -> anyhow::Result<()> {
         retention_ms,
     } = cli.command
     {
-        let kafka = KafkaConfig::from_lookup(var)?
-            .context("KAFKA_BROKERS is not set: there is no broker to create topics on")?;
+        let kafka = ticketing_bus::kafka::kafka_config_from_env()
+            .await?
+            .context(NO_BUS_TO_ASK)?;
         let created = ticketing_bus::kafka::ensure_topics(
             &kafka,
             partitions,
@@ -284,13 +287,17 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Why a command that talks to the broker cannot run.
+const NO_BUS_TO_ASK: &str =
+    "neither KAFKA_BROKERS nor MSK_CLUSTER_ARN is set: there is no broker to ask";
+
 /// The live path until SIGTERM: a Kafka consumer group, or the event store itself.
 async fn run(
     projector: &Projector,
     settings: &LiveSettings,
     metrics: &ProjectorMetrics,
 ) -> anyhow::Result<()> {
-    let source_config = KafkaSourceConfig::from_lookup(|name| std::env::var(name).ok())?;
+    let source_config = KafkaSourceConfig::from_env().await?;
     let report = match source_config {
         Some(config) => {
             tracing::info!(
@@ -304,7 +311,9 @@ async fn run(
             run_live(projector, &mut source, settings, metrics, shutdown_signal()).await
         }
         None => {
-            tracing::info!("KAFKA_BROKERS is not set: projecting from the event store");
+            tracing::info!(
+                "neither KAFKA_BROKERS nor MSK_CLUSTER_ARN is set: projecting from the event store"
+            );
             follow_store(projector, settings, metrics, shutdown_signal()).await
         }
     };

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     ticketing_fn_support::init_logging();
     // Built once per cold start and shared by every invocation; the PostgreSQL pool
     // connects lazily, on the first request.
-    let state = ticketing_api::config::state_from_env()
+    let state = ticketing_api::config::read_only_state_from_env()
         .await
         .inspect_err(|e| tracing::error!(error.cause_chain = ?e, "cannot start"))?;
     lambda_http::run(ticketing_fn_queries::app(state)).await

@@ -122,7 +122,7 @@ pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
         Arc::new(SystemClock),
         settings_from_env()?,
     );
-    Ok(match bus_from_env()? {
+    Ok(match bus_from_env().await? {
         Some(bus) => ticketing.with_bus(bus),
         None => ticketing,
     })
