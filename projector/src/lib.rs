@@ -33,6 +33,8 @@ pub mod model;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -235,6 +237,14 @@ pub trait ReadModelStore: Send + Sync {
     /// one the batch started from (nothing is written); infrastructure failures.
     async fn write(&self, batch: &BatchWrite) -> Result<(), ReadModelError>;
 
+    /// How many hourly sales buckets one stream's part of a [`BatchWrite`] may
+    /// touch, for a store whose writes are bounded per stream (one DynamoDB
+    /// transaction per stream); `None`: any number. The projector splits a batch
+    /// into several writes, in version order, to stay within it.
+    fn max_hours_per_stream(&self) -> Option<usize> {
+        None
+    }
+
     /// Empties every read model, the applied versions, the dead letters and the
     /// checkpoints, in one transaction.
     ///
@@ -396,7 +406,10 @@ pub struct BatchOutcome {
 /// A batch folded in memory by [`Projector::prepare`], not written yet.
 #[derive(Debug, Clone)]
 pub struct PreparedBatch {
-    write: BatchWrite,
+    /// Usually one write; more when a stream's part would exceed the store's
+    /// [`ReadModelStore::max_hours_per_stream`]. Written in order: the first holds
+    /// every dead letter, the last the checkpoint.
+    writes: Vec<BatchWrite>,
     events_dead_lettered: usize,
     outcome: BatchOutcome,
 }
@@ -410,7 +423,13 @@ impl PreparedBatch {
     /// The events of the batch that could not be decoded (not the poison messages
     /// given to [`Projector::prepare`]).
     pub fn dead_lettered_events(&self) -> &[DeadLetter] {
-        &self.write.dead_letters[..self.events_dead_lettered]
+        &self.writes[0].dead_letters[..self.events_dead_lettered]
+    }
+
+    /// How many writes the batch takes (more than one only for a store that bounds
+    /// a stream's part of a write).
+    pub fn write_count(&self) -> usize {
+        self.writes.len()
     }
 }
 
@@ -481,16 +500,22 @@ impl Projector {
         self.prepare_with_checkpoint(events, poison, None).await
     }
 
-    /// Writes a batch from [`Projector::prepare`] in one transaction.
+    /// Writes a batch from [`Projector::prepare`]: in one transaction, or, for a
+    /// store that bounds a stream's part of a write, in several, in order. Each
+    /// moves its streams' applied versions, so a failure between two leaves a state
+    /// that applying the batch again completes.
     ///
     /// # Errors
     /// As [`Projector::apply_batch`]; on [`ReadModelError::Conflict`] prepare the
     /// batch again.
     pub async fn write_prepared(&self, batch: &PreparedBatch) -> Result<(), ProjectionError> {
-        let write = &batch.write;
-        if !write.applied.is_empty() || write.checkpoint.is_some() || !write.dead_letters.is_empty()
-        {
-            self.read_models.write(write).await?;
+        for write in &batch.writes {
+            if !write.applied.is_empty()
+                || write.checkpoint.is_some()
+                || !write.dead_letters.is_empty()
+            {
+                self.read_models.write(write).await?;
+            }
         }
         Ok(())
     }
@@ -566,16 +591,35 @@ impl Projector {
         let (sections, reservations) = self.read_models.load(&touched).await?;
         let mut fold = BatchFold::new(sections, reservations, applied);
         let mut applied_events = 0;
-        for (_, run) in &ordered {
-            for event in run {
+        let rounds = rounds(ordered, self.read_models.max_hours_per_stream());
+        let last_round = rounds.len().saturating_sub(1);
+        let mut writes = Vec::with_capacity(rounds.len().max(1));
+        for (round, events) in rounds.iter().enumerate() {
+            for event in events {
                 if fold.apply(event) {
                     applied_events += 1;
                 }
             }
+            let checkpoint = if round == last_round {
+                checkpoint.clone()
+            } else {
+                None
+            };
+            writes.push(fold.take_write(checkpoint));
         }
-        let mut write = fold.finish(checkpoint);
-        let events_dead_lettered = write.dead_letters.len();
-        write.dead_letters.extend(poison);
+        if writes.is_empty() {
+            writes.push(fold.take_write(checkpoint));
+        }
+        // Every dead letter with the first write: a letter is the same whenever it
+        // is written, and written again changes nothing.
+        let mut letters: Vec<DeadLetter> = writes
+            .iter_mut()
+            .flat_map(|write| std::mem::take(&mut write.dead_letters))
+            .collect();
+        let events_dead_lettered = letters.len();
+        letters.extend(poison);
+        writes[0].dead_letters = letters;
+        let write = &writes[0];
         outcome.applied = applied_events;
         outcome.dead_lettered = write.dead_letters.len();
         for letter in &write.dead_letters {
@@ -588,7 +632,7 @@ impl Projector {
             );
         }
         Ok(PreparedBatch {
-            write,
+            writes,
             events_dead_lettered,
             outcome,
         })
@@ -714,6 +758,39 @@ impl Projector {
     }
 }
 
+/// The batch's events in the order the fold applies them, cut into rounds that
+/// each become one write: one round, unless a stream's run spans more than
+/// `max_hours` distinct hours. Then the run is cut into pieces of at most
+/// `max_hours` hours, its first piece in the first round, its second in the second,
+/// and so on. An event adds to at most one hourly bucket, that of the hour it was
+/// recorded in (within its stream's show and section), so a piece never touches
+/// more buckets than it spans hours.
+fn rounds(
+    ordered: Vec<(String, Vec<RecordedEvent>)>,
+    max_hours: Option<usize>,
+) -> Vec<Vec<RecordedEvent>> {
+    let mut rounds: Vec<Vec<RecordedEvent>> = Vec::new();
+    for (_, run) in ordered {
+        let mut round = 0;
+        let mut hours = BTreeSet::new();
+        for event in run {
+            let hour = model::hour_of(event.recorded_at);
+            if let Some(max) = max_hours {
+                if !hours.contains(&hour) && hours.len() >= max.max(1) {
+                    round += 1;
+                    hours.clear();
+                }
+            }
+            hours.insert(hour);
+            if rounds.len() <= round {
+                rounds.push(Vec::new());
+            }
+            rounds[round].push(event);
+        }
+    }
+    rounds
+}
+
 /// Whether `versions` (ascending) are exactly `after + 1, after + 2, ...`.
 fn is_contiguous_after<'a>(
     after: StreamVersion,
@@ -732,4 +809,77 @@ pub(crate) fn unique(stream_ids: &[String]) -> Vec<String> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    /// Version `version` of `stream`, recorded `minutes` after 12:00.
+    fn event(stream: &str, version: StreamVersion, minutes: i64) -> RecordedEvent {
+        RecordedEvent {
+            global_position: GlobalPosition::default(),
+            stream_id: stream.to_owned(),
+            version,
+            event_id: uuid::Uuid::new_v4(),
+            event_type: "SeatsConfirmed".to_owned(),
+            schema_version: 1,
+            data: serde_json::Value::Null,
+            metadata: ticketing_store::EventMetadata::default(),
+            recorded_at: Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+                + TimeDelta::minutes(minutes),
+        }
+    }
+
+    fn versions(rounds: &[Vec<RecordedEvent>]) -> Vec<Vec<(&str, StreamVersion)>> {
+        rounds
+            .iter()
+            .map(|round| {
+                round
+                    .iter()
+                    .map(|e| (e.stream_id.as_str(), e.version))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_a_bound_a_batch_is_one_round_in_stream_order() {
+        let ordered = vec![
+            (
+                "a".to_owned(),
+                (1..=3).map(|v| event("a", v, v as i64 * 60)).collect(),
+            ),
+            ("b".to_owned(), vec![event("b", 1, 0)]),
+        ];
+        let rounds = rounds(ordered, None);
+        assert_eq!(
+            versions(&rounds),
+            vec![vec![("a", 1), ("a", 2), ("a", 3), ("b", 1)]]
+        );
+        assert!(super::rounds(Vec::new(), None).is_empty());
+    }
+
+    #[test]
+    fn a_run_spanning_more_hours_than_the_bound_is_cut_into_rounds_of_that_many_hours() {
+        // Stream a: versions 1 and 2 in the 12:00 hour, 3 at 13:00, 4 at 14:00, 5 at
+        // 15:00. Stream b: one hour only.
+        let a = vec![
+            event("a", 1, 0),
+            event("a", 2, 30),
+            event("a", 3, 60),
+            event("a", 4, 120),
+            event("a", 5, 180),
+        ];
+        let b = vec![event("b", 1, 0), event("b", 2, 300)];
+        let rounds = rounds(vec![("a".into(), a), ("b".into(), b)], Some(2));
+        assert_eq!(
+            versions(&rounds),
+            vec![
+                vec![("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)],
+                vec![("a", 4), ("a", 5)],
+            ]
+        );
+    }
 }

@@ -88,6 +88,11 @@ pub struct HourKey {
     pub hour: Timestamp,
 }
 
+/// The hourly bucket an instant falls in: the hour it starts in.
+pub(crate) fn hour_of(at: Timestamp) -> Timestamp {
+    at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
+}
+
 /// What a batch adds to one hourly bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HourDelta {
@@ -268,10 +273,7 @@ impl BatchFold {
             return;
         }
         view.sales.add(delta);
-        let hour = recorded
-            .recorded_at
-            .duration_trunc(TimeDelta::hours(1))
-            .unwrap_or(recorded.recorded_at);
+        let hour = hour_of(recorded.recorded_at);
         let key = HourKey {
             show_id: view.show_id.0.to_string(),
             section: view.section.as_str().to_owned(),
@@ -336,29 +338,41 @@ impl BatchFold {
 
     /// The rows to write: each touched row once, the hourly deltas, the streams'
     /// new applied versions and the dead letters.
-    pub fn finish(self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
-        let touched = &self.touched;
+    pub fn finish(mut self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
+        self.take_write(checkpoint)
+    }
+
+    /// What [`Self::finish`] would write so far, after which the fold goes on from
+    /// there: the next write holds the rows touched since (in their state then),
+    /// only the deltas added since, and the applied versions moved on from this
+    /// write's. What a batch written in several parts is made of.
+    pub fn take_write(&mut self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
+        let touched = std::mem::take(&mut self.touched);
+        let applied = self
+            .applied
+            .iter()
+            .filter_map(|(stream, &after)| {
+                let before = self.applied_before.get(stream).copied().unwrap_or(0);
+                (after > before).then(|| (stream.clone(), before, after))
+            })
+            .collect();
+        self.applied_before.clone_from(&self.applied);
         BatchWrite {
             sections: self
                 .sections
-                .into_values()
+                .values()
                 .filter(|s| touched.contains(&s.stream_id))
+                .cloned()
                 .collect(),
             reservations: self
                 .reservations
-                .into_values()
+                .values()
                 .filter(|r| touched.contains(&r.stream_id))
+                .cloned()
                 .collect(),
-            hours: self.hours.into_iter().collect(),
-            applied: self
-                .applied
-                .iter()
-                .filter_map(|(stream, &after)| {
-                    let before = self.applied_before.get(stream).copied().unwrap_or(0);
-                    (after > before).then(|| (stream.clone(), before, after))
-                })
-                .collect(),
-            dead_letters: self.dead_letters,
+            hours: std::mem::take(&mut self.hours).into_iter().collect(),
+            applied,
+            dead_letters: std::mem::take(&mut self.dead_letters),
             checkpoint,
         }
     }

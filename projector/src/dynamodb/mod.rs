@@ -674,6 +674,12 @@ fn stream_keys(stream_ids: &[String]) -> Vec<Item> {
 
 #[async_trait]
 impl ReadModelStore for DynamoDbReadModels {
+    /// A stream's transaction holds its applied version and its row besides one
+    /// update per bucket.
+    fn max_hours_per_stream(&self) -> Option<usize> {
+        Some(MAX_TRANSACTION_ITEMS - 2)
+    }
+
     async fn applied_versions(
         &self,
         stream_ids: &[String],

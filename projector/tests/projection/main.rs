@@ -8,15 +8,20 @@ mod properties;
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::json;
 use ticketing_app::Clock;
 use ticketing_domain::{Money, ReservationStatus};
-use ticketing_projector::{BatchWrite, DeadLetter, DeadLetterVerdict, ReadModelError, ShowSales};
+use ticketing_projector::testing::FaultyReadModels;
+use ticketing_projector::{
+    BatchWrite, DeadLetter, DeadLetterVerdict, ProjectionError, Projector, ReadModelError,
+    ShowSales,
+};
 use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 use uuid::Uuid;
 
-use support::{busy_day, on_both_backends, Env};
+use support::{a_seat_an_hour, busy_day, on_both_backends, spread_over_hours, Env};
 
 on_both_backends!(
     read_models_say_what_the_command_layer_says,
@@ -27,7 +32,73 @@ on_both_backends!(
     customer_history_pages_newest_first,
     a_rebuild_replays_the_dead_letters_the_current_code_decodes,
     a_write_from_a_stale_applied_version_is_a_conflict_and_changes_nothing,
+    a_stream_selling_in_more_hours_than_one_write_holds_is_applied_whole,
+    a_batch_written_in_parts_that_fails_between_them_is_finished_by_applying_it_again,
 );
+
+/// 120 hourly buckets in one stream and one batch: more than one DynamoDB
+/// transaction holds (ADR 11), so the projector writes that batch in parts. The
+/// result is the one of small batches.
+async fn a_stream_selling_in_more_hours_than_one_write_holds_is_applied_whole(env: Env) {
+    let show_id = a_seat_an_hour(&env, 120).await;
+    let mut events = env.all_events().await;
+    spread_over_hours(&mut events);
+
+    let in_small_batches = env
+        .project(events.chunks(7).map(<[RecordedEvent]>::to_vec).collect())
+        .await;
+    let in_one_batch = env.project(vec![events]).await;
+    assert_eq!(in_one_batch, in_small_batches);
+
+    let sales = env.read_models.show_sales(show_id).await.unwrap().unwrap();
+    assert_eq!(sales.by_hour.len(), 120, "a sale in each of 120 hours");
+    assert_eq!(sales.total.tickets_sold, 120);
+    assert_eq!(sales.total.gross_revenue.amount_minor, 120 * 2_000);
+}
+
+/// A batch written in parts whose second part fails: what the first wrote stays,
+/// and applying the batch again finishes it, with the result of one write.
+async fn a_batch_written_in_parts_that_fails_between_them_is_finished_by_applying_it_again(
+    env: Env,
+) {
+    a_seat_an_hour(&env, 30).await;
+    let mut events = env.all_events().await;
+    spread_over_hours(&mut events);
+    let whole = env.project(vec![events.clone()]).await;
+
+    env.read_models.clear().await.unwrap();
+    let faulty = Arc::new(
+        FaultyReadModels::new(env.read_models.clone())
+            .with_max_hours_per_stream(Some(10))
+            .failing_when(|number, _| number == 1),
+    );
+    let projector = Projector::new(env.store.clone(), faulty.clone());
+    let prepared = projector.prepare(events.clone(), Vec::new()).await.unwrap();
+    assert!(
+        prepared.write_count() >= 3,
+        "a section selling in 30 hours, 10 hours a write: {} writes",
+        prepared.write_count()
+    );
+    let error = projector.write_prepared(&prepared).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ProjectionError::ReadModels(ReadModelError::ServiceUnavailable(_))
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        faulty.writes(),
+        2,
+        "the parts after the failed one are not tried"
+    );
+    let half_written = env.read_models.dump().await.unwrap();
+    assert_ne!(half_written, whole);
+    assert!(!half_written.applied.is_empty(), "the first part stays");
+
+    projector.apply_batch(events).await.unwrap();
+    assert_eq!(env.read_models.dump().await.unwrap(), whole);
+}
 
 async fn read_models_say_what_the_command_layer_says(env: Env) {
     let day = busy_day(&env).await;

@@ -163,6 +163,20 @@ fn card(token: &str) -> CardToken {
     CardToken::parse(token).unwrap()
 }
 
+/// Creates the show `plan` describes as organizer-1 and opens its sales.
+async fn on_sale(env: &Env, organizer: &CommandContext, plan: ShowPlan) -> ShowId {
+    let show_id = env
+        .app
+        .create_show(organizer, OrganizerId::parse("organizer-1").unwrap(), plan)
+        .await
+        .unwrap();
+    env.app
+        .change_sales(organizer, show_id, ShowCommand::OpenSales)
+        .await
+        .unwrap();
+    show_id
+}
+
 /// What [`busy_day`] did.
 pub struct Day {
     pub show_id: ShowId,
@@ -193,15 +207,7 @@ pub async fn busy_day(env: &Env) -> Day {
     )
     .unwrap();
     let organizer = ctx("organizer-1");
-    let show_id = env
-        .app
-        .create_show(&organizer, OrganizerId::parse("organizer-1").unwrap(), plan)
-        .await
-        .unwrap();
-    env.app
-        .change_sales(&organizer, show_id, ShowCommand::OpenSales)
-        .await
-        .unwrap();
+    let show_id = on_sale(env, &organizer, plan).await;
 
     let hold = |n: u32, name: &'static str, quantity: u32| {
         let app = &env.app;
@@ -286,5 +292,59 @@ pub async fn busy_day(env: &Env) -> Day {
     Day {
         show_id,
         customers: (1..=7).map(customer).collect(),
+    }
+}
+
+/// A show with one section of `hours` seats, one of them bought every hour: the
+/// section's stream touches `hours` hourly buckets. Returns the show.
+pub async fn a_seat_an_hour(env: &Env, hours: u32) -> ShowId {
+    let plan = ShowPlan::new(
+        "Long Run",
+        "Small Hall",
+        env.clock.now() + TimeDelta::days(60),
+        vec![SectionSpec {
+            name: section("Stalls"),
+            capacity: hours,
+            unit_price: eur(2_000),
+        }],
+        10,
+    )
+    .unwrap();
+    let show_id = on_sale(env, &ctx("organizer-1"), plan).await;
+    for n in 1..=hours {
+        env.clock.advance(TimeDelta::hours(1));
+        let who = ctx(&format!("customer-{n}"));
+        let hold = env
+            .app
+            .hold_seats(
+                &who,
+                HoldSeats {
+                    show_id,
+                    section: section("Stalls"),
+                    customer_id: customer(n),
+                    quantity: Quantity::new(1).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        let paid = env
+            .app
+            .pay(&who, hold.reservation_id, card("tok_visa"))
+            .await
+            .unwrap();
+        assert!(matches!(paid, PaymentResult::Confirmed { .. }));
+    }
+    show_id
+}
+
+/// Moves `events` half an hour apart from the first one's instant: the store
+/// records events at the wall clock's instant, all within seconds in a test, and a
+/// sale over days would have them in many hours.
+pub fn spread_over_hours(events: &mut [RecordedEvent]) {
+    let Some(start) = events.first().map(|e| e.recorded_at) else {
+        return;
+    };
+    for (n, event) in (0..).zip(events.iter_mut()) {
+        event.recorded_at = start + TimeDelta::minutes(30 * n);
     }
 }

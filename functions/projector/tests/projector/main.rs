@@ -1,7 +1,6 @@
 //! The projector function, invoked with the committed Kafka event fixtures (the shape
 //! Lambda's self-managed Kafka and MSK event sources send) on a fresh embedded store.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,12 +11,8 @@ use ticketing_domain::{CustomerId, ShowId};
 use ticketing_fn_projector::{DeadLetterTopic, Handler, ItemIdentifier, KafkaBatchResponse};
 use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{TestStore, CUSTOMER, SHOW_ID};
-use ticketing_projector::{
-    BatchWrite, Projector, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor,
-    ReservationPage, ReservationView, SectionAvailability, SectionView, ShowSales,
-    StoredDeadLetter,
-};
-use ticketing_store::{GlobalPosition, StreamVersion};
+use ticketing_projector::testing::FaultyReadModels;
+use ticketing_projector::Projector;
 
 fn event(name: &str) -> KafkaEvent {
     serde_json::from_value(fixture!(name).json()).expect("a Kafka event Lambda sends")
@@ -109,79 +104,18 @@ async fn a_redelivered_batch_changes_nothing() {
     assert_eq!(once.applied.len(), 1);
 }
 
-/// Read models whose writes fail for the streams starting with `failing`.
-struct FailingFor {
-    inner: Arc<dyn ReadModelStore>,
-    failing: &'static str,
-}
-
-#[async_trait]
-impl ReadModelStore for FailingFor {
-    async fn applied_versions(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<BTreeMap<String, StreamVersion>, ReadModelError> {
-        self.inner.applied_versions(stream_ids).await
-    }
-    async fn load(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError> {
-        self.inner.load(stream_ids).await
-    }
-    async fn write(&self, batch: &BatchWrite) -> Result<(), ReadModelError> {
-        if batch
-            .applied
-            .iter()
-            .any(|(stream, _, _)| stream.starts_with(self.failing))
-        {
-            return Err(ReadModelError::ServiceUnavailable(
-                "throttled by the test".into(),
-            ));
-        }
-        self.inner.write(batch).await
-    }
-    async fn clear(&self) -> Result<(), ReadModelError> {
-        self.inner.clear().await
-    }
-    async fn checkpoint(&self, name: &str) -> Result<Option<GlobalPosition>, ReadModelError> {
-        self.inner.checkpoint(name).await
-    }
-    async fn section_availability(
-        &self,
-        show_id: ShowId,
-        now: ticketing_domain::Timestamp,
-    ) -> Result<Vec<SectionAvailability>, ReadModelError> {
-        self.inner.section_availability(show_id, now).await
-    }
-    async fn show_sales(&self, show_id: ShowId) -> Result<Option<ShowSales>, ReadModelError> {
-        self.inner.show_sales(show_id).await
-    }
-    async fn customer_reservations(
-        &self,
-        customer_id: &CustomerId,
-        limit: usize,
-        cursor: Option<ReservationCursor>,
-    ) -> Result<ReservationPage, ReadModelError> {
-        self.inner
-            .customer_reservations(customer_id, limit, cursor)
-            .await
-    }
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError> {
-        self.inner.dead_letters(limit).await
-    }
-    async fn dump(&self) -> Result<ReadModelDump, ReadModelError> {
-        self.inner.dump().await
-    }
-}
-
 #[tokio::test]
 async fn only_the_partition_that_could_not_be_written_is_reported_from_its_first_record() {
     let test = TestStore::new().await;
-    let failing = Arc::new(FailingFor {
-        inner: test.read_models.clone(),
-        failing: "reservation-",
-    });
+    // Writes that touch a purchase fail.
+    let failing = Arc::new(
+        FaultyReadModels::new(test.read_models.clone()).failing_when(|_, write| {
+            write
+                .applied
+                .iter()
+                .any(|(stream, _, _)| stream.starts_with("reservation-"))
+        }),
+    );
     let handler = Handler::new(Projector::new(test.store.clone(), failing), None);
 
     let response = handler.handle(event("self-managed-kafka-batch.json")).await;
