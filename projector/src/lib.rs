@@ -591,25 +591,22 @@ impl Projector {
         let (sections, reservations) = self.read_models.load(&touched).await?;
         let mut fold = BatchFold::new(sections, reservations, applied);
         let mut applied_events = 0;
-        let rounds = rounds(ordered, self.read_models.max_hours_per_stream());
-        let last_round = rounds.len().saturating_sub(1);
-        let mut writes = Vec::with_capacity(rounds.len().max(1));
-        for (round, events) in rounds.iter().enumerate() {
-            for event in events {
+        let mut rounds = rounds(ordered, self.read_models.max_hours_per_stream())
+            .into_iter()
+            .peekable();
+        let mut writes = Vec::with_capacity(1);
+        while let Some(events) = rounds.next() {
+            for event in &events {
                 if fold.apply(event) {
                     applied_events += 1;
                 }
             }
-            let checkpoint = if round == last_round {
-                checkpoint.clone()
-            } else {
-                None
-            };
-            writes.push(fold.take_write(checkpoint));
+            if rounds.peek().is_some() {
+                writes.push(fold.take_write(None));
+            }
         }
-        if writes.is_empty() {
-            writes.push(fold.take_write(checkpoint));
-        }
+        // The last part (usually the only one) takes the rows as they are.
+        writes.push(fold.finish(checkpoint));
         // Every dead letter with the first write: a letter is the same whenever it
         // is written, and written again changes nothing.
         let mut letters: Vec<DeadLetter> = writes

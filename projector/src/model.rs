@@ -338,8 +338,25 @@ impl BatchFold {
 
     /// The rows to write: each touched row once, the hourly deltas, the streams'
     /// new applied versions and the dead letters.
-    pub fn finish(mut self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
-        self.take_write(checkpoint)
+    pub fn finish(self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
+        let applied = self.moved_on();
+        let touched = &self.touched;
+        BatchWrite {
+            sections: self
+                .sections
+                .into_values()
+                .filter(|s| touched.contains(&s.stream_id))
+                .collect(),
+            reservations: self
+                .reservations
+                .into_values()
+                .filter(|r| touched.contains(&r.stream_id))
+                .collect(),
+            hours: self.hours.into_iter().collect(),
+            applied,
+            dead_letters: self.dead_letters,
+            checkpoint,
+        }
     }
 
     /// What [`Self::finish`] would write so far, after which the fold goes on from
@@ -347,16 +364,9 @@ impl BatchFold {
     /// only the deltas added since, and the applied versions moved on from this
     /// write's. What a batch written in several parts is made of.
     pub fn take_write(&mut self, checkpoint: Option<(String, GlobalPosition)>) -> BatchWrite {
-        let touched = std::mem::take(&mut self.touched);
-        let applied = self
-            .applied
-            .iter()
-            .filter_map(|(stream, &after)| {
-                let before = self.applied_before.get(stream).copied().unwrap_or(0);
-                (after > before).then(|| (stream.clone(), before, after))
-            })
-            .collect();
+        let applied = self.moved_on();
         self.applied_before.clone_from(&self.applied);
+        let touched = std::mem::take(&mut self.touched);
         BatchWrite {
             sections: self
                 .sections
@@ -375,6 +385,17 @@ impl BatchFold {
             dead_letters: std::mem::take(&mut self.dead_letters),
             checkpoint,
         }
+    }
+
+    /// `(stream, applied before, applied now)` of every stream that moved on.
+    fn moved_on(&self) -> Vec<(String, StreamVersion, StreamVersion)> {
+        self.applied
+            .iter()
+            .filter_map(|(stream, &after)| {
+                let before = self.applied_before.get(stream).copied().unwrap_or(0);
+                (after > before).then(|| (stream.clone(), before, after))
+            })
+            .collect()
     }
 }
 
