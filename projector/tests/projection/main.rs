@@ -6,6 +6,8 @@
 mod dynamodb;
 mod properties;
 mod support;
+#[cfg(feature = "dynamodb")]
+mod tables;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
