@@ -205,12 +205,13 @@ impl KafkaBus {
     }
 }
 
-fn record_headers(message: &BusMessage) -> OwnedHeaders {
-    message.headers.iter().fold(
-        OwnedHeaders::new_with_capacity(message.headers.len()),
+/// `(name, value)` pairs as a Kafka record's headers.
+fn record_headers<K: AsRef<str>>(pairs: &[(K, String)]) -> OwnedHeaders {
+    pairs.iter().fold(
+        OwnedHeaders::new_with_capacity(pairs.len()),
         |headers, (key, value)| {
             headers.insert(Header {
-                key,
+                key: key.as_ref(),
                 value: Some(value.as_str()),
             })
         },
@@ -232,7 +233,7 @@ impl EventBus for KafkaBus {
             let record = FutureRecord::to(message.topic)
                 .key(message.key.as_str())
                 .payload(message.payload.as_slice())
-                .headers(record_headers(message));
+                .headers(record_headers(&message.headers));
             let delivery = self.producer.send_result(record).map_err(|(source, _)| {
                 KafkaBusError::Delivery {
                     event_id: event.event_id,

@@ -19,7 +19,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -331,19 +331,9 @@ pub(super) async fn send_dead_letters(
             .as_ref()
             .map_or_else(|| "the event store".to_owned(), Origin::to_string);
         tracing::warn!(topic = DEAD_LETTER_TOPIC, %origin, reason = %letter.reason, "dead letter");
-        let all_headers = letter.all_headers();
-        let headers = all_headers.iter().fold(
-            OwnedHeaders::new_with_capacity(all_headers.len()),
-            |headers, (name, value)| {
-                headers.insert(Header {
-                    key: name,
-                    value: Some(value.as_str()),
-                })
-            },
-        );
         let mut record = FutureRecord::<[u8], [u8]>::to(DEAD_LETTER_TOPIC)
             .payload(letter.payload.as_slice())
-            .headers(headers);
+            .headers(super::record_headers(&letter.all_headers()));
         if let Some(key) = &letter.key {
             record = record.key(key.as_slice());
         }
