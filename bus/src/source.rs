@@ -61,6 +61,39 @@ pub enum Delivered {
     Poison(PoisonMessage),
 }
 
+impl Delivered {
+    /// What a message of these parts delivers: the event they carry
+    /// ([`decode_event`]), or else a poison message that keeps them as they came.
+    pub fn decode(
+        key: Option<&[u8]>,
+        headers: Vec<(String, String)>,
+        payload: Option<&[u8]>,
+    ) -> Self {
+        let decoded = match payload {
+            Some(payload) => decode_event(
+                key,
+                |name| {
+                    headers
+                        .iter()
+                        .find(|(header, _)| header == name)
+                        .map(|(_, value)| value.as_str())
+                },
+                payload,
+            ),
+            None => Err("the message has no payload".to_owned()),
+        };
+        match decoded {
+            Ok(event) => Self::Event(event),
+            Err(error) => Self::Poison(PoisonMessage {
+                key: key.map(<[u8]>::to_vec),
+                headers,
+                payload: payload.unwrap_or_default().to_vec(),
+                error,
+            }),
+        }
+    }
+}
+
 /// One delivered message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {

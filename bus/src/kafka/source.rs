@@ -28,8 +28,7 @@ use tokio::time::Instant;
 use super::{BusContext, KafkaSourceConfig, KafkaSourceError};
 use crate::message::TOPICS;
 use crate::source::{
-    decode_event, DeadLetterMessage, Delivered, Delivery, EventSource, Origin, PartitionLag,
-    PoisonMessage, DEAD_LETTER_TOPIC,
+    DeadLetterMessage, Delivered, Delivery, EventSource, Origin, PartitionLag, DEAD_LETTER_TOPIC,
 };
 use crate::BusError;
 
@@ -291,29 +290,7 @@ fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
                 .collect()
         })
         .unwrap_or_default();
-    let key = message.key();
-    let decoded = match message.payload() {
-        Some(payload) => decode_event(
-            key,
-            |name| {
-                headers
-                    .iter()
-                    .find(|(header, _)| header == name)
-                    .map(|(_, value)| value.as_str())
-            },
-            payload,
-        ),
-        None => Err("the message has no payload".to_owned()),
-    };
-    let content = match decoded {
-        Ok(event) => Delivered::Event(event),
-        Err(error) => Delivered::Poison(PoisonMessage {
-            key: key.map(<[u8]>::to_vec),
-            headers,
-            payload: message.payload().unwrap_or_default().to_vec(),
-            error,
-        }),
-    };
+    let content = Delivered::decode(message.key(), headers, message.payload());
     Delivery { origin, content }
 }
 

@@ -30,7 +30,7 @@ use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use ticketing_bus::{
-    decode_event, BusError, DeadLetterMessage, Delivered, Delivery, KafkaBus, Origin, PoisonMessage,
+    BusError, DeadLetterMessage, Delivered, Delivery, KafkaBus, Origin, PoisonMessage,
 };
 use ticketing_projector::live::{dead_letter_messages, poison_dead_letter, split};
 use ticketing_projector::{
@@ -262,21 +262,9 @@ pub fn delivery(partition_key: &str, record: &KafkaRecord) -> Delivery {
             };
         }
     };
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
-    let content = match decode_event(key.as_deref(), header, &payload) {
-        Ok(event) => Delivered::Event(event),
-        Err(error) => Delivered::Poison(PoisonMessage {
-            key,
-            headers: headers.clone(),
-            payload,
-            error,
-        }),
-    };
+    // A record without a value is an empty payload here, which no event decodes
+    // from.
+    let content = Delivered::decode(key.as_deref(), headers, Some(&payload));
     Delivery { origin, content }
 }
 
