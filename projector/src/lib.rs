@@ -124,10 +124,7 @@ impl ShowSales {
         let currency = sections.first()?.1;
         let mut total = SalesTotals::default();
         for (_, _, t) in &sections {
-            total.tickets_sold += t.tickets_sold;
-            total.gross_minor += t.gross_minor;
-            total.refunds_count += t.refunds_count;
-            total.refunds_minor += t.refunds_minor;
+            total.add(*t);
         }
         Some(Self {
             show_id,

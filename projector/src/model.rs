@@ -71,7 +71,8 @@ pub struct SalesTotals {
 }
 
 impl SalesTotals {
-    fn add(&mut self, other: SalesTotals) {
+    /// Adds `other`'s figures to these.
+    pub(crate) fn add(&mut self, other: SalesTotals) {
         self.tickets_sold += other.tickets_sold;
         self.gross_minor += other.gross_minor;
         self.refunds_count += other.refunds_count;

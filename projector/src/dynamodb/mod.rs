@@ -869,12 +869,7 @@ impl ReadModelStore for DynamoDbReadModels {
         let mut hours: BTreeMap<Timestamp, SalesTotals> = BTreeMap::new();
         for item in &items {
             let hour = parse_instant(&get_s(item, "hour")?)?;
-            let totals = sales(item)?;
-            let sum = hours.entry(hour).or_default();
-            sum.tickets_sold += totals.tickets_sold;
-            sum.gross_minor += totals.gross_minor;
-            sum.refunds_count += totals.refunds_count;
-            sum.refunds_minor += totals.refunds_minor;
+            hours.entry(hour).or_default().add(sales(item)?);
         }
         Ok(ShowSales::assemble(
             show_id,
