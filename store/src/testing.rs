@@ -48,6 +48,24 @@ where
     pool.close().await;
 }
 
+/// What a test does when a service it needs is missing (`missing` says which and
+/// why): with `CI` set it fails, saying `in_ci`; elsewhere it notes on stderr that
+/// `test_name` is skipped, and the caller returns.
+///
+/// # Panics
+/// With `CI` set.
+pub fn skip_unless_ci(test_name: &str, missing: &str, in_ci: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{missing}; {in_ci}");
+    }
+    // Written to the stderr handle rather than with `eprintln!`, which the test
+    // harness captures and shows only for failing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipping {test_name}: {missing}; set CI to make this fail"
+    );
+}
+
 /// Runs `test` against a freshly created and migrated PostgreSQL database, or skips it
 /// (outside CI) when no server answers. `test_name` is only used in the skip note.
 ///
@@ -76,18 +94,10 @@ where
             }
             .redacted_url()
             .unwrap_or_default();
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "PostgreSQL at {shown} is unreachable: {reason}; \
-                     CI must run the PostgreSQL tests"
-                );
-            }
-            // Written to the stderr handle rather than with `eprintln!`, which the test
-            // harness captures and shows only for failing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {test_name}: PostgreSQL at {shown} is unreachable ({reason}); \
-                 set CI to make this fail"
+            skip_unless_ci(
+                test_name,
+                &format!("PostgreSQL at {shown} is unreachable: {reason}"),
+                "CI must run the PostgreSQL tests",
             );
             return;
         }

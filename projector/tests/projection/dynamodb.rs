@@ -5,7 +5,6 @@
 //! there it fails.
 
 use std::future::Future;
-use std::io::Write;
 use std::panic::resume_unwind;
 use std::time::Duration;
 
@@ -29,6 +28,14 @@ pub fn client(url: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// The test server: `TEST_DYNAMODB_URL`, else [`DEFAULT_TEST_DYNAMODB_URL`].
+pub fn test_url() -> String {
+    std::env::var("TEST_DYNAMODB_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_DYNAMODB_URL.to_owned())
+}
+
 /// Runs `test` on DynamoDB read models in tables of their own, or skips it (outside
 /// CI) when no server answers.
 ///
@@ -40,10 +47,7 @@ where
     F: FnOnce(DynamoDbReadModels) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let url = std::env::var("TEST_DYNAMODB_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_TEST_DYNAMODB_URL.to_owned());
+    let url = test_url();
     let client = client(&url);
     let reached = tokio::time::timeout(Duration::from_secs(5), client.list_tables().send()).await;
     if let Err(reason) = reached
@@ -54,16 +58,10 @@ where
                 .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
         })
     {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "DynamoDB at {url} is unreachable: {reason}; CI must run the DynamoDB tests \
-                 (moto_server -H 127.0.0.1 -p 5000)"
-            );
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping {test_name}: DynamoDB at {url} is unreachable ({reason}); \
-             set CI to make this fail"
+        ticketing_store::testing::skip_unless_ci(
+            test_name,
+            &format!("DynamoDB at {url} is unreachable: {reason}"),
+            "CI must run the DynamoDB tests (moto_server -H 127.0.0.1 -p 5000)",
         );
         return;
     }

@@ -218,14 +218,7 @@ async fn from_the_store(
         .strip_suffix("read-sections")
         .expect("the sections table's name ends in read-sections");
     let mut tables = Tables::new();
-    for name in [
-        &names.sections,
-        &names.sales_by_hour,
-        &names.reservations,
-        &names.applied,
-        &names.dead_letters,
-        &names.checkpoints,
-    ] {
+    for name in names.all() {
         let described = client
             .describe_table()
             .table_name(name)
@@ -282,11 +275,7 @@ fn the_localstack_hook_creates_the_tables_the_template_declares() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_creates_the_tables_the_template_declares() {
     crate::dynamodb::with_dynamodb("the_store_creates_the_tables", |read_models| async move {
-        let url = std::env::var("TEST_DYNAMODB_URL")
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-            .unwrap_or_else(|| crate::dynamodb::DEFAULT_TEST_DYNAMODB_URL.to_owned());
-        let client = crate::dynamodb::client(&url);
+        let client = crate::dynamodb::client(&crate::dynamodb::test_url());
         assert_eq!(from_the_store(&read_models, &client).await, from_template());
     })
     .await;
