@@ -1,5 +1,12 @@
-//! Read models that fail on purpose (feature `testing`): for tests of what the
-//! projector and its drivers do when a write is refused part-way.
+//! Test support (feature `testing`).
+//!
+//! - [`FaultyReadModels`]: read models that fail on purpose, for tests of what the
+//!   projector and its drivers do when a write is refused part-way.
+//! - `dynamodb` (with feature `dynamodb`): DynamoDB read models in tables of their
+//!   own on a test server, for every suite that runs on DynamoDB.
+
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

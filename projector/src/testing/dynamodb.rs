@@ -1,0 +1,88 @@
+//! DynamoDB read models for tests (features `testing` and `dynamodb`), shared by the
+//! projector's suite and the query function's: a real DynamoDB API server (`moto_server`, or any other
+//! at `TEST_DYNAMODB_URL`, default [`DEFAULT_TEST_DYNAMODB_URL`]), with tables of a
+//! fresh prefix per test, deleted afterwards even when the test panics. When no
+//! server answers the test is skipped with a note on stderr, unless `CI` is set:
+//! there it fails.
+
+use std::future::Future;
+use std::panic::resume_unwind;
+use std::time::Duration;
+
+use crate::dynamodb::{DynamoDbReadModels, TableNames};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::Client;
+use uuid::Uuid;
+
+/// Where `infra/test` starts `moto_server`.
+pub const DEFAULT_TEST_DYNAMODB_URL: &str = "http://127.0.0.1:5000";
+
+/// A client of the test server with fixed dummy credentials (set here, not in the
+/// process environment, which other tests share).
+pub fn client(url: &str) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(url)
+        .build();
+    Client::from_conf(config)
+}
+
+/// The test server: `TEST_DYNAMODB_URL`, else [`DEFAULT_TEST_DYNAMODB_URL`].
+pub fn test_url() -> String {
+    std::env::var("TEST_DYNAMODB_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_DYNAMODB_URL.to_owned())
+}
+
+/// Runs `test` on DynamoDB read models in tables of their own, or skips it (outside
+/// CI) when no server answers.
+///
+/// # Panics
+/// When the server is unreachable and `CI` is set, when the tables cannot be
+/// created, and with the test's own panic.
+pub async fn with_dynamodb<F, Fut>(test_name: &str, test: F)
+where
+    F: FnOnce(DynamoDbReadModels) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = test_url();
+    let client = client(&url);
+    let reached = tokio::time::timeout(Duration::from_secs(5), client.list_tables().send()).await;
+    if let Err(reason) = reached
+        .map_err(|_| "connecting timed out".to_owned())
+        .and_then(|answer| {
+            answer
+                .map(|_| ())
+                .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+        })
+    {
+        ticketing_store::testing::skip_unless_ci(
+            test_name,
+            &format!("DynamoDB at {url} is unreachable: {reason}"),
+            "CI must run the DynamoDB tests (moto_server -H 127.0.0.1 -p 5000)",
+        );
+        return;
+    }
+
+    let prefix = format!("test-{}-", Uuid::new_v4().simple());
+    let tables = TableNames::with_prefix(&prefix).expect("a valid prefix");
+    let read_models = DynamoDbReadModels::new(client.clone(), tables.clone());
+    read_models
+        .create_tables()
+        .await
+        .expect("the test tables are created");
+    // Its own task, so that a panic is caught and the tables are still deleted.
+    let outcome = tokio::spawn(test(read_models)).await;
+    for table in tables.all() {
+        let _ = client.delete_table().table_name(table).send().await;
+    }
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            resume_unwind(e.into_panic());
+        }
+        panic!("{test_name} was cancelled: {e}");
+    }
+}
