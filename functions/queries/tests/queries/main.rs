@@ -1,4 +1,7 @@
-//! The `queries` function, driven by the API Gateway payloads in `fixtures/`.
+//! The `queries` function, driven by the API Gateway payloads in `fixtures/`, on the
+//! embedded read models and (module `dynamodb`) on DynamoDB read models.
+
+mod dynamodb;
 
 use ticketing_fn_queries::app;
 use ticketing_fn_support::fixture;
