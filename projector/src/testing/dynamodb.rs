@@ -10,12 +10,24 @@ use std::panic::resume_unwind;
 use std::time::Duration;
 
 use crate::dynamodb::{DynamoDbReadModels, TableNames};
+use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
 
 /// Where `infra/test` starts `moto_server`.
 pub const DEFAULT_TEST_DYNAMODB_URL: &str = "http://127.0.0.1:5000";
+
+/// How often the test client sends a request that the server answered with a
+/// retryable error. moto_server answers `TransactWriteItems` with a 500 when another
+/// request changes a table while it copies the table for its rollback (a
+/// `RuntimeError: dictionary changed size during iteration` in its log; hundreds in
+/// one run of the whole suite, whose tests write eight streams at a time). The
+/// failure comes before anything is written, so sending the request again is sound;
+/// the SDK's default of three attempts was exhausted about once a run. The test
+/// clients share a retry partition without a retry quota, so that many such answers
+/// at once never stop a retry either.
+const TEST_SERVER_MAX_ATTEMPTS: u32 = 10;
 
 /// A client of the test server with fixed dummy credentials (set here, not in the
 /// process environment, which other tests share).
@@ -25,6 +37,12 @@ pub fn client(url: &str) -> Client {
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(url)
+        .retry_config(RetryConfig::standard().with_max_attempts(TEST_SERVER_MAX_ATTEMPTS))
+        .retry_partition(
+            RetryPartition::custom("ticketing-test-server")
+                .token_bucket(TokenBucket::unlimited())
+                .build(),
+        )
         .build();
     Client::from_conf(config)
 }
