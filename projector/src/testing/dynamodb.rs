@@ -1,9 +1,9 @@
 //! DynamoDB read models for tests (features `testing` and `dynamodb`), shared by the
-//! projector's suite and the query function's: a real DynamoDB API server (`moto_server`, or any other
-//! at `TEST_DYNAMODB_URL`, default [`DEFAULT_TEST_DYNAMODB_URL`]), with tables of a
-//! fresh prefix per test, deleted afterwards even when the test panics. When no
-//! server answers the test is skipped with a note on stderr, unless `CI` is set:
-//! there it fails.
+//! projector's suite and the queries function's: a real DynamoDB API server
+//! (`moto_server`, or any other at `TEST_DYNAMODB_URL`, default
+//! [`DEFAULT_TEST_DYNAMODB_URL`]), with tables of a fresh prefix per test, deleted
+//! afterwards even when the test panics. When no server answers the test is skipped
+//! with a note on stderr, unless `CI` is set: there it fails.
 
 use std::future::Future;
 use std::panic::resume_unwind;
