@@ -68,7 +68,8 @@ pub fn auth_from_env() -> Result<AuthConfig, ConfigError> {
 /// The command layer's settings from the environment.
 ///
 /// # Errors
-/// [`ConfigError::Invalid`] for a hold duration that is not 30 to 3600 seconds.
+/// [`ConfigError::Invalid`] for a hold duration that is not 30 to 3600 seconds, or a
+/// section wait that is not 1 to 30,000 milliseconds.
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     if let Some(raw) = var("HOLD_DURATION_SECONDS") {
@@ -81,6 +82,17 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
                 reason: format!("{raw:?} is not a number of seconds between 30 and 3600"),
             })?;
         settings.hold_duration = TimeDelta::seconds(seconds);
+    }
+    if let Some(raw) = var("SECTION_WAIT_MS") {
+        let millis: u64 = raw
+            .parse()
+            .ok()
+            .filter(|ms| (1..=30_000).contains(ms))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "SECTION_WAIT_MS",
+                reason: format!("{raw:?} is not a number of milliseconds between 1 and 30000"),
+            })?;
+        settings.section_wait = std::time::Duration::from_millis(millis);
     }
     Ok(settings)
 }

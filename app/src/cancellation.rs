@@ -104,11 +104,7 @@ impl Ticketing {
         // either sold here or sees the cancellation itself (see `record_charge`).
         let show = self.show(show_id).await?;
         for spec in &show.sections {
-            let section = self.load_section(show_id, &spec.name).await?;
-            let Some(section) = section.state.0 else {
-                continue;
-            };
-            for &reservation_id in section.holds.keys().chain(section.sold.keys()) {
+            for reservation_id in self.reservations_in_section(show_id, &spec.name).await? {
                 match self.unwind(ctx, reservation_id).await {
                     Ok(Unwound::Released) => report.holds_released += 1,
                     Ok(Unwound::Refunded) => report.purchases_refunded += 1,
@@ -138,6 +134,36 @@ impl Ticketing {
             "show cancelled"
         );
         Ok(report)
+    }
+
+    /// Every reservation that ever held seats in a section, from its stream: the
+    /// section's state counts seats, not reservations. Those already settled are
+    /// skipped by [`Ticketing::unwind`].
+    async fn reservations_in_section(
+        &self,
+        show_id: ShowId,
+        section: &SectionName,
+    ) -> Result<Vec<ReservationId>, AppError> {
+        let stream_id = inventory_stream(show_id, section);
+        let mut reservations = Vec::new();
+        for recorded in self.store.read_stream(&stream_id, 0).await? {
+            if recorded.event_type != "SeatsHeld" {
+                continue;
+            }
+            let event = InventoryEvent::decode(
+                &recorded.event_type,
+                recorded.schema_version,
+                recorded.data,
+            )
+            .map_err(|source| AppError::Decode {
+                stream_id: stream_id.clone(),
+                source,
+            })?;
+            if let InventoryEvent::SeatsHeld(held) = event {
+                reservations.push(held.reservation_id);
+            }
+        }
+        Ok(reservations)
     }
 
     /// Releases or refunds one reservation of a cancelled show, as its status requires.

@@ -15,7 +15,7 @@ use ticketing_store::{
 };
 use uuid::Uuid;
 
-use crate::repository::{from_json, to_json, Change};
+use crate::repository::{to_json, Change};
 use crate::{AppError, Ticketing};
 
 /// Who issues a command, and how to recognise its retries.
@@ -149,7 +149,12 @@ impl Ticketing {
             Some(record) if record.request_fingerprint != idempotency.fingerprint => {
                 Err(AppError::IdempotencyKeyReused)
             }
-            Some(record) => Ok(from_json(record.outcome)),
+            Some(record) => serde_json::from_value(record.outcome)
+                .map(Some)
+                .map_err(|error| AppError::UnreadableOutcome {
+                    key: idempotency.key.clone(),
+                    reason: error.to_string(),
+                }),
         }
     }
 
@@ -242,7 +247,20 @@ impl Ticketing {
                 .filter(|c| !c.events.is_empty())
                 .map(|c| c.clone().into_append(&metadata))
                 .collect();
-            match self.store.append(appends, record).await {
+            // A change made in a turn on its stream is appended in that turn.
+            let turn = changes
+                .iter()
+                .filter_map(|c| c.turn.as_ref())
+                .find_map(|slot| slot.take());
+            let appended = match turn {
+                Some(turn) => turn.append(appends, record).await,
+                None => self.store.append(appends, record).await,
+            };
+            // Any other turn the decision held is given up before a retry waits.
+            for slot in changes.iter().filter_map(|c| c.turn.as_ref()) {
+                drop(slot.take());
+            }
+            match appended {
                 Ok(AppendOutcome::Appended { stream_versions }) => {
                     let counts = changes
                         .iter()

@@ -14,8 +14,9 @@ pub enum AppError {
     /// The card token is malformed; nothing changed. HTTP 400.
     #[error(transparent)]
     InvalidCardToken(#[from] InvalidCardToken),
-    /// Other writers kept changing the same streams; every retry lost. Nothing
-    /// changed: HTTP 409, and the client may try again.
+    /// Other writers kept changing the same streams and every retry lost, or kept a
+    /// section busy for longer than a command waits for its turn. Nothing changed:
+    /// HTTP 409 with `Retry-After`, and the client may try again.
     #[error("too much contention on {stream_id}: gave up after {attempts} attempts")]
     Contention { stream_id: String, attempts: u32 },
     /// The idempotency key was already used for a different request. HTTP 422.
@@ -31,7 +32,12 @@ pub enum AppError {
     PaymentProvider(#[source] GatewayError),
     /// The event store failed. HTTP 503 when transient, else an opaque 500.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// A retried command's recorded outcome no longer reads as this build's outcome
+    /// type (a deployment changed it). The command is not run a second time: that
+    /// could hold seats or charge again. A deployment bug: an opaque HTTP 500.
+    #[error("the recorded outcome of idempotency key {key} cannot be read: {reason}")]
+    UnreadableOutcome { key: String, reason: String },
     /// A stored event or snapshot could not be read: a deployment or data bug. HTTP 500.
     #[error("stored event of stream {stream_id} cannot be read: {source}")]
     Decode {
@@ -50,6 +56,18 @@ impl AppError {
             | AppError::PaymentProvider(_) => true,
             AppError::Store(e) => e.is_transient(),
             _ => false,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Busy { stream_id } => AppError::Contention {
+                stream_id,
+                attempts: 1,
+            },
+            other => AppError::Store(other),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Loading aggregates from the event store and turning decisions into appends.
 
-use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
 use ticketing_domain::{Aggregate, EventPayload};
 use ticketing_store::{
-    EventMetadata, EventStore, ExpectedVersion, NewEvent, Snapshot, StreamAppend,
+    EventMetadata, EventStore, ExpectedVersion, NewEvent, Snapshot, StreamAppend, StreamLock,
 };
 use uuid::Uuid;
 
@@ -15,12 +18,46 @@ pub struct Loaded<A> {
     pub stream_id: String,
     pub state: A,
     pub version: u64,
+    /// The writer's turn on the stream, when it was loaded in one: its change is
+    /// appended in that turn.
+    pub(crate) turn: Option<TurnSlot>,
 }
 
-impl<A: Aggregate> Loaded<A> {
+/// A turn on a stream ([`ticketing_store::StreamLock`]), shared by the loaded state and
+/// the changes made from it until the append takes it. Dropping the last holder gives
+/// the turn up.
+#[derive(Clone)]
+pub(crate) struct TurnSlot(Arc<Mutex<Option<Box<dyn StreamLock>>>>);
+
+impl TurnSlot {
+    /// The turn, if no append has taken it yet.
+    pub(crate) fn take(&self) -> Option<Box<dyn StreamLock>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl fmt::Debug for TurnSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TurnSlot")
+    }
+}
+
+impl<A> Loaded<A> {
+    /// The same state, loaded in `turn`.
+    pub(crate) fn in_turn(mut self, turn: Box<dyn StreamLock>) -> Self {
+        self.turn = Some(TurnSlot(Arc::new(Mutex::new(Some(turn)))));
+        self
+    }
+}
+
+impl<A: Aggregate + 'static> Loaded<A> {
     /// The new events for this stream, expecting it to be still at the loaded version.
     pub fn change(&self, events: Vec<A::Event>) -> Change {
         let state_after = self.state.clone().fold(&events);
+        let snapshot = PendingSnapshot {
+            schema_version: A::SNAPSHOT_VERSION,
+            encode: Arc::new(move || serde_json::to_value(&state_after).ok()),
+        };
         Change {
             stream_id: self.stream_id.clone(),
             expected_version: if self.version == 0 {
@@ -30,7 +67,8 @@ impl<A: Aggregate> Loaded<A> {
             },
             version_after: self.version + events.len() as u64,
             events: events.iter().map(EventPayload::encode).collect(),
-            snapshot: (A::SNAPSHOT_VERSION, serde_json::to_value(&state_after).ok()),
+            snapshot,
+            turn: self.turn.clone(),
         }
     }
 }
@@ -42,7 +80,25 @@ pub struct Change {
     pub expected_version: ExpectedVersion,
     pub version_after: u64,
     pub events: Vec<ticketing_domain::EncodedEvent>,
-    snapshot: (u32, Option<serde_json::Value>),
+    snapshot: PendingSnapshot,
+    pub(crate) turn: Option<TurnSlot>,
+}
+
+/// The state a change leaves its stream in, serialised only when a snapshot is due:
+/// most changes are not snapshotted, and encoding a state on every command would make
+/// each command pay for it.
+#[derive(Clone)]
+struct PendingSnapshot {
+    schema_version: u32,
+    encode: Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>,
+}
+
+impl fmt::Debug for PendingSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSnapshot")
+            .field("schema_version", &self.schema_version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Change {
@@ -68,15 +124,15 @@ impl Change {
     pub(crate) fn due_snapshot(&self, every: u64) -> Option<Snapshot> {
         let before = self.version_after - self.events.len() as u64;
         let crossed = every > 0 && before / every != self.version_after / every;
-        match (&self.snapshot, crossed) {
-            ((schema_version, Some(state)), true) => Some(Snapshot {
-                stream_id: self.stream_id.clone(),
-                version: self.version_after,
-                schema_version: *schema_version,
-                state: state.clone(),
-            }),
-            _ => None,
+        if !crossed {
+            return None;
         }
+        Some(Snapshot {
+            stream_id: self.stream_id.clone(),
+            version: self.version_after,
+            schema_version: self.snapshot.schema_version,
+            state: (self.snapshot.encode)()?,
+        })
     }
 }
 
@@ -119,14 +175,11 @@ pub async fn load<A: Aggregate>(
         stream_id: stream_id.to_owned(),
         state,
         version,
+        turn: None,
     })
 }
 
 /// A value serialised for fingerprinting and replay.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
-pub(crate) fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Option<T> {
-    serde_json::from_value(value).ok()
 }

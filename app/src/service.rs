@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use ticketing_bus::EventBus;
+use ticketing_domain::inventory::expiry_slot;
 use ticketing_domain::show::ShowDetails;
 use ticketing_domain::*;
 use ticketing_store::EventStore;
@@ -22,6 +23,10 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Snapshot a stream every this many events (0: never).
     pub snapshot_every: u64,
+    /// How long a command waits for its turn on a section before it answers with
+    /// contention. Commands that change a section take turns on it, across processes,
+    /// instead of racing for its version.
+    pub section_wait: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -30,6 +35,7 @@ impl Default for Settings {
             hold_duration: TimeDelta::minutes(10),
             retry: RetryPolicy::default(),
             snapshot_every: 50,
+            section_wait: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -214,6 +220,7 @@ impl Ticketing {
         Ok((reservation, details))
     }
 
+    /// A section as it stands, to look at.
     pub(crate) async fn load_section(
         &self,
         show_id: ShowId,
@@ -221,6 +228,27 @@ impl Ticketing {
     ) -> Result<Loaded<Inventory>, AppError> {
         self.load::<Inventory>(&inventory_stream(show_id, section))
             .await
+    }
+
+    /// A section to change: this command's turn on it is taken first (waiting at most
+    /// [`Settings::section_wait`]), then it is loaded, and the change made from it is
+    /// appended in that turn. Concurrent buyers of a section thus queue for it instead
+    /// of losing version races and retrying.
+    ///
+    /// # Errors
+    /// [`AppError::Contention`] when the turn did not come in time.
+    pub(crate) async fn load_section_to_change(
+        &self,
+        show_id: ShowId,
+        section: &SectionName,
+    ) -> Result<Loaded<Inventory>, AppError> {
+        let stream_id = inventory_stream(show_id, section);
+        let turn = self
+            .store
+            .lock_stream(&stream_id, self.settings.section_wait)
+            .await?;
+        let loaded = self.load::<Inventory>(&stream_id).await?;
+        Ok(loaded.in_turn(turn))
     }
 
     /// Creates a show and the inventory of each of its sections, atomically.
@@ -328,11 +356,23 @@ impl Ticketing {
             let reservation_id = ReservationId::new();
             let request = &request;
             self.execute(ctx, idempotency.as_ref(), move || async move {
-                let now = self.clock.now();
-                let (_, show) = self.load_existing_show(request.show_id).await?;
+                // The turn on the section and the show are fetched together; the
+                // section is loaded once it is this command's turn.
+                let stream_id = inventory_stream(request.show_id, &request.section);
+                let (turn, (_, show)) = tokio::try_join!(
+                    async {
+                        self.store
+                            .lock_stream(&stream_id, self.settings.section_wait)
+                            .await
+                            .map_err(AppError::from)
+                    },
+                    self.load_existing_show(request.show_id),
+                )?;
                 let spec = ensure(show.section(&request.section), DomainError::UnknownSection)?;
-                let inventory = self.load_section(show.show_id, &spec.name).await?;
-                let expires_at = now + self.settings.hold_duration;
+                let inventory = self.load::<Inventory>(&stream_id).await?.in_turn(turn);
+                let now = self.clock.now();
+                // Whole seconds: the section counts held seats per expiry second.
+                let expires_at = expiry_slot(now + self.settings.hold_duration);
                 let held = inventory.state.decide(
                     InventoryCommand::Hold {
                         reservation_id,
@@ -405,7 +445,11 @@ impl Ticketing {
                 }
                 let inventory = self.load_section(details.show_id, &details.section).await?;
                 let now = self.clock.now();
-                let confirm = InventoryCommand::Confirm { reservation_id };
+                let confirm = InventoryCommand::Confirm {
+                    reservation_id,
+                    quantity: details.quantity,
+                    expires_at: details.expires_at,
+                };
                 if let Err(DomainError::HoldExpired) = inventory.state.decide(confirm, now) {
                     self.expire(ctx, reservation_id).await?;
                     return Err(DomainError::HoldExpired.into());
@@ -544,10 +588,14 @@ impl Ticketing {
                 },
                 now,
             )?;
-            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let inventory = self
+                .load_section_to_change(details.show_id, &details.section)
+                .await?;
             let released = inventory.state.decide(
                 InventoryCommand::Release {
                     reservation_id,
+                    quantity: details.quantity,
+                    expires_at: details.expires_at,
                     reason: ReleaseReason::PaymentDeclined,
                 },
                 now,
@@ -672,9 +720,13 @@ impl Ticketing {
         if show.status == SalesStatus::Cancelled {
             return Ok(Seats::Refund(RefundReason::ShowCancelled));
         }
-        let inventory = self.load_section(details.show_id, &details.section).await?;
+        let inventory = self
+            .load_section_to_change(details.show_id, &details.section)
+            .await?;
         let confirm = InventoryCommand::Confirm {
             reservation_id: details.reservation_id,
+            quantity: details.quantity,
+            expires_at: details.expires_at,
         };
         match inventory.state.decide(confirm, now) {
             Ok(confirmed) => Ok(Seats::Confirmable(inventory.change(confirmed))),
@@ -746,10 +798,14 @@ impl Ticketing {
             let now = self.clock.now();
             let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
             let expired = reservation.state.decide(ReservationCommand::Expire, now)?;
-            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let inventory = self
+                .load_section_to_change(details.show_id, &details.section)
+                .await?;
             let released = inventory.state.decide(
                 InventoryCommand::Release {
                     reservation_id,
+                    quantity: details.quantity,
+                    expires_at: details.expires_at,
                     reason: ReleaseReason::Expired,
                 },
                 now,
@@ -820,10 +876,14 @@ impl Ticketing {
             let cancelled = reservation
                 .state
                 .decide(ReservationCommand::Cancel { refund: None }, now)?;
-            let inventory = self.load_section(details.show_id, &details.section).await?;
+            let inventory = self
+                .load_section_to_change(details.show_id, &details.section)
+                .await?;
             let released = inventory.state.decide(
                 InventoryCommand::Release {
                     reservation_id,
+                    quantity: details.quantity,
+                    expires_at: details.expires_at,
                     reason,
                 },
                 now,
@@ -912,7 +972,9 @@ impl Ticketing {
             let (reservation, booking) = self
                 .load_existing_reservation(details.reservation_id)
                 .await?;
-            let inventory = self.load_section(booking.show_id, &booking.section).await?;
+            let inventory = self
+                .load_section_to_change(booking.show_id, &booking.section)
+                .await?;
             let (reservation_events, seats) = match booking.status {
                 ReservationStatus::Confirmed if reason == RefundReason::CancelledByCustomer => (
                     reservation.state.decide(
@@ -923,6 +985,7 @@ impl Ticketing {
                     )?,
                     InventoryCommand::ReturnSold {
                         reservation_id: booking.reservation_id,
+                        quantity: booking.quantity,
                     },
                 ),
                 ReservationStatus::Confirmed => (
@@ -931,6 +994,7 @@ impl Ticketing {
                         .decide(ReservationCommand::Refund { reason }, now)?,
                     InventoryCommand::ReturnSold {
                         reservation_id: booking.reservation_id,
+                        quantity: booking.quantity,
                     },
                 ),
                 // Paid but never confirmed: the seats were still held (or gone).
@@ -940,6 +1004,8 @@ impl Ticketing {
                         .decide(ReservationCommand::Refund { reason }, now)?,
                     InventoryCommand::Release {
                         reservation_id: booking.reservation_id,
+                        quantity: booking.quantity,
+                        expires_at: booking.expires_at,
                         reason: if reason == RefundReason::ShowCancelled {
                             ReleaseReason::ShowCancelled
                         } else {
@@ -952,11 +1018,13 @@ impl Ticketing {
                 payment.change(refunded),
                 reservation.change(reservation_events),
             ];
-            match inventory.state.decide(seats, now) {
-                Ok(events) => changes.push(inventory.change(events)),
-                // A hold already released (its expiry recorded) has nothing to give back.
-                Err(DomainError::HoldNotFound) => {}
-                Err(other) => return Err(other.into()),
+            // The reservation's status before this refund says where its seats are: a
+            // paid purchase still holds them, a confirmed one bought them.
+            if matches!(
+                booking.status,
+                ReservationStatus::Paid | ReservationStatus::Confirmed
+            ) {
+                changes.push(inventory.change(inventory.state.decide(seats, now)?));
             }
             Ok(Decision {
                 completes: true,
@@ -975,6 +1043,7 @@ impl<A: Aggregate> Loaded<A> {
             stream_id,
             state: A::default(),
             version: 0,
+            turn: None,
         }
     }
 }

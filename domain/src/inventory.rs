@@ -4,9 +4,18 @@
 //! its version, so it can never be oversold, while sections of the same show are
 //! independent. A hold counts against availability only until its expiry instant: an
 //! expired hold is free at decision time whether or not its expiry was recorded.
+//!
+//! The section's state is bounded whatever the number of reservations: it counts seats
+//! sold, and seats held per expiry second, not per reservation. What belongs to one
+//! purchase (how many seats, until when, whether they are held, sold or released) lives
+//! in its reservation stream, which the command layer appends with the section's events
+//! in one transaction and version-checks: that is what stops a hold from being
+//! confirmed or released twice. So confirming, releasing and returning seats carry the
+//! quantity and the hold's expiry, taken from the reservation.
 
 use std::collections::BTreeMap;
 
+use chrono::{SubsecRound, TimeDelta};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -41,16 +50,26 @@ pub enum InventoryCommand {
         expires_at: Timestamp,
         sales: SalesStatus,
     },
-    /// Turn a paid reservation's hold into sold seats. An expired hold can still be
+    /// Turn a paid reservation's hold (`quantity` seats until `expires_at`, as its
+    /// reservation records them) into sold seats. An expired hold can still be
     /// confirmed while enough seats are free.
-    Confirm { reservation_id: ReservationId },
+    Confirm {
+        reservation_id: ReservationId,
+        quantity: u32,
+        expires_at: Timestamp,
+    },
     /// Put a hold's seats back on sale.
     Release {
         reservation_id: ReservationId,
+        quantity: u32,
+        expires_at: Timestamp,
         reason: ReleaseReason,
     },
     /// Put a refunded purchase's seats back on sale.
-    ReturnSold { reservation_id: ReservationId },
+    ReturnSold {
+        reservation_id: ReservationId,
+        quantity: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,27 +81,38 @@ pub struct SectionInitialized {
     pub max_per_order: u32,
 }
 
-/// Schema version 2: v1 stored `seats`, `held_at` and `hold_seconds`; see
-/// [`crate::schema`] for the upcaster.
+/// Schema version 3: v1 stored `seats`, `held_at` and `hold_seconds`; v2 stored
+/// neither the decision instant nor anything else; v3 adds `held_at` back, which lets
+/// the state forget holds that had expired by then. See [`crate::schema`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeatsHeld {
     pub reservation_id: ReservationId,
     pub quantity: u32,
     pub expires_at: Timestamp,
+    /// When the hold was decided; `None` for holds recorded before schema v3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<Timestamp>,
 }
 
+/// Schema version 2 adds `expires_at`, the hold's expiry, so that the state can take
+/// the seats off the right expiry second. `None` in events recorded before v2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatsConfirmed {
     pub reservation_id: ReservationId,
     pub quantity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
+/// Schema version 2 adds `expires_at`, as [`SeatsConfirmed`] does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatsReleased {
     pub reservation_id: ReservationId,
     pub quantity: u32,
     pub reason: ReleaseReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,17 +132,25 @@ pub enum InventoryEvent {
     SeatsReturned(SeatsReturned),
 }
 
+/// The whole second at which a hold expiring at `expires_at` stops counting: holds
+/// are grouped per second so that the state holds at most one entry per second of the
+/// hold window, however many buyers there are. Rounding up keeps seats held a fraction
+/// of a second longer, never shorter; the command layer gives holds whole-second
+/// expiries, so for them it changes nothing.
+pub fn expiry_slot(expires_at: Timestamp) -> Timestamp {
+    let whole = expires_at.trunc_subsecs(0);
+    if whole == expires_at {
+        whole
+    } else {
+        whole + TimeDelta::seconds(1)
+    }
+}
+
 /// Seats held for one reservation until an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub quantity: u32,
     pub expires_at: Timestamp,
-}
-
-impl Hold {
-    pub fn is_active(&self, now: Timestamp) -> bool {
-        self.expires_at > now
-    }
 }
 
 /// A section's seats as its events describe them.
@@ -123,32 +161,81 @@ pub struct SectionInventory {
     pub capacity: u32,
     pub unit_price: Money,
     pub max_per_order: u32,
-    /// Holds not yet confirmed or released, whether or not they have expired.
-    pub holds: BTreeMap<ReservationId, Hold>,
-    /// Seats sold, per reservation, so that a refund returns exactly those seats.
-    pub sold: BTreeMap<ReservationId, u32>,
+    /// Seats held by holds not yet confirmed or released, per [`expiry_slot`]. Slots
+    /// that had expired when a later hold was decided are dropped: nothing counts them.
+    pub held_until: BTreeMap<Timestamp, u32>,
+    /// Seats sold and not returned.
+    pub sold: u32,
+    /// Holds recorded before `SeatsHeld` v3 and not yet ended, by reservation: the
+    /// confirmations and releases of that time did not carry the hold's expiry, so
+    /// these are found by reservation. Empty in a stream started since, and drained as
+    /// those holds end or expire.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub legacy_holds: BTreeMap<ReservationId, Hold>,
 }
 
 impl SectionInventory {
     pub fn sold_count(&self) -> u32 {
-        self.sold.values().sum()
+        self.sold
     }
 
     /// Seats held by holds that have not expired at `now`.
     pub fn held_count(&self, now: Timestamp) -> u32 {
-        self.holds
-            .values()
-            .filter(|h| h.is_active(now))
-            .map(|h| h.quantity)
+        self.held_until
+            .range((std::ops::Bound::Excluded(now), std::ops::Bound::Unbounded))
+            .map(|(_, seats)| *seats)
             .sum()
     }
 
     /// Capacity minus sold seats minus holds that have not expired at `now`.
     pub fn available(&self, now: Timestamp) -> u32 {
         self.capacity
-            .saturating_sub(self.sold_count())
+            .saturating_sub(self.sold)
             .saturating_sub(self.held_count(now))
     }
+
+    /// How many entries the state keeps: at most one per second of the hold window
+    /// (plus holds from before `SeatsHeld` v3), whatever the number of reservations.
+    pub fn tracked_entries(&self) -> usize {
+        self.held_until.len() + self.legacy_holds.len()
+    }
+
+    /// Takes a hold that ended (confirmed or released) off its expiry slot.
+    fn end_hold(
+        &mut self,
+        reservation_id: ReservationId,
+        quantity: u32,
+        expires_at: Option<Timestamp>,
+    ) {
+        let (quantity, slot) = match self.legacy_holds.remove(&reservation_id) {
+            Some(hold) => (hold.quantity, expiry_slot(hold.expires_at)),
+            None => match expires_at {
+                Some(expires_at) => (quantity, expiry_slot(expires_at)),
+                // Ended before v2 without a v3 hold: nothing of it is counted.
+                None => return,
+            },
+        };
+        // A slot that is gone had expired and been dropped: nothing to take off.
+        if let Some(seats) = self.held_until.get_mut(&slot) {
+            *seats = seats.saturating_sub(quantity);
+            if *seats == 0 {
+                self.held_until.remove(&slot);
+            }
+        }
+    }
+
+    /// Drops the slots and legacy holds that had expired at `instant`: no decision at
+    /// or after it counts them, and a hold ending later finds nothing to take off.
+    fn forget_expired(&mut self, instant: Timestamp) {
+        self.held_until = self.held_until.split_off(&next_slot_after(instant));
+        self.legacy_holds
+            .retain(|_, hold| expiry_slot(hold.expires_at) > instant);
+    }
+}
+
+/// The first slot (whole second) strictly after `instant`.
+fn next_slot_after(instant: Timestamp) -> Timestamp {
+    expiry_slot(instant + TimeDelta::nanoseconds(1))
 }
 
 /// The inventory aggregate's state: `None` until initialized.
@@ -159,7 +246,8 @@ impl Aggregate for Inventory {
     type Command = InventoryCommand;
     type Event = InventoryEvent;
     const KIND: &'static str = "inventory";
-    const SNAPSHOT_VERSION: u32 = 1;
+    // 2: seats held per expiry slot and a count of seats sold, instead of per reservation.
+    const SNAPSHOT_VERSION: u32 = 2;
 
     fn decide(
         &self,
@@ -215,11 +303,6 @@ impl Aggregate for Inventory {
                 if expires_at <= now {
                     return Err(DomainError::InvalidHoldExpiry);
                 }
-                if inventory.holds.contains_key(&reservation_id)
-                    || inventory.sold.contains_key(&reservation_id)
-                {
-                    return Err(DomainError::ReservationAlreadyExists);
-                }
                 let available = inventory.available(now);
                 if quantity.get() > available {
                     return Err(DomainError::SoldOut {
@@ -231,42 +314,43 @@ impl Aggregate for Inventory {
                     reservation_id,
                     quantity: quantity.get(),
                     expires_at,
+                    held_at: Some(now),
                 })])
             }
-            InventoryCommand::Confirm { reservation_id } => {
-                let hold = inventory
-                    .holds
-                    .get(&reservation_id)
-                    .ok_or(DomainError::HoldNotFound)?;
+            InventoryCommand::Confirm {
+                reservation_id,
+                quantity,
+                expires_at,
+            } => {
                 // An expired hold's seats are already counted as free: it can be
                 // confirmed only if they still are.
-                if !hold.is_active(now) && hold.quantity > inventory.available(now) {
+                if expiry_slot(expires_at) <= now && quantity > inventory.available(now) {
                     return Err(DomainError::HoldExpired);
                 }
                 Ok(vec![InventoryEvent::SeatsConfirmed(SeatsConfirmed {
                     reservation_id,
-                    quantity: hold.quantity,
+                    quantity,
+                    expires_at: Some(expires_at),
                 })])
             }
             InventoryCommand::Release {
                 reservation_id,
+                quantity,
+                expires_at,
                 reason,
+            } => Ok(vec![InventoryEvent::SeatsReleased(SeatsReleased {
+                reservation_id,
+                quantity,
+                reason,
+                expires_at: Some(expires_at),
+            })]),
+            InventoryCommand::ReturnSold {
+                reservation_id,
+                quantity,
             } => {
-                let hold = inventory
-                    .holds
-                    .get(&reservation_id)
-                    .ok_or(DomainError::HoldNotFound)?;
-                Ok(vec![InventoryEvent::SeatsReleased(SeatsReleased {
-                    reservation_id,
-                    quantity: hold.quantity,
-                    reason,
-                })])
-            }
-            InventoryCommand::ReturnSold { reservation_id } => {
-                let quantity = *inventory
-                    .sold
-                    .get(&reservation_id)
-                    .ok_or(DomainError::NotPaid)?;
+                if quantity > inventory.sold {
+                    return Err(DomainError::NotPaid);
+                }
                 Ok(vec![InventoryEvent::SeatsReturned(SeatsReturned {
                     reservation_id,
                     quantity,
@@ -284,8 +368,9 @@ impl Aggregate for Inventory {
                     capacity: e.capacity,
                     unit_price: e.unit_price,
                     max_per_order: e.max_per_order,
-                    holds: BTreeMap::new(),
-                    sold: BTreeMap::new(),
+                    held_until: BTreeMap::new(),
+                    sold: 0,
+                    legacy_holds: BTreeMap::new(),
                 }))
             }
             (None, _) => return Inventory(None),
@@ -294,23 +379,32 @@ impl Aggregate for Inventory {
         match event {
             InventoryEvent::SectionInitialized(_) => {}
             InventoryEvent::SeatsHeld(e) => {
-                inventory.holds.insert(
-                    e.reservation_id,
-                    Hold {
-                        quantity: e.quantity,
-                        expires_at: e.expires_at,
-                    },
-                );
+                match e.held_at {
+                    Some(held_at) => inventory.forget_expired(held_at),
+                    None => {
+                        inventory.legacy_holds.insert(
+                            e.reservation_id,
+                            Hold {
+                                quantity: e.quantity,
+                                expires_at: e.expires_at,
+                            },
+                        );
+                    }
+                }
+                *inventory
+                    .held_until
+                    .entry(expiry_slot(e.expires_at))
+                    .or_default() += e.quantity;
             }
             InventoryEvent::SeatsConfirmed(e) => {
-                inventory.holds.remove(&e.reservation_id);
-                *inventory.sold.entry(e.reservation_id).or_default() += e.quantity;
+                inventory.end_hold(e.reservation_id, e.quantity, e.expires_at);
+                inventory.sold += e.quantity;
             }
             InventoryEvent::SeatsReleased(e) => {
-                inventory.holds.remove(&e.reservation_id);
+                inventory.end_hold(e.reservation_id, e.quantity, e.expires_at);
             }
             InventoryEvent::SeatsReturned(e) => {
-                inventory.sold.remove(&e.reservation_id);
+                inventory.sold = inventory.sold.saturating_sub(e.quantity);
             }
         }
         Inventory(Some(inventory))

@@ -24,6 +24,11 @@ pub enum StoreError {
     /// The request was malformed (no events, an empty stream id). A caller bug.
     #[error("invalid append: {0}")]
     Invalid(String),
+    /// The stream stayed locked by other writers for longer than the caller would wait
+    /// ([`crate::EventStore::lock_stream`]). Nothing was written. In an HTTP API, a 409
+    /// with `Retry-After`.
+    #[error("stream {stream_id} stayed busy with other writers")]
+    Busy { stream_id: String },
     /// The database could not be reached or timed out: retry later; in an HTTP API,
     /// a 503 with `Retry-After`.
     #[error("event store unavailable: {0}")]

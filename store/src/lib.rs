@@ -33,10 +33,13 @@
 mod common;
 pub mod config;
 mod error;
+mod locks;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -206,6 +209,24 @@ pub enum KeyClaim {
     },
 }
 
+/// A writer's exclusive turn on a stream ([`EventStore::lock_stream`]): no other
+/// writer that asks for a turn on the same stream gets one until this append commits
+/// or the turn is dropped.
+#[async_trait]
+pub trait StreamLock: Send {
+    /// Appends as [`EventStore::append`] does, then gives the turn up. The version
+    /// checks still apply: a writer that did not wait its turn may have appended.
+    ///
+    /// # Errors
+    /// As [`EventStore::append`]; a lost race is a [`StoreError::VersionConflict`]
+    /// here, for the caller to take another turn.
+    async fn append(
+        self: Box<Self>,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<AppendOutcome, StoreError>;
+}
+
 /// The event store contract that both backends implement and one test suite checks.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -239,6 +260,25 @@ pub trait EventStore: Send + Sync {
         appends: Vec<StreamAppend>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError>;
+
+    /// Waits, at most `wait`, for an exclusive turn on `stream_id`, then returns it:
+    /// load, decide, and append through it. Concurrent writers of a hot stream thus
+    /// take turns instead of losing version races, across processes on PostgreSQL (a
+    /// transaction-scoped advisory lock) and inside the process on SQLite (whose
+    /// appends are serialised anyway). Waiting writers of one process queue in
+    /// arrival order without holding a database connection.
+    ///
+    /// A turn holds one pooled connection until it appends or is dropped: loads made
+    /// during the turn need another, so a PostgreSQL pool has at least two.
+    ///
+    /// # Errors
+    /// [`StoreError::Busy`] when the turn did not come within `wait`;
+    /// infrastructure failures.
+    async fn lock_stream(
+        &self,
+        stream_id: &str,
+        wait: Duration,
+    ) -> Result<Box<dyn StreamLock>, StoreError>;
 
     /// Reads a stream's events with a version greater than `after_version`, in version order.
     ///

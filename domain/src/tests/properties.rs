@@ -51,6 +51,24 @@ impl World {
         self.reservations[i].1 .0.as_ref().unwrap().status
     }
 
+    /// The hold as reservation `i` records it: its seats and expiry.
+    fn hold_of(&self, i: usize) -> (u32, Timestamp) {
+        let details = self.reservations[i].1 .0.as_ref().unwrap();
+        (details.quantity, details.expires_at)
+    }
+
+    fn release(&mut self, i: usize, reason: ReleaseReason) {
+        let (quantity, expires_at) = self.hold_of(i);
+        let reservation_id = self.reservations[i].0;
+        self.inventory(I::Release {
+            reservation_id,
+            quantity,
+            expires_at,
+            reason,
+        })
+        .unwrap();
+    }
+
     fn apply(&mut self, step: Step) {
         match step {
             Step::Hold(n) => {
@@ -97,16 +115,18 @@ impl World {
                         },
                     )
                     .unwrap();
-                    self.inventory(I::Release {
-                        reservation_id,
-                        reason: ReleaseReason::PaymentDeclined,
-                    })
-                    .unwrap();
+                    self.release(i, ReleaseReason::PaymentDeclined);
                     return;
                 }
                 self.reservation(i, R::RecordPaymentCaptured { payment_id })
                     .unwrap();
-                match self.inventory(I::Confirm { reservation_id }) {
+                let (quantity, expires_at) = self.hold_of(i);
+                let confirm = I::Confirm {
+                    reservation_id,
+                    quantity,
+                    expires_at,
+                };
+                match self.inventory(confirm) {
                     Ok(()) => self.reservation(i, R::Confirm).unwrap(),
                     Err(DomainError::HoldExpired) => {
                         self.reservation(
@@ -116,36 +136,22 @@ impl World {
                             },
                         )
                         .unwrap();
-                        self.inventory(I::Release {
-                            reservation_id,
-                            reason: ReleaseReason::Expired,
-                        })
-                        .unwrap();
+                        self.release(i, ReleaseReason::Expired);
                     }
                     Err(other) => panic!("unexpected {other:?}"),
                 }
             }
             Step::Cancel(pick) if !self.reservations.is_empty() => {
                 let i = pick % self.reservations.len();
-                let reservation_id = self.reservations[i].0;
                 if self.reservation(i, R::Cancel { refund: None }).is_ok() {
-                    self.inventory(I::Release {
-                        reservation_id,
-                        reason: ReleaseReason::CancelledByCustomer,
-                    })
-                    .unwrap();
+                    self.release(i, ReleaseReason::CancelledByCustomer);
                 }
             }
             Step::Advance(m) => self.now += minutes(m),
             Step::Sweep => {
                 for i in 0..self.reservations.len() {
-                    let reservation_id = self.reservations[i].0;
                     if self.reservation(i, R::Expire).is_ok() {
-                        self.inventory(I::Release {
-                            reservation_id,
-                            reason: ReleaseReason::Expired,
-                        })
-                        .unwrap();
+                        self.release(i, ReleaseReason::Expired);
                     }
                 }
             }
@@ -177,14 +183,13 @@ proptest! {
         world.apply(Step::Advance(11));
         world.apply(Step::Sweep);
         let section = world.inventory.0.clone().unwrap();
-        prop_assert!(section.holds.is_empty(), "holds left: {:?}", section.holds);
+        prop_assert_eq!(section.tracked_entries(), 0, "holds left: {:?}", section.held_until);
         let mut sold = 0;
-        for (i, (reservation_id, _)) in world.reservations.iter().enumerate() {
+        for i in 0..world.reservations.len() {
             let status = world.status(i);
             prop_assert!(status == ReservationStatus::Confirmed || status.is_final(), "{status:?}");
-            prop_assert_eq!(status == ReservationStatus::Confirmed, section.sold.contains_key(reservation_id));
             if status == ReservationStatus::Confirmed {
-                sold += section.sold[reservation_id];
+                sold += world.hold_of(i).0;
             }
         }
         prop_assert_eq!(sold, section.sold_count());

@@ -18,7 +18,7 @@ mod sql;
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,9 +29,10 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::common::{self, MAX_APPEND_ATTEMPTS};
+use crate::locks::{StreamTurns, Turn};
 use crate::{
     AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, RecordedEvent,
-    Snapshot, StoreError, StreamAppend, StreamHead, StreamVersion,
+    Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
 };
 
 /// The PostgreSQL schema: `migrations/postgres`, embedded in the binary.
@@ -46,6 +47,8 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// This process's queue of writers per stream ([`EventStore::lock_stream`]).
+    turns: StreamTurns,
 }
 
 /// Why one attempt at an append did not commit.
@@ -88,7 +91,10 @@ impl From<sqlx::Error> for Refusal {
 impl PostgresStore {
     /// Wraps an existing pool, for callers (and tests) that build their own.
     pub fn new(pool: PgPool) -> Self {
-        PostgresStore { pool }
+        PostgresStore {
+            pool,
+            turns: StreamTurns::default(),
+        }
     }
 
     /// Builds a pool for `url` without connecting: the first query connects. A Lambda
@@ -107,10 +113,12 @@ impl PostgresStore {
     /// Like [`PostgresStore::connect`], with options that are already parsed.
     pub fn connect_with(options: PgConnectOptions, max_connections: u32) -> Self {
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            // A writer's turn on a stream holds a connection while it loads through
+            // another one (`EventStore::lock_stream`).
+            .max_connections(max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        PostgresStore { pool }
+        Self::new(pool)
     }
 
     /// The pool, shared with other PostgreSQL adapters of the same process.
@@ -212,6 +220,49 @@ impl PostgresStore {
         Ok(new_versions)
     }
 
+    /// One attempt at an append in `tx`: committed, or rolled back and the refusal
+    /// explained. `Ok(None)` when it lost a race that another attempt may win.
+    async fn try_append(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        appends: &[StreamAppend],
+        order: &[usize],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let refusal = match Self::write(&mut tx, appends, order, idempotency).await {
+            Ok(versions) => {
+                tx.commit().await?;
+                let stream_versions = appends
+                    .iter()
+                    .map(|a| a.stream_id.clone())
+                    .zip(versions)
+                    .collect();
+                return Ok(Some(AppendOutcome::Appended { stream_versions }));
+            }
+            Err(refusal) => refusal,
+        };
+        // Roll back before looking at what is stored, so that nothing of this
+        // attempt is visible or locked while the refusal is explained.
+        tx.rollback().await?;
+        match refusal {
+            Refusal::Failed(error) => Err(error),
+            Refusal::KeyTaken(key) => Err(StoreError::IdempotencyKeyTaken(key)),
+            Refusal::Conflict(conflict) => {
+                let stored = self.stored_event_ids(&common::event_ids(appends)).await?;
+                let key_taken = self.key_taken(idempotency).await?;
+                common::explain_refusal(appends, &stored, key_taken)
+                    .unwrap_or(Err(conflict))
+                    .map(Some)
+            }
+            Refusal::EventIdTaken => {
+                let stored = self.stored_event_ids(&common::event_ids(appends)).await?;
+                // `None`: the clashing event is gone again (deleted by hand).
+                common::explain_refusal(appends, &stored, None).transpose()
+            }
+            Refusal::Race => Ok(None),
+        }
+    }
+
     /// The ids among `ids` that are already stored.
     async fn stored_event_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
         let stored: Vec<Uuid> = sqlx::query_scalar(sql::STORED_EVENT_IDS)
@@ -237,6 +288,57 @@ impl PostgresStore {
     }
 }
 
+/// The SQLSTATE of a lock wait that ran out (`lock_timeout`).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// The order in which an append writes its streams: by stream id, so that two
+/// multi-stream appends take the index rows' locks in the same order.
+fn write_order(appends: &[StreamAppend]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..appends.len()).collect();
+    order.sort_by(|&a, &b| appends[a].stream_id.cmp(&appends[b].stream_id));
+    order
+}
+
+/// The advisory lock key of a stream: FNV-1a, stable across builds and processes (std's
+/// hasher is not), so every function of a deployment locks a stream under one key. Two
+/// streams that share a key only take turns needlessly.
+fn advisory_key(stream_id: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stream_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// A turn on a stream: this process's turn, then the advisory lock, held by the
+/// transaction the append commits.
+struct PgStreamLock {
+    store: PostgresStore,
+    tx: Transaction<'static, Postgres>,
+    _turn: Turn,
+}
+
+#[async_trait]
+impl StreamLock for PgStreamLock {
+    async fn append(
+        self: Box<Self>,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<AppendOutcome, StoreError> {
+        common::validate(&appends, idempotency.as_ref())?;
+        let order = write_order(&appends);
+        let PgStreamLock { store, tx, _turn } = *self;
+        match store
+            .try_append(tx, &appends, &order, idempotency.as_ref())
+            .await?
+        {
+            Some(outcome) => Ok(outcome),
+            None => Err(common::conflict_after_repeated_races(&store, &appends).await),
+        }
+    }
+}
+
 #[async_trait]
 impl EventStore for PostgresStore {
     #[tracing::instrument(
@@ -249,50 +351,52 @@ impl EventStore for PostgresStore {
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
         common::validate(&appends, idempotency.as_ref())?;
-        let mut order: Vec<usize> = (0..appends.len()).collect();
-        order.sort_by(|&a, &b| appends[a].stream_id.cmp(&appends[b].stream_id));
-
+        let order = write_order(&appends);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = self.pool.begin().await?;
-            let refusal = match Self::write(&mut tx, &appends, &order, idempotency.as_ref()).await {
-                Ok(versions) => {
-                    tx.commit().await?;
-                    let stream_versions = appends
-                        .iter()
-                        .map(|a| a.stream_id.clone())
-                        .zip(versions)
-                        .collect();
-                    return Ok(AppendOutcome::Appended { stream_versions });
-                }
-                Err(refusal) => refusal,
-            };
-            // Roll back before looking at what is stored, so that nothing of this
-            // attempt is visible or locked while the refusal is explained.
-            tx.rollback().await?;
-            match refusal {
-                Refusal::Failed(error) => return Err(error),
-                Refusal::KeyTaken(key) => return Err(StoreError::IdempotencyKeyTaken(key)),
-                Refusal::Conflict(conflict) => {
-                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
-                    let key_taken = self.key_taken(idempotency.as_ref()).await?;
-                    return common::explain_refusal(&appends, &stored, key_taken)
-                        .unwrap_or(Err(conflict));
-                }
-                Refusal::EventIdTaken => {
-                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
-                    if let Some(outcome) = common::explain_refusal(&appends, &stored, None) {
-                        return outcome;
-                    }
-                    // The clashing event is gone again (deleted by hand): try again.
-                }
-                Refusal::Race => {}
+            let tx = self.pool.begin().await?;
+            if let Some(outcome) = self
+                .try_append(tx, &appends, &order, idempotency.as_ref())
+                .await?
+            {
+                return Ok(outcome);
             }
             if attempt >= MAX_APPEND_ATTEMPTS {
                 return Err(common::conflict_after_repeated_races(self, &appends).await);
             }
             tracing::debug!(attempt, "append lost a race; trying again");
+        }
+    }
+
+    #[tracing::instrument(skip(self, wait), fields(wait_ms = wait.as_millis()))]
+    async fn lock_stream(
+        &self,
+        stream_id: &str,
+        wait: Duration,
+    ) -> Result<Box<dyn StreamLock>, StoreError> {
+        let started = Instant::now();
+        let turn = self.turns.wait(stream_id, wait).await?;
+        // What is left of the wait bounds the database lock, and every lock the turn's
+        // append waits for. The key and the milliseconds are numbers this code makes:
+        // nothing of the caller's is spliced into the statement.
+        let left = wait.saturating_sub(started.elapsed()).as_millis().max(1);
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{left}ms'; SELECT pg_advisory_xact_lock({})",
+            advisory_key(stream_id)
+        );
+        match self.pool.begin_with(begin).await {
+            Ok(tx) => Ok(Box::new(PgStreamLock {
+                store: self.clone(),
+                tx,
+                _turn: turn,
+            })),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
+                Err(StoreError::Busy {
+                    stream_id: stream_id.to_owned(),
+                })
+            }
+            Err(other) => Err(other.into()),
         }
     }
 

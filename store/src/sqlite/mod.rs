@@ -34,9 +34,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::common::{self, MAX_APPEND_ATTEMPTS};
+use crate::locks::{StreamTurns, Turn};
 use crate::{
     AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, RecordedEvent,
-    Snapshot, StoreError, StreamAppend, StreamHead, StreamVersion,
+    Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
 };
 
 /// The SQLite schema: `migrations/sqlite`, embedded in the binary.
@@ -55,6 +56,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Serialises this process's appends; see the module documentation.
     write_lock: Arc<Mutex<()>>,
+    /// This process's queue of writers per stream ([`EventStore::lock_stream`]).
+    turns: StreamTurns,
 }
 
 /// Why one attempt at an append did not commit.
@@ -135,6 +138,7 @@ impl SqliteStore {
         SqliteStore {
             pool,
             write_lock: Arc::new(Mutex::new(())),
+            turns: StreamTurns::default(),
         }
     }
 
@@ -262,6 +266,24 @@ impl SqliteStore {
     }
 }
 
+/// A turn on a stream of an SQLite store: appends are serialised anyway, so the turn
+/// only keeps this process's writers of the stream in order.
+struct SqliteStreamLock {
+    store: SqliteStore,
+    _turn: Turn,
+}
+
+#[async_trait]
+impl StreamLock for SqliteStreamLock {
+    async fn append(
+        self: Box<Self>,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.store.append(appends, idempotency).await
+    }
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     #[tracing::instrument(
@@ -315,6 +337,20 @@ impl EventStore for SqliteStore {
             }
             tracing::debug!(attempt, "append lost a race; trying again");
         }
+    }
+
+    /// One process owns an SQLite file: this process's turn is the whole lock.
+    #[tracing::instrument(skip(self, wait), fields(wait_ms = wait.as_millis()))]
+    async fn lock_stream(
+        &self,
+        stream_id: &str,
+        wait: Duration,
+    ) -> Result<Box<dyn StreamLock>, StoreError> {
+        let turn = self.turns.wait(stream_id, wait).await?;
+        Ok(Box::new(SqliteStreamLock {
+            store: self.clone(),
+            _turn: turn,
+        }))
     }
 
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id, after_version))]
