@@ -63,6 +63,8 @@ on_both_backends! {
     retries::a_retried_payment_with_the_same_key_charges_once_and_appends_nothing,
     retries::a_provider_timeout_leaves_the_payment_pending_and_a_retry_charges_once,
     retries::concurrent_holds_never_oversell_and_losers_get_a_clear_answer,
+    retries::two_hundred_buyers_for_fifty_seats_get_exactly_fifty_and_no_contention,
+    retries::an_unreadable_recorded_outcome_is_an_error_and_never_a_second_run,
     retries::a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_progress,
     retries::a_failed_command_releases_its_key_for_a_retry,
     retries::a_retried_cancellation_that_refunded_answers_the_same,

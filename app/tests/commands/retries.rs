@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use ticketing_app::payments::GatewayError;
-use ticketing_app::{AppError, PaymentResult};
+use ticketing_app::{AppError, PaymentResult, Settings};
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
@@ -173,6 +173,103 @@ pub async fn concurrent_holds_never_oversell_and_losers_get_a_clear_answer(
         .unwrap();
     let versions: Vec<u64> = section.iter().map(|e| e.version).collect();
     assert_eq!(versions, (1..=u64::from(capacity) + 1).collect::<Vec<_>>());
+}
+
+/// The flash-sale case: 200 buyers at once for a 50-seat section. Each waits its turn
+/// on the section instead of racing for its version, so exactly 50 get seats, the other
+/// 150 are told it is sold out, and nobody is told to come back later.
+pub async fn two_hundred_buyers_for_fifty_seats_get_exactly_fifty_and_no_contention(
+    store: Arc<dyn EventStore>,
+) {
+    const BUYERS: u32 = 200;
+    // Patient enough for 200 turns of a debug build on a loaded machine: this test is
+    // about who gets the seats, not about how fast.
+    let settings = Settings {
+        section_wait: std::time::Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let h = harness_with(store, settings);
+    let capacity = 50;
+    let show_id = show_on_sale(&h, capacity).await;
+    let start = Arc::new(tokio::sync::Barrier::new(BUYERS as usize));
+    let tasks: Vec<_> = (0..BUYERS)
+        .map(|n| {
+            let (app, start) = (h.app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let ctx = customer_ctx(n).with_idempotency_key(format!("flash-{n}"));
+                app.hold_seats(&ctx, hold_request(show_id, n, 1)).await
+            })
+        })
+        .collect();
+    let (mut won, mut sold_out) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(AppError::Domain(DomainError::SoldOut { .. })) => sold_out += 1,
+            Err(other) => panic!("only seats or sold out, got: {other:?}"),
+        }
+    }
+    assert_eq!((won, sold_out), (capacity, BUYERS - capacity));
+    assert_eq!(seats(&h, show_id).await, (capacity, 0, 0));
+    let section = h
+        .store
+        .read_stream(&inventory_stream(show_id, &floor()), 0)
+        .await
+        .unwrap();
+    assert_eq!(section.len(), capacity as usize + 1);
+}
+
+/// A retried command whose recorded outcome this build cannot read (a deployment
+/// changed the outcome's type) is answered with an error: running it again would hold
+/// the seats a second time.
+pub async fn an_unreadable_recorded_outcome_is_an_error_and_never_a_second_run(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale(&h, 10).await;
+    let request = hold_request(show_id, 1, 2);
+    h.app
+        .hold_seats(
+            &customer_ctx(1).with_idempotency_key("first"),
+            request.clone(),
+        )
+        .await
+        .unwrap();
+    // The same request under another key, recorded with an outcome of another shape.
+    let fingerprint = h
+        .store
+        .idempotency_record("customer-1/first")
+        .await
+        .unwrap()
+        .expect("the first hold's record")
+        .request_fingerprint;
+    let record = ticketing_store::IdempotencyRecord {
+        key: "customer-1/older".into(),
+        request_fingerprint: fingerprint,
+        outcome: serde_json::json!({"held": "2 seats", "format": "of an older build"}),
+    };
+    let marker = ticketing_store::StreamAppend {
+        stream_id: "test-marker".into(),
+        expected_version: ticketing_store::ExpectedVersion::Any,
+        events: vec![ticketing_store::NewEvent {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "Marker".into(),
+            schema_version: 1,
+            data: serde_json::json!({}),
+            metadata: Default::default(),
+        }],
+    };
+    h.store.append(vec![marker], Some(record)).await.unwrap();
+    let retried = h
+        .app
+        .hold_seats(&customer_ctx(1).with_idempotency_key("older"), request)
+        .await;
+    assert!(
+        matches!(retried, Err(AppError::UnreadableOutcome { ref key, .. }) if key == "customer-1/older"),
+        "{retried:?}"
+    );
+    assert_eq!(seats(&h, show_id).await, (2, 0, 8), "nothing held again");
 }
 
 pub async fn a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_progress(

@@ -378,15 +378,22 @@ impl EventStore for PostgresStore {
         let started = Instant::now();
         let turn = self.turns.wait(stream_id, wait).await?;
         // What is left of the wait bounds the database lock, and every lock the turn's
-        // append waits for. The key and the milliseconds are numbers this code makes:
-        // nothing of the caller's is spliced into the statement.
+        // append waits for. The milliseconds are a number this code makes: nothing of
+        // the caller's is spliced into the statement. The lock is taken by a statement
+        // of its own, so that a lock that times out aborts a transaction sqlx knows
+        // about and rolls back (a failed `BEGIN` statement would leave its connection
+        // in the pool inside an aborted transaction).
         let left = wait.saturating_sub(started.elapsed()).as_millis().max(1);
-        let begin = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{left}ms'; SELECT pg_advisory_xact_lock({})",
-            advisory_key(stream_id)
-        );
-        match self.pool.begin_with(begin).await {
-            Ok(tx) => Ok(Box::new(PgStreamLock {
+        let mut tx = self
+            .pool
+            .begin_with(format!("BEGIN; SET LOCAL lock_timeout = '{left}ms'"))
+            .await?;
+        match sqlx::query(sql::LOCK_STREAM)
+            .bind(advisory_key(stream_id))
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(_) => Ok(Box::new(PgStreamLock {
                 store: self.clone(),
                 tx,
                 _turn: turn,

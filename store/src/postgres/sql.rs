@@ -15,6 +15,10 @@ macro_rules! event_columns {
 /// by the `events_stream_version_key` index.
 pub(super) const EVENT_COUNT: &str = "select count(*)::bigint from events";
 
+/// A writer's turn on a stream across processes: a transaction-scoped advisory lock on
+/// the stream's key, given up when the transaction ends.
+pub(super) const LOCK_STREAM: &str = "select pg_advisory_xact_lock($1)";
+
 pub(super) const STREAM_VERSION: &str =
     "select coalesce(max(version), 0)::bigint from events where stream_id = $1";
 

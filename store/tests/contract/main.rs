@@ -10,6 +10,8 @@
 //! - `outbox.rs`: the outbox's part of the contract (unpublished, mark_published).
 //! - `postgres_only.rs`: what only PostgreSQL can show (gap-safe global reads, an
 //!   outbox row that commits late), and the stream index migration's backfill.
+//! - `turns.rs`: writers taking turns on a stream (`lock_stream`), on both backends
+//!   and across processes on PostgreSQL.
 //! - `sqlite_only.rs`: writers on one file that do not share the in-process lock, and
 //!   the stream index migration's backfill.
 //! - `config.rs`: choosing and connecting a backend from configuration.
@@ -20,6 +22,7 @@ mod harness;
 mod outbox;
 mod postgres_only;
 mod sqlite_only;
+mod turns;
 
 /// Generates one `#[tokio::test]` per behaviour and backend from the behaviours' names.
 macro_rules! contract_tests {
@@ -50,6 +53,7 @@ macro_rules! contract_tests {
 
 use behaviours::*;
 use outbox::*;
+use turns::*;
 
 contract_tests! {
     an_idempotency_key_claim_excludes_duplicates_until_released_or_expired,
@@ -88,4 +92,7 @@ contract_tests! {
     unpublished_follows_the_global_order_and_stops_at_the_limit,
     unpublished_older_than_leaves_fresh_events_out,
     marking_published_twice_or_unknown_positions_is_harmless,
+    writers_taking_turns_all_append_in_order_without_a_conflict,
+    a_writer_that_waits_too_long_for_its_turn_is_told_the_stream_is_busy,
+    an_append_in_a_turn_still_refuses_a_stale_expected_version,
 }
