@@ -11,7 +11,6 @@ use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
 use ticketing_store::{
     AppendOutcome, EventMetadata, IdempotencyRecord, KeyClaim, RecordedEvent, StoreError,
-    StreamVersion,
 };
 use uuid::Uuid;
 
@@ -261,13 +260,8 @@ impl Ticketing {
                 drop(slot.take());
             }
             match appended {
-                Ok(AppendOutcome::Appended { stream_versions }) => {
-                    let counts = changes
-                        .iter()
-                        .filter(|c| !c.events.is_empty())
-                        .map(|c| c.events.len());
-                    let appended: Vec<_> = stream_versions.into_iter().zip(counts).collect();
-                    self.publish(&appended).await;
+                Ok(AppendOutcome::Appended { recorded, .. }) => {
+                    self.publish(recorded).await;
                     self.save_snapshots(&changes).await;
                     return Ok(outcome);
                 }
@@ -299,34 +293,18 @@ impl Ticketing {
         }
     }
 
-    /// Publishes the events an append just committed (each stream's new version and
-    /// how many events it got) and marks them published.
+    /// Publishes the events an append just committed, as the store recorded them, and
+    /// marks them published.
     ///
     /// Never fails the command: the events are committed and in the store's outbox, so
     /// whatever goes wrong here (the bus is down, the process dies) leaves them to the
     /// relay, which publishes them after its grace period. The command waits for the
     /// bus's acknowledgement, so a Lambda function is not frozen with events in flight;
     /// the Kafka bus bounds that wait.
-    async fn publish(&self, appended: &[((String, StreamVersion), usize)]) {
+    async fn publish(&self, mut events: Vec<RecordedEvent>) {
         let Some(bus) = &self.bus else {
             return;
         };
-        let mut events: Vec<RecordedEvent> = Vec::new();
-        for ((stream_id, version_after), count) in appended {
-            let after = version_after.saturating_sub(*count as u64);
-            match self.store.read_stream(stream_id, after).await {
-                // Another writer may have appended since: keep only this append's.
-                Ok(read) => events.extend(read.into_iter().filter(|e| e.version <= *version_after)),
-                Err(error) => {
-                    tracing::warn!(
-                        error.cause_chain = ?error,
-                        stream_id,
-                        "appended events not read back; the relay will publish them"
-                    );
-                    return;
-                }
-            }
-        }
         events.sort_by_key(|e| e.global_position);
         if let Err(error) = bus.publish(&events).await {
             tracing::warn!(

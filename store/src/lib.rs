@@ -158,15 +158,38 @@ pub struct IdempotencyRecord {
 }
 
 /// What an append did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AppendOutcome {
-    /// The events were stored; the streams' new versions, in the order of the appends.
+    /// The events were stored: the streams' new versions, in the order of the appends,
+    /// and the events as recorded (positions, versions, instants), in the order of the
+    /// appends and their events, so that a writer can publish them without reading
+    /// them back.
     Appended {
         stream_versions: Vec<(String, StreamVersion)>,
+        recorded: Vec<RecordedEvent>,
     },
     /// Every event id of the append was already stored: it is a retry of an append
     /// that committed, and nothing was written.
     AlreadyAppended,
+}
+
+impl AppendOutcome {
+    /// The outcome of a committed append, from what each of its streams recorded (in
+    /// the order of `appends`).
+    pub(crate) fn appended(appends: &[StreamAppend], recorded: Vec<Vec<RecordedEvent>>) -> Self {
+        let stream_versions = appends
+            .iter()
+            .zip(&recorded)
+            .map(|(append, events)| {
+                let version = events.last().map_or(0, |event| event.version);
+                (append.stream_id.clone(), version)
+            })
+            .collect();
+        AppendOutcome::Appended {
+            stream_versions,
+            recorded: recorded.into_iter().flatten().collect(),
+        }
+    }
 }
 
 /// A stream's state folded up to `version`, stored so that loading need not replay

@@ -31,8 +31,8 @@ use uuid::Uuid;
 use crate::common::{self, MAX_APPEND_ATTEMPTS};
 use crate::locks::{StreamTurns, Turn};
 use crate::{
-    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, RecordedEvent,
-    Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
+    AppendOutcome, EventStore, ExpectedVersion, GlobalPosition, IdempotencyRecord, KeyClaim,
+    RecordedEvent, Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
 };
 
 /// The PostgreSQL schema: `migrations/postgres`, embedded in the binary.
@@ -144,29 +144,24 @@ impl PostgresStore {
         appends: &[StreamAppend],
         order: &[usize],
         idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<Vec<StreamVersion>, Refusal> {
-        let mut new_versions = vec![0; appends.len()];
+    ) -> Result<Vec<Vec<RecordedEvent>>, Refusal> {
+        let mut recorded = vec![Vec::new(); appends.len()];
         for &index in order {
             let append = &appends[index];
-            let current: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
-                .bind(&append.stream_id)
-                .fetch_one(&mut **tx)
-                .await?;
-            let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
-            common::check_expected_version(&append.stream_id, append.expected_version, current)
-                .map_err(Refusal::Conflict)?;
-
+            let expected: i64 = match append.expected_version {
+                ExpectedVersion::Any => -1,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(version) => {
+                    common::to_i64(version, "a version").map_err(Refusal::Failed)?
+                }
+            };
             let count = append.events.len();
-            let mut versions = Vec::with_capacity(count);
             let mut ids = Vec::with_capacity(count);
             let mut types = Vec::with_capacity(count);
             let mut schema_versions = Vec::with_capacity(count);
             let mut data = Vec::with_capacity(count);
             let mut metadata = Vec::with_capacity(count);
-            for (offset, event) in (1..).zip(&append.events) {
-                let version =
-                    common::to_i64(current + offset, "a version").map_err(Refusal::Failed)?;
-                versions.push(version);
+            for event in &append.events {
                 ids.push(event.event_id);
                 types.push(event.event_type.as_str());
                 schema_versions.push(
@@ -175,28 +170,52 @@ impl PostgresStore {
                 data.push(&event.data);
                 metadata.push(common::encode_metadata(&event.metadata));
             }
-            sqlx::query(sql::INSERT_EVENTS)
+            let rows = sqlx::query(sql::APPEND_TO_STREAM)
                 .bind(&append.stream_id)
-                .bind(&versions)
+                .bind(expected)
                 .bind(&ids)
                 .bind(&types)
                 .bind(&schema_versions)
                 .bind(&data)
                 .bind(&metadata)
-                .execute(&mut **tx)
+                .fetch_all(&mut **tx)
                 .await?;
-            let head = *versions.last().unwrap_or(&0);
-            sqlx::query(sql::UPSERT_STREAM_HEAD)
-                .bind(&append.stream_id)
-                .bind(head)
-                .bind(types.last().copied().unwrap_or_default())
-                .execute(&mut **tx)
-                .await?;
-            new_versions[index] = current + count as u64;
+            let inserted: Vec<&PgRow> = rows
+                .iter()
+                .filter(|row| matches!(row.try_get::<Option<i64>, _>("position"), Ok(Some(_))))
+                .collect();
+            if inserted.len() != count {
+                let current: i64 = match rows.first() {
+                    Some(row) => row.try_get("current")?,
+                    None => 0,
+                };
+                let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
+                common::check_expected_version(&append.stream_id, append.expected_version, current)
+                    .map_err(Refusal::Conflict)?;
+                return Err(Refusal::Failed(StoreError::Corrupt(format!(
+                    "{} of {count} events of {} were stored",
+                    inserted.len(),
+                    append.stream_id
+                ))));
+            }
+            for (row, event) in inserted.into_iter().zip(&append.events) {
+                recorded[index].push(RecordedEvent {
+                    global_position: GlobalPosition {
+                        transaction_id: row.try_get("transaction_id")?,
+                        position: row.try_get("position")?,
+                    },
+                    stream_id: append.stream_id.clone(),
+                    version: common::stored_u64(row.try_get("version")?, "version")
+                        .map_err(Refusal::Failed)?,
+                    event_id: event.event_id,
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    data: event.data.clone(),
+                    metadata: event.metadata.clone(),
+                    recorded_at: row.try_get("recorded_at")?,
+                });
+            }
         }
-        sqlx::query(sql::ENQUEUE_TRANSACTION_EVENTS)
-            .execute(&mut **tx)
-            .await?;
 
         if let Some(record) = idempotency {
             let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
@@ -217,7 +236,7 @@ impl PostgresStore {
                 }
             }
         }
-        Ok(new_versions)
+        Ok(recorded)
     }
 
     /// One attempt at an append in `tx`: committed, or rolled back and the refusal
@@ -230,14 +249,9 @@ impl PostgresStore {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let refusal = match Self::write(&mut tx, appends, order, idempotency).await {
-            Ok(versions) => {
+            Ok(recorded) => {
                 tx.commit().await?;
-                let stream_versions = appends
-                    .iter()
-                    .map(|a| a.stream_id.clone())
-                    .zip(versions)
-                    .collect();
-                return Ok(Some(AppendOutcome::Appended { stream_versions }));
+                return Ok(Some(AppendOutcome::appended(appends, recorded)));
             }
             Err(refusal) => refusal,
         };

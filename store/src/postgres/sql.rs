@@ -22,26 +22,45 @@ pub(super) const LOCK_STREAM: &str = "select pg_advisory_xact_lock($1)";
 pub(super) const STREAM_VERSION: &str =
     "select coalesce(max(version), 0)::bigint from events where stream_id = $1";
 
-/// Inserts one stream's events in one round trip. `with ordinality` and the `order
-/// by` make the positions follow the order of the events.
-pub(super) const INSERT_EVENTS: &str = "\
-    insert into events (stream_id, version, event_id, event_type, schema_version, data, metadata) \
-    select $1, e.version, e.event_id, e.event_type, e.schema_version, e.data, e.metadata \
-    from unnest($2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[]) \
-        with ordinality as e(version, event_id, event_type, schema_version, data, metadata, n) \
-    order by e.n";
-
-/// Moves a stream's head in the stream index to its new last event, creating the row
-/// for a new stream. Run right after the stream's events are inserted, in the same
-/// transaction, so the row lock is taken in the same stream order as the events and
-/// `updated_at` is the events' `recorded_at` (both are the transaction's `now()`).
-pub(super) const UPSERT_STREAM_HEAD: &str = "\
-    insert into streams (stream_id, version, last_event_type, updated_at) \
-    values ($1, $2, $3, now()) \
-    on conflict (stream_id) do update \
-        set version = excluded.version, \
-            last_event_type = excluded.last_event_type, \
-            updated_at = excluded.updated_at";
+/// One stream's part of an append, in one round trip: the version check, the events,
+/// their outbox entries and the stream's head in the index.
+///
+/// `$2` is the expected version: `-1` for any, `0` for no stream, else the exact
+/// version. When the stream is not there, nothing is inserted and the one row returned
+/// has no event: the caller reports the conflict from `current`. Otherwise one row per
+/// event, in version order. `with ordinality` and the `order by` make the positions
+/// follow the order of the events. Two writers that both read version `n` cannot both
+/// store `n + 1` (`events_stream_version_key`); the loser is retried. The head's row
+/// lock is taken in stream order, as the events' are, and `updated_at` and the outbox's
+/// `enqueued_at` are the events' `recorded_at` (the transaction's `now()`).
+pub(super) const APPEND_TO_STREAM: &str = "\
+    with current as ( \
+        select coalesce(max(version), 0)::bigint as version from events where stream_id = $1 \
+    ), allowed as ( \
+        select version from current where $2::bigint < 0 or version = $2::bigint \
+    ), inserted as ( \
+        insert into events (stream_id, version, event_id, event_type, schema_version, data, metadata) \
+        select $1, a.version + e.n, e.event_id, e.event_type, e.schema_version, e.data, e.metadata \
+          from allowed a, \
+               unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[]) \
+                   with ordinality as e(event_id, event_type, schema_version, data, metadata, n) \
+         order by e.n \
+        returning position, transaction_id, version, event_type, recorded_at \
+    ), enqueued as ( \
+        insert into outbox (position, stream_id, enqueued_at) \
+        select position, $1, recorded_at from inserted \
+    ), head as ( \
+        insert into streams (stream_id, version, last_event_type, updated_at) \
+        select $1, version, event_type, recorded_at from inserted order by version desc limit 1 \
+        on conflict (stream_id) do update \
+            set version = excluded.version, \
+                last_event_type = excluded.last_event_type, \
+                updated_at = excluded.updated_at \
+    ) \
+    select c.version as current, i.position, i.transaction_id::text::bigint as transaction_id, \
+           i.version, i.recorded_at \
+      from current c left join inserted i on true \
+     order by i.version";
 
 /// The heads of the streams with an id starting with `$1` (compared with
 /// `starts_with`, so `%` and `_` are not patterns) and a last event type in `$2`,
@@ -61,14 +80,6 @@ pub(super) const FIND_STREAMS: &str = "\
            limit $3) h \
      order by h.updated_at, h.stream_id \
      limit $3";
-
-/// Enqueues every event of the current transaction in the outbox, once all streams of
-/// the append are written. Served by `events_transaction_position_idx`; `enqueued_at`
-/// is the events' `recorded_at`.
-pub(super) const ENQUEUE_TRANSACTION_EVENTS: &str = "\
-    insert into outbox (position, stream_id, enqueued_at) \
-    select position, stream_id, recorded_at from events \
-     where transaction_id = pg_current_xact_id()";
 
 /// The events still in the outbox, recorded before `$1` when it is not null, in the
 /// global order. No horizon as in `READ_ALL`: a row that commits later is still there

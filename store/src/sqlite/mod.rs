@@ -163,12 +163,14 @@ impl SqliteStore {
         tx: &mut Transaction<'static, Sqlite>,
         appends: &[StreamAppend],
         idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<Vec<StreamVersion>, Refusal> {
+    ) -> Result<Vec<Vec<RecordedEvent>>, Refusal> {
         let transaction_id: i64 = sqlx::query_scalar(sql::NEXT_TRANSACTION_ID)
             .fetch_one(&mut **tx)
             .await?;
         let recorded_at = format_instant(Utc::now());
-        let mut new_versions = Vec::with_capacity(appends.len());
+        // The instant as it is stored and read back.
+        let recorded_instant = parse_instant(&recorded_at).map_err(Refusal::Failed)?;
+        let mut recorded = Vec::with_capacity(appends.len());
         for append in appends {
             let current: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
                 .bind(&append.stream_id)
@@ -177,12 +179,13 @@ impl SqliteStore {
             let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
             common::check_expected_version(&append.stream_id, append.expected_version, current)
                 .map_err(Refusal::Conflict)?;
+            let mut stream_recorded = Vec::with_capacity(append.events.len());
             for (offset, event) in (1..).zip(&append.events) {
                 let version =
                     common::to_i64(current + offset, "a version").map_err(Refusal::Failed)?;
                 let schema_version =
                     common::schema_version_to_i32(event.schema_version).map_err(Refusal::Failed)?;
-                sqlx::query(sql::INSERT_EVENT)
+                let position: i64 = sqlx::query_scalar(sql::INSERT_EVENT)
                     .bind(&append.stream_id)
                     .bind(version)
                     .bind(event.event_id.hyphenated().to_string())
@@ -192,8 +195,22 @@ impl SqliteStore {
                     .bind(common::encode_metadata(&event.metadata).to_string())
                     .bind(transaction_id)
                     .bind(&recorded_at)
-                    .execute(&mut **tx)
+                    .fetch_one(&mut **tx)
                     .await?;
+                stream_recorded.push(RecordedEvent {
+                    global_position: GlobalPosition {
+                        transaction_id,
+                        position,
+                    },
+                    stream_id: append.stream_id.clone(),
+                    version: current + offset,
+                    event_id: event.event_id,
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    data: event.data.clone(),
+                    metadata: event.metadata.clone(),
+                    recorded_at: recorded_instant,
+                });
             }
             let head = current + append.events.len() as u64;
             let last_event_type = append
@@ -208,7 +225,7 @@ impl SqliteStore {
                 .bind(&recorded_at)
                 .execute(&mut **tx)
                 .await?;
-            new_versions.push(head);
+            recorded.push(stream_recorded);
         }
         sqlx::query(sql::ENQUEUE_TRANSACTION_EVENTS)
             .bind(transaction_id)
@@ -232,7 +249,7 @@ impl SqliteStore {
                 }
             }
         }
-        Ok(new_versions)
+        Ok(recorded)
     }
 
     /// The ids among `ids` that are already stored.
@@ -303,14 +320,9 @@ impl EventStore for SqliteStore {
             attempt += 1;
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             let refusal = match Self::write(&mut tx, &appends, idempotency.as_ref()).await {
-                Ok(versions) => {
+                Ok(recorded) => {
                     tx.commit().await?;
-                    let stream_versions = appends
-                        .iter()
-                        .map(|a| a.stream_id.clone())
-                        .zip(versions)
-                        .collect();
-                    return Ok(AppendOutcome::Appended { stream_versions });
+                    return Ok(AppendOutcome::appended(&appends, recorded));
                 }
                 Err(refusal) => refusal,
             };

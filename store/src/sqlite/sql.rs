@@ -22,7 +22,8 @@ pub(super) const STREAM_VERSION: &str =
 pub(super) const INSERT_EVENT: &str = "\
     insert into events (stream_id, version, event_id, event_type, schema_version, data, \
                         metadata, transaction_id, recorded_at) \
-    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+    returning position";
 
 /// Moves a stream's head in the stream index to its new last event, creating the row
 /// for a new stream; `updated_at` is the append's `recorded_at`.

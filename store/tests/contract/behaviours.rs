@@ -12,7 +12,9 @@ use ticketing_store::{
 };
 use tokio::sync::Barrier;
 
-use crate::harness::{append_ok, event, events, read_all_settled, to_stream, Store};
+use crate::harness::{
+    append_ok, event, events, read_all_settled, stream_versions, to_stream, Store,
+};
 
 fn versions(events: &[ticketing_store::RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.version).collect()
@@ -43,13 +45,15 @@ pub async fn append_to_a_new_stream_numbers_events_from_one_and_reads_them_back_
         .await
         .unwrap();
 
+    let read = store.read_stream("inventory-1-a", 0).await.unwrap();
     assert_eq!(
         outcome,
         AppendOutcome::Appended {
-            stream_versions: vec![("inventory-1-a".to_owned(), 3)]
+            stream_versions: vec![("inventory-1-a".to_owned(), 3)],
+            // What the append says it recorded is what reading the stream returns.
+            recorded: read.clone(),
         }
     );
-    let read = store.read_stream("inventory-1-a", 0).await.unwrap();
     assert_eq!(versions(&read), vec![1, 2, 3]);
     for (recorded, new) in read.iter().zip(&written) {
         assert_eq!(recorded.stream_id, "inventory-1-a");
@@ -249,12 +253,7 @@ pub async fn append_with_the_current_exact_version_continues_the_stream(store: S
         .await
         .unwrap();
 
-    assert_eq!(
-        outcome,
-        AppendOutcome::Appended {
-            stream_versions: vec![("show-1".to_owned(), 3)]
-        }
-    );
+    assert_eq!(stream_versions(&outcome), vec![("show-1".to_owned(), 3)]);
     assert_eq!(
         versions(&store.read_stream("show-1", 0).await.unwrap()),
         vec![1, 2, 3]
@@ -314,13 +313,26 @@ pub async fn multi_stream_append_writes_every_stream_and_reports_versions_in_app
         .unwrap();
 
     assert_eq!(
-        outcome,
-        AppendOutcome::Appended {
-            stream_versions: vec![
-                ("reservation-9".to_owned(), 1),
-                ("inventory-1-b".to_owned(), 3)
-            ]
-        }
+        stream_versions(&outcome),
+        vec![
+            ("reservation-9".to_owned(), 1),
+            ("inventory-1-b".to_owned(), 3)
+        ]
+    );
+    let AppendOutcome::Appended { recorded, .. } = &outcome else {
+        unreachable!()
+    };
+    let recorded: Vec<(&str, u64)> = recorded
+        .iter()
+        .map(|e| (e.stream_id.as_str(), e.version))
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![
+            ("reservation-9", 1),
+            ("inventory-1-b", 2),
+            ("inventory-1-b", 3)
+        ]
     );
     assert_eq!(store.stream_version("reservation-9").await.unwrap(), 1);
     assert_eq!(store.stream_version("inventory-1-b").await.unwrap(), 3);
@@ -846,10 +858,8 @@ pub async fn concurrent_appends_with_the_same_expected_version_let_exactly_one_w
         match task.await.unwrap() {
             Ok(outcome) => {
                 assert_eq!(
-                    outcome,
-                    AppendOutcome::Appended {
-                        stream_versions: vec![("inventory-1-a".to_owned(), 2)]
-                    }
+                    stream_versions(&outcome),
+                    vec![("inventory-1-a".to_owned(), 2)]
                 );
                 wins += 1;
             }
@@ -890,7 +900,9 @@ pub async fn concurrent_writers_retrying_on_conflict_leave_contiguous_versions(s
                         vec![new_event.clone()],
                     );
                     match store.append(vec![append], None).await {
-                        Ok(AppendOutcome::Appended { stream_versions }) => {
+                        Ok(AppendOutcome::Appended {
+                            stream_versions, ..
+                        }) => {
                             return (new_event.event_id, stream_versions[0].1, conflicts);
                         }
                         Err(StoreError::VersionConflict { .. }) => conflicts += 1,

@@ -37,6 +37,16 @@ pub fn events(event_type: &str, count: u64) -> Vec<NewEvent> {
     (1..=count).map(|n| event(event_type, n)).collect()
 }
 
+/// The streams' new versions of a successful append.
+pub fn stream_versions(outcome: &ticketing_store::AppendOutcome) -> Vec<(String, u64)> {
+    match outcome {
+        ticketing_store::AppendOutcome::Appended {
+            stream_versions, ..
+        } => stream_versions.clone(),
+        other => panic!("expected an append, got {other:?}"),
+    }
+}
+
 /// One stream's append.
 pub fn to_stream(
     stream_id: &str,

@@ -38,7 +38,9 @@ pub async fn writers_taking_turns_all_append_in_order_without_a_conflict(store: 
     let mut versions = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            Ok(AppendOutcome::Appended { stream_versions }) => versions.push(stream_versions[0].1),
+            Ok(AppendOutcome::Appended {
+                stream_versions, ..
+            }) => versions.push(stream_versions[0].1),
             other => panic!("every writer appends in its turn, got {other:?}"),
         }
     }
