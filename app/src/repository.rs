@@ -149,19 +149,30 @@ pub async fn load<A: Aggregate>(
     store: &dyn EventStore,
     stream_id: &str,
 ) -> Result<Loaded<A>, AppError> {
-    let (mut state, mut version) = match store.load_snapshot(stream_id).await? {
-        Some(snapshot) if snapshot.schema_version == A::SNAPSHOT_VERSION => {
-            match serde_json::from_value::<A>(snapshot.state) {
-                Ok(state) => (state, snapshot.version),
+    let (snapshot, mut events) = store.load_stream(stream_id).await?;
+    let had_snapshot = snapshot.is_some();
+    let usable = snapshot
+        .filter(|snapshot| snapshot.schema_version == A::SNAPSHOT_VERSION)
+        .and_then(
+            |snapshot| match serde_json::from_value::<A>(snapshot.state) {
+                Ok(state) => Some((state, snapshot.version)),
                 Err(error) => {
                     tracing::warn!(%error, stream_id, "ignoring unreadable snapshot");
-                    (A::default(), 0)
+                    None
                 }
+            },
+        );
+    let (mut state, mut version) = match usable {
+        Some(usable) => usable,
+        None => {
+            if had_snapshot {
+                // The events came after a snapshot that cannot be used: replay from
+                // the stream's first event instead.
+                events = store.read_stream(stream_id, 0).await?;
             }
+            (A::default(), 0)
         }
-        _ => (A::default(), 0),
     };
-    let events = store.read_stream(stream_id, version).await?;
     for recorded in events {
         let event = A::Event::decode(&recorded.event_type, recorded.schema_version, recorded.data)
             .map_err(|source| AppError::Decode {

@@ -356,6 +356,22 @@ pub trait EventStore: Send + Sync {
     /// Infrastructure failures only.
     async fn stream_version(&self, stream_id: &str) -> Result<StreamVersion, StoreError>;
 
+    /// A stream as a loader wants it: its latest snapshot, if any, and the events
+    /// after it (after version 0 without one). The PostgreSQL backend reads both in one
+    /// round trip.
+    ///
+    /// # Errors
+    /// Infrastructure failures only; an unknown stream reads as empty.
+    async fn load_stream(
+        &self,
+        stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        let snapshot = self.load_snapshot(stream_id).await?;
+        let after = snapshot.as_ref().map_or(0, |s| s.version);
+        let events = self.read_stream(stream_id, after).await?;
+        Ok((snapshot, events))
+    }
+
     /// The latest snapshot of a stream, if any.
     ///
     /// # Errors

@@ -499,6 +499,39 @@ impl EventStore for PostgresStore {
     }
 
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
+    async fn load_stream(
+        &self,
+        stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        let rows = sqlx::query(sql::LOAD_STREAM)
+            .bind(stream_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let snapshot = match rows.first() {
+            Some(row) => match row.try_get::<Option<i64>, _>("snapshot_version")? {
+                Some(version) => Some(Snapshot {
+                    stream_id: stream_id.to_owned(),
+                    version: common::stored_u64(version, "snapshot version")?,
+                    schema_version: common::stored_u32(
+                        i64::from(row.try_get::<i32, _>("snapshot_schema_version")?),
+                        "snapshot schema_version",
+                    )?,
+                    state: row.try_get("snapshot_state")?,
+                }),
+                None => None,
+            },
+            None => None,
+        };
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("position")?.is_some() {
+                events.push(decode_event(row)?);
+            }
+        }
+        Ok((snapshot, events))
+    }
+
+    #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
     async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let row = sqlx::query(sql::LOAD_SNAPSHOT)
             .bind(stream_id)

@@ -667,6 +667,48 @@ pub async fn read_all_returns_every_stream_in_global_order_and_pages_by_position
     assert!(store.read_all(positions[6], 100).await.unwrap().is_empty());
 }
 
+pub async fn load_stream_reads_the_snapshot_and_only_the_events_after_it(store: Store) {
+    assert_eq!(
+        store.load_stream("inventory-1-a").await.unwrap(),
+        (None, vec![]),
+        "an unknown stream"
+    );
+    append_ok(
+        &store,
+        "inventory-1-a",
+        ExpectedVersion::NoStream,
+        events("SeatsHeld", 3),
+    )
+    .await;
+    let (snapshot, read) = store.load_stream("inventory-1-a").await.unwrap();
+    assert_eq!((snapshot, versions(&read)), (None, vec![1, 2, 3]));
+    assert_eq!(read, store.read_stream("inventory-1-a", 0).await.unwrap());
+
+    let snapshot = Snapshot {
+        stream_id: "inventory-1-a".to_owned(),
+        version: 3,
+        schema_version: 4,
+        state: json!({ "seats": [1, 2, 3], "sold": 3 }),
+    };
+    store.save_snapshot(snapshot.clone()).await.unwrap();
+    assert_eq!(
+        store.load_stream("inventory-1-a").await.unwrap(),
+        (Some(snapshot.clone()), vec![]),
+        "a snapshot with nothing after it"
+    );
+    append_ok(
+        &store,
+        "inventory-1-a",
+        ExpectedVersion::Exact(3),
+        events("SeatsHeld", 2),
+    )
+    .await;
+    let (loaded, read) = store.load_stream("inventory-1-a").await.unwrap();
+    assert_eq!(loaded, Some(snapshot));
+    assert_eq!(read, store.read_stream("inventory-1-a", 3).await.unwrap());
+    assert_eq!(versions(&read), vec![4, 5]);
+}
+
 pub async fn snapshot_is_saved_loaded_and_replaced_by_a_newer_one(store: Store) {
     assert_eq!(store.load_snapshot("inventory-1-a").await.unwrap(), None);
     let first = Snapshot {

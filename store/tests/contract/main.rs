@@ -76,6 +76,7 @@ contract_tests! {
     conflicting_append_with_a_taken_idempotency_key_reports_the_key,
     read_all_returns_every_stream_in_global_order_and_pages_by_position,
     snapshot_is_saved_loaded_and_replaced_by_a_newer_one,
+    load_stream_reads_the_snapshot_and_only_the_events_after_it,
     older_snapshot_never_replaces_a_newer_one,
     stream_version_counts_the_events_of_a_stream,
     event_count_is_the_length_of_the_global_order,
