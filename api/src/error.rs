@@ -165,6 +165,7 @@ impl From<DomainError> for ApiError {
             D::InvalidCurrency(_)
             | D::InvalidPrice(_)
             | D::InvalidCapacity(_)
+            | D::InvalidBucketCount { .. }
             | D::InvalidSectionName(_)
             | D::InvalidPrincipal { .. }
             | D::InvalidShowText
@@ -211,6 +212,7 @@ impl From<DomainError> for ApiError {
             | D::AlreadyCancelled
             | D::RefundRequired
             | D::PaymentAlreadyRecorded
+            | D::NotEnoughFreeSeats { .. }
             | D::NotRefundable => (
                 StatusCode::CONFLICT,
                 "state-conflict",

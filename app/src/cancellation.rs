@@ -104,7 +104,7 @@ impl Ticketing {
         // either sold here or sees the cancellation itself (see `record_charge`).
         let show = self.show(show_id).await?;
         for spec in &show.sections {
-            for reservation_id in self.reservations_in_section(show_id, &spec.name).await? {
+            for reservation_id in self.reservations_in_section(show_id, spec).await? {
                 match self.unwind(ctx, reservation_id).await {
                     Ok(Unwound::Released) => report.holds_released += 1,
                     Ok(Unwound::Refunded) => report.purchases_refunded += 1,
@@ -136,31 +136,37 @@ impl Ticketing {
         Ok(report)
     }
 
-    /// Every reservation that ever held seats in a section, from its stream: the
-    /// section's state counts seats, not reservations. Those already settled are
-    /// skipped by [`Ticketing::unwind`].
+    /// Every reservation that ever held seats in a section, from its buckets' streams:
+    /// a bucket's state counts seats, not reservations. A reservation split across
+    /// buckets is listed once. Those already settled are skipped by
+    /// [`Ticketing::unwind`].
     async fn reservations_in_section(
         &self,
         show_id: ShowId,
-        section: &SectionName,
+        section: &SectionSpec,
     ) -> Result<Vec<ReservationId>, AppError> {
-        let stream_id = inventory_stream(show_id, section);
         let mut reservations = Vec::new();
-        for recorded in self.store.read_stream(&stream_id, 0).await? {
-            if recorded.event_type != "SeatsHeld" {
-                continue;
-            }
-            let event = InventoryEvent::decode(
-                &recorded.event_type,
-                recorded.schema_version,
-                recorded.data,
-            )
-            .map_err(|source| AppError::Decode {
-                stream_id: stream_id.clone(),
-                source,
-            })?;
-            if let InventoryEvent::SeatsHeld(held) = event {
-                reservations.push(held.reservation_id);
+        let mut seen = std::collections::HashSet::new();
+        for bucket in 0..section.buckets.max(1) {
+            let stream_id = bucket_stream(show_id, &section.name, bucket);
+            for recorded in self.store.read_stream(&stream_id, 0).await? {
+                if recorded.event_type != "SeatsHeld" {
+                    continue;
+                }
+                let event = InventoryEvent::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    recorded.data,
+                )
+                .map_err(|source| AppError::Decode {
+                    stream_id: stream_id.clone(),
+                    source,
+                })?;
+                if let InventoryEvent::SeatsHeld(held) = event {
+                    if seen.insert(held.reservation_id) {
+                        reservations.push(held.reservation_id);
+                    }
+                }
             }
         }
         Ok(reservations)

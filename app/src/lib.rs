@@ -13,7 +13,9 @@
 //! stays in the outbox for the relay (`ticketing_bus::relay`, ADR 8).
 //!
 //! Layout:
-//! - [`service`]: [`Ticketing`] and its use cases (create show, hold, pay, cancel...).
+//! - [`service`]: [`Ticketing`] and its use cases (create show, pay, cancel...).
+//! - [`holds`]: [`Ticketing::hold_seats`] over a section's escrow buckets, and
+//!   [`Ticketing::rebalance_section`].
 //! - [`cancellation`]: [`Ticketing::cancel_show`], the cancellation of a show and its
 //!   fan-out over every hold and purchase.
 //! - [`sweeper`]: [`Ticketing::sweep`], the timeout sweeper, finding its work through
@@ -30,6 +32,7 @@ pub mod cancellation;
 pub mod clock;
 pub mod command;
 pub mod error;
+pub mod holds;
 pub mod payments;
 pub mod queries;
 pub mod repository;

@@ -126,10 +126,16 @@ impl Ticketing {
         let show = self.show(show_id).await?;
         let mut inventories = Vec::with_capacity(show.sections.len());
         for spec in &show.sections {
-            let stream = inventory_stream(show_id, &spec.name);
-            let inventory =
-                crate::repository::load::<Inventory>(self.store.as_ref(), &stream).await?;
-            inventories.push(inventory.state.0.ok_or(DomainError::UnknownSection)?);
+            // A section split into buckets is read as the sum of its buckets.
+            let mut buckets = Vec::new();
+            for bucket in 0..spec.buckets.max(1) {
+                let stream = bucket_stream(show_id, &spec.name, bucket);
+                let inventory =
+                    crate::repository::load::<Inventory>(self.store.as_ref(), &stream).await?;
+                buckets.push(inventory.state.0.ok_or(DomainError::UnknownSection)?);
+            }
+            inventories
+                .push(SectionInventory::combined(buckets).ok_or(DomainError::UnknownSection)?);
         }
         Ok(inventories)
     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use ticketing_bus::EventBus;
-use ticketing_domain::inventory::expiry_slot;
 use ticketing_domain::show::ShowDetails;
 use ticketing_domain::*;
 use ticketing_store::EventStore;
@@ -52,6 +51,8 @@ pub struct Ticketing {
     /// The same bus without the breaker: the relay is how the bus is found working
     /// again, so it must not be turned away by the breaker.
     relay_bus: Option<Arc<dyn EventBus>>,
+    /// Which buckets of a section this process last saw with free seats.
+    pub(crate) bucket_hints: Arc<crate::holds::BucketHints>,
 }
 
 /// A request to hold seats.
@@ -120,7 +121,7 @@ enum Settled {
 /// Whether a paid reservation's seats can be confirmed.
 enum Seats {
     /// The section's `SeatsConfirmed`, to append with the confirmation.
-    Confirmable(Change),
+    Confirmable(Vec<Change>),
     /// They cannot: the payment is refunded for this reason.
     Refund(RefundReason),
 }
@@ -143,6 +144,7 @@ impl Ticketing {
             settings,
             bus: None,
             relay_bus: None,
+            bucket_hints: Arc::default(),
         }
     }
 
@@ -220,29 +222,20 @@ impl Ticketing {
         Ok((reservation, details))
     }
 
-    /// A section as it stands, to look at.
-    pub(crate) async fn load_section(
-        &self,
-        show_id: ShowId,
-        section: &SectionName,
-    ) -> Result<Loaded<Inventory>, AppError> {
-        self.load::<Inventory>(&inventory_stream(show_id, section))
-            .await
-    }
-
-    /// A section to change: this command's turn on it is taken first (waiting at most
-    /// [`Settings::section_wait`]), then it is loaded, and the change made from it is
-    /// appended in that turn. Concurrent buyers of a section thus queue for it instead
-    /// of losing version races and retrying.
+    /// A bucket of a section to change: this command's turn on it is taken first
+    /// (waiting at most [`Settings::section_wait`]), then it is loaded, and the change
+    /// made from it is appended in that turn. Concurrent buyers of a bucket thus queue
+    /// for it instead of losing version races and retrying.
     ///
     /// # Errors
     /// [`AppError::Contention`] when the turn did not come in time.
-    pub(crate) async fn load_section_to_change(
+    pub(crate) async fn load_bucket_to_change(
         &self,
         show_id: ShowId,
         section: &SectionName,
+        bucket: u32,
     ) -> Result<Loaded<Inventory>, AppError> {
-        let stream_id = inventory_stream(show_id, section);
+        let stream_id = bucket_stream(show_id, section, bucket);
         let turn = self
             .store
             .lock_stream(&stream_id, self.settings.section_wait)
@@ -279,19 +272,21 @@ impl Ticketing {
                 )?;
                 let mut changes = vec![show.change(created)];
                 for spec in &plan.sections {
-                    let inventory =
-                        Loaded::<Inventory>::empty(inventory_stream(show_id, &spec.name));
-                    let initialized = inventory.state.decide(
-                        InventoryCommand::Initialize {
-                            show_id,
-                            section: spec.name.clone(),
-                            capacity: spec.capacity,
-                            unit_price: spec.unit_price,
-                            max_per_order: plan.max_per_order,
-                        },
-                        now,
-                    )?;
-                    changes.push(inventory.change(initialized));
+                    for (bucket, capacity) in (0..).zip(spec.bucket_capacities()) {
+                        let inventory =
+                            Loaded::<Inventory>::empty(bucket_stream(show_id, &spec.name, bucket));
+                        let initialized = inventory.state.decide(
+                            InventoryCommand::Initialize {
+                                show_id,
+                                section: spec.name.clone(),
+                                capacity,
+                                unit_price: spec.unit_price,
+                                max_per_order: plan.max_per_order,
+                            },
+                            now,
+                        )?;
+                        changes.push(inventory.change(initialized));
+                    }
                 }
                 Ok(Decision {
                     completes: true,
@@ -337,83 +332,6 @@ impl Ticketing {
         .await
     }
 
-    /// Holds seats in a section for a new reservation, atomically: the section's
-    /// `SeatsHeld` and the reservation's `ReservationPlaced` are appended together,
-    /// decided against the section's current version.
-    ///
-    /// # Errors
-    /// [`DomainError::SoldOut`], [`DomainError::SalesNotOpen`],
-    /// [`DomainError::QuantityAboveLimit`], [`DomainError::UnknownSection`],
-    /// [`DomainError::ShowNotFound`], [`AppError::Contention`].
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, show_id = %request.show_id))]
-    pub async fn hold_seats(
-        &self,
-        ctx: &CommandContext,
-        request: HoldSeats,
-    ) -> Result<HeldSeats, AppError> {
-        let idempotency = Idempotency::of(ctx, "hold_seats", &request);
-        self.once(idempotency.as_ref(), async {
-            let reservation_id = ReservationId::new();
-            let request = &request;
-            self.execute(ctx, idempotency.as_ref(), move || async move {
-                // The turn on the section and the show are fetched together; the
-                // section is loaded once it is this command's turn.
-                let stream_id = inventory_stream(request.show_id, &request.section);
-                let (turn, (_, show)) = tokio::try_join!(
-                    async {
-                        self.store
-                            .lock_stream(&stream_id, self.settings.section_wait)
-                            .await
-                            .map_err(AppError::from)
-                    },
-                    self.load_existing_show(request.show_id),
-                )?;
-                let spec = ensure(show.section(&request.section), DomainError::UnknownSection)?;
-                let inventory = self.load::<Inventory>(&stream_id).await?.in_turn(turn);
-                let now = self.clock.now();
-                // Whole seconds: the section counts held seats per expiry second.
-                let expires_at = expiry_slot(now + self.settings.hold_duration);
-                let held = inventory.state.decide(
-                    InventoryCommand::Hold {
-                        reservation_id,
-                        quantity: request.quantity,
-                        expires_at,
-                        sales: show.status,
-                    },
-                    now,
-                )?;
-                let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
-                let placed = reservation.state.decide(
-                    ReservationCommand::Place {
-                        reservation_id,
-                        show_id: show.show_id,
-                        section: spec.name.clone(),
-                        customer_id: request.customer_id.clone(),
-                        quantity: request.quantity,
-                        unit_price: spec.unit_price,
-                        expires_at,
-                    },
-                    now,
-                )?;
-                let amount = spec.unit_price.times(request.quantity.get())?;
-                Ok(Decision {
-                    completes: true,
-                    changes: vec![inventory.change(held), reservation.change(placed)],
-                    outcome: HeldSeats {
-                        reservation_id,
-                        show_id: show.show_id,
-                        section: spec.name.clone(),
-                        quantity: request.quantity.get(),
-                        amount,
-                        expires_at,
-                    },
-                })
-            })
-            .await
-        })
-        .await
-    }
-
     /// Pays for a reservation and confirms its seats.
     ///
     /// The payment is recorded as requested before the provider is called, and the
@@ -443,14 +361,15 @@ impl Ticketing {
                 if show.status == SalesStatus::Cancelled {
                     return Err(DomainError::ShowCancelled.into());
                 }
-                let inventory = self.load_section(details.show_id, &details.section).await?;
                 let now = self.clock.now();
-                let confirm = InventoryCommand::Confirm {
-                    reservation_id,
-                    quantity: details.quantity,
-                    expires_at: details.expires_at,
-                };
-                if let Err(DomainError::HoldExpired) = inventory.state.decide(confirm, now) {
+                let confirmable = self
+                    .decide_on_shares(&details, now, false, |share| InventoryCommand::Confirm {
+                        reservation_id,
+                        quantity: share.quantity,
+                        expires_at: details.expires_at,
+                    })
+                    .await;
+                if let Err(AppError::Domain(DomainError::HoldExpired)) = confirmable {
                     self.expire(ctx, reservation_id).await?;
                     return Err(DomainError::HoldExpired.into());
                 }
@@ -588,25 +507,19 @@ impl Ticketing {
                 },
                 now,
             )?;
-            let inventory = self
-                .load_section_to_change(details.show_id, &details.section)
-                .await?;
-            let released = inventory.state.decide(
-                InventoryCommand::Release {
+            let released = self
+                .decide_on_shares(&details, now, true, |share| InventoryCommand::Release {
                     reservation_id,
-                    quantity: details.quantity,
+                    quantity: share.quantity,
                     expires_at: details.expires_at,
                     reason: ReleaseReason::PaymentDeclined,
-                },
-                now,
-            )?;
+                })
+                .await?;
+            let mut changes = vec![reservation.change(declined), payment.change(recorded)];
+            changes.extend(released);
             Ok(Decision {
                 completes: true,
-                changes: vec![
-                    reservation.change(declined),
-                    payment.change(recorded),
-                    inventory.change(released),
-                ],
+                changes,
                 outcome: PaymentResult::Declined {
                     reservation_id,
                     payment_id,
@@ -677,7 +590,7 @@ impl Ticketing {
                     Seats::Confirmable(seats) => {
                         let paid = reservation.state.clone().fold(&reservation_events);
                         reservation_events.extend(paid.decide(ReservationCommand::Confirm, now)?);
-                        changes.push(seats);
+                        changes.extend(seats);
                         Settled::Confirmed(PaymentResult::Confirmed {
                             reservation_id,
                             payment_id,
@@ -720,18 +633,19 @@ impl Ticketing {
         if show.status == SalesStatus::Cancelled {
             return Ok(Seats::Refund(RefundReason::ShowCancelled));
         }
-        let inventory = self
-            .load_section_to_change(details.show_id, &details.section)
-            .await?;
-        let confirm = InventoryCommand::Confirm {
-            reservation_id: details.reservation_id,
-            quantity: details.quantity,
-            expires_at: details.expires_at,
-        };
-        match inventory.state.decide(confirm, now) {
-            Ok(confirmed) => Ok(Seats::Confirmable(inventory.change(confirmed))),
-            Err(DomainError::HoldExpired) => Ok(Seats::Refund(RefundReason::SeatsUnavailable)),
-            Err(other) => Err(other.into()),
+        let confirmed = self
+            .decide_on_shares(details, now, true, |share| InventoryCommand::Confirm {
+                reservation_id: details.reservation_id,
+                quantity: share.quantity,
+                expires_at: details.expires_at,
+            })
+            .await;
+        match confirmed {
+            Ok(changes) => Ok(Seats::Confirmable(changes)),
+            Err(AppError::Domain(DomainError::HoldExpired)) => {
+                Ok(Seats::Refund(RefundReason::SeatsUnavailable))
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -798,21 +712,19 @@ impl Ticketing {
             let now = self.clock.now();
             let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
             let expired = reservation.state.decide(ReservationCommand::Expire, now)?;
-            let inventory = self
-                .load_section_to_change(details.show_id, &details.section)
-                .await?;
-            let released = inventory.state.decide(
-                InventoryCommand::Release {
+            let mut changes = vec![reservation.change(expired)];
+            changes.extend(
+                self.decide_on_shares(&details, now, true, |share| InventoryCommand::Release {
                     reservation_id,
-                    quantity: details.quantity,
+                    quantity: share.quantity,
                     expires_at: details.expires_at,
                     reason: ReleaseReason::Expired,
-                },
-                now,
-            )?;
+                })
+                .await?,
+            );
             Ok(Decision {
                 completes: true,
-                changes: vec![reservation.change(expired), inventory.change(released)],
+                changes,
                 outcome: (),
             })
         })
@@ -876,21 +788,19 @@ impl Ticketing {
             let cancelled = reservation
                 .state
                 .decide(ReservationCommand::Cancel { refund: None }, now)?;
-            let inventory = self
-                .load_section_to_change(details.show_id, &details.section)
-                .await?;
-            let released = inventory.state.decide(
-                InventoryCommand::Release {
+            let mut changes = vec![reservation.change(cancelled)];
+            changes.extend(
+                self.decide_on_shares(&details, now, true, |share| InventoryCommand::Release {
                     reservation_id,
-                    quantity: details.quantity,
+                    quantity: share.quantity,
                     expires_at: details.expires_at,
                     reason,
-                },
-                now,
-            )?;
+                })
+                .await?,
+            );
             Ok(Decision {
                 completes: true,
-                changes: vec![reservation.change(cancelled), inventory.change(released)],
+                changes,
                 outcome: Cancelled {
                     reservation_id,
                     refunded: None,
@@ -972,10 +882,9 @@ impl Ticketing {
             let (reservation, booking) = self
                 .load_existing_reservation(details.reservation_id)
                 .await?;
-            let inventory = self
-                .load_section_to_change(booking.show_id, &booking.section)
-                .await?;
-            let (reservation_events, seats) = match booking.status {
+            // The reservation's status before this refund says where its seats are: a
+            // confirmed purchase bought them, a paid one still holds them.
+            let (reservation_events, sold) = match booking.status {
                 ReservationStatus::Confirmed if reason == RefundReason::CancelledByCustomer => (
                     reservation.state.decide(
                         ReservationCommand::Cancel {
@@ -983,49 +892,49 @@ impl Ticketing {
                         },
                         now,
                     )?,
-                    InventoryCommand::ReturnSold {
-                        reservation_id: booking.reservation_id,
-                        quantity: booking.quantity,
-                    },
+                    true,
                 ),
                 ReservationStatus::Confirmed => (
                     reservation
                         .state
                         .decide(ReservationCommand::Refund { reason }, now)?,
-                    InventoryCommand::ReturnSold {
-                        reservation_id: booking.reservation_id,
-                        quantity: booking.quantity,
-                    },
+                    true,
                 ),
                 // Paid but never confirmed: the seats were still held (or gone).
                 _ => (
                     reservation
                         .state
                         .decide(ReservationCommand::Refund { reason }, now)?,
-                    InventoryCommand::Release {
-                        reservation_id: booking.reservation_id,
-                        quantity: booking.quantity,
-                        expires_at: booking.expires_at,
-                        reason: if reason == RefundReason::ShowCancelled {
-                            ReleaseReason::ShowCancelled
-                        } else {
-                            ReleaseReason::Expired
-                        },
-                    },
+                    false,
                 ),
             };
+            let release_reason = if reason == RefundReason::ShowCancelled {
+                ReleaseReason::ShowCancelled
+            } else {
+                ReleaseReason::Expired
+            };
+            let seats_back = self
+                .decide_on_shares(&booking, now, true, |share| {
+                    if sold {
+                        InventoryCommand::ReturnSold {
+                            reservation_id: booking.reservation_id,
+                            quantity: share.quantity,
+                        }
+                    } else {
+                        InventoryCommand::Release {
+                            reservation_id: booking.reservation_id,
+                            quantity: share.quantity,
+                            expires_at: booking.expires_at,
+                            reason: release_reason,
+                        }
+                    }
+                })
+                .await?;
             let mut changes = vec![
                 payment.change(refunded),
                 reservation.change(reservation_events),
             ];
-            // The reservation's status before this refund says where its seats are: a
-            // paid purchase still holds them, a confirmed one bought them.
-            if matches!(
-                booking.status,
-                ReservationStatus::Paid | ReservationStatus::Confirmed
-            ) {
-                changes.push(inventory.change(inventory.state.decide(seats, now)?));
-            }
+            changes.extend(seats_back);
             Ok(Decision {
                 completes: true,
                 changes,

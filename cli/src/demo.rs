@@ -69,6 +69,7 @@ impl<W: Write> Demo<'_, W> {
                 name: SectionName::parse(section)?,
                 capacity,
                 unit_price: price,
+                buckets: 1,
             }],
             10,
         )?;

@@ -20,6 +20,10 @@ pub enum DomainError {
     InvalidPrice(i64),
     #[error("section capacity {0} is not between 1 and 100000")]
     InvalidCapacity(u32),
+    #[error("a section of {capacity} seats cannot be split into {buckets} buckets: 1 to 64, and no more than its seats")]
+    InvalidBucketCount { buckets: u32, capacity: u32 },
+    #[error("cannot move {requested} seats out of a bucket with {available} free")]
+    NotEnoughFreeSeats { requested: u32, available: u32 },
     #[error("section name {0:?} must be 1-64 letters, digits, spaces, '-' or '_'")]
     InvalidSectionName(String),
     #[error("invalid {kind}: 1-128 characters without spaces")]

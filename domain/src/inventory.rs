@@ -70,6 +70,11 @@ pub enum InventoryCommand {
         reservation_id: ReservationId,
         quantity: u32,
     },
+    /// Move free seats out of this bucket to another bucket of the section, in the same
+    /// append as that bucket's [`InventoryCommand::TakeSeats`] (rebalancing).
+    GiveSeats { seats: u32, to_bucket: u32 },
+    /// Take in free seats given by another bucket of the section.
+    TakeSeats { seats: u32, from_bucket: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +126,22 @@ pub struct SeatsReturned {
     pub quantity: u32,
 }
 
-/// The events of a section's stream. Variant names are the stored event types.
+/// Free seats moved to another bucket of the section: this bucket's capacity shrinks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatsMovedOut {
+    pub seats: u32,
+    pub to_bucket: u32,
+}
+
+/// Free seats moved in from another bucket of the section: this bucket's capacity grows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatsMovedIn {
+    pub seats: u32,
+    pub from_bucket: u32,
+}
+
+/// The events of a section's stream (of one of its buckets). Variant names are the
+/// stored event types.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum InventoryEvent {
@@ -130,6 +150,8 @@ pub enum InventoryEvent {
     SeatsConfirmed(SeatsConfirmed),
     SeatsReleased(SeatsReleased),
     SeatsReturned(SeatsReturned),
+    SeatsMovedOut(SeatsMovedOut),
+    SeatsMovedIn(SeatsMovedIn),
 }
 
 /// The whole second at which a hold expiring at `expires_at` stops counting: holds
@@ -198,6 +220,22 @@ impl SectionInventory {
     /// (plus holds from before `SeatsHeld` v3), whatever the number of reservations.
     pub fn tracked_entries(&self) -> usize {
         self.held_until.len() + self.legacy_holds.len()
+    }
+
+    /// A whole section from its buckets: capacities, sold and held seats added up.
+    /// `None` without buckets.
+    pub fn combined(buckets: impl IntoIterator<Item = SectionInventory>) -> Option<Self> {
+        let mut buckets = buckets.into_iter();
+        let mut section = buckets.next()?;
+        for bucket in buckets {
+            section.capacity += bucket.capacity;
+            section.sold += bucket.sold;
+            for (slot, seats) in bucket.held_until {
+                *section.held_until.entry(slot).or_default() += seats;
+            }
+            section.legacy_holds.extend(bucket.legacy_holds);
+        }
+        Some(section)
     }
 
     /// Takes a hold that ended (confirmed or released) off its expiry slot.
@@ -356,6 +394,28 @@ impl Aggregate for Inventory {
                     quantity,
                 })])
             }
+            InventoryCommand::GiveSeats { seats, to_bucket } => {
+                let available = inventory.available(now);
+                if seats == 0 || seats > available {
+                    return Err(DomainError::NotEnoughFreeSeats {
+                        requested: seats,
+                        available,
+                    });
+                }
+                Ok(vec![InventoryEvent::SeatsMovedOut(SeatsMovedOut {
+                    seats,
+                    to_bucket,
+                })])
+            }
+            InventoryCommand::TakeSeats { seats, from_bucket } => {
+                if inventory.capacity.checked_add(seats).is_none() {
+                    return Err(DomainError::InvalidCapacity(u32::MAX));
+                }
+                Ok(vec![InventoryEvent::SeatsMovedIn(SeatsMovedIn {
+                    seats,
+                    from_bucket,
+                })])
+            }
         }
     }
 
@@ -406,13 +466,31 @@ impl Aggregate for Inventory {
             InventoryEvent::SeatsReturned(e) => {
                 inventory.sold = inventory.sold.saturating_sub(e.quantity);
             }
+            InventoryEvent::SeatsMovedOut(e) => {
+                inventory.capacity = inventory.capacity.saturating_sub(e.seats);
+            }
+            InventoryEvent::SeatsMovedIn(e) => {
+                inventory.capacity = inventory.capacity.saturating_add(e.seats);
+            }
         }
         Inventory(Some(inventory))
     }
 }
 
-/// The stream id of a section's inventory. Section names are compared case-insensitively,
-/// so the stream id uses the lower-case name.
+/// The stream id of a section's inventory, its first bucket's. Section names are
+/// compared case-insensitively, so the stream id uses the lower-case name.
 pub fn inventory_stream(show_id: ShowId, section: &SectionName) -> String {
     format!("inventory-{show_id}-{}", section.as_str().to_lowercase())
+}
+
+/// The stream id of one bucket of a section: bucket 0 is [`inventory_stream`], so a
+/// section of one bucket is the stream it always was; bucket `k` adds `~k` (a
+/// character section names cannot hold).
+pub fn bucket_stream(show_id: ShowId, section: &SectionName, bucket: u32) -> String {
+    let first = inventory_stream(show_id, section);
+    if bucket == 0 {
+        first
+    } else {
+        format!("{first}~{bucket}")
+    }
 }

@@ -24,15 +24,18 @@ pub mod values;
 
 pub use error::DomainError;
 pub use inventory::{
-    inventory_stream, Inventory, InventoryCommand, InventoryEvent, ReleaseReason, SectionInventory,
+    bucket_stream, inventory_stream, Inventory, InventoryCommand, InventoryEvent, ReleaseReason,
+    SectionInventory,
 };
 pub use payment::{payment_stream, Payment, PaymentCommand, PaymentEvent, PaymentStatus};
 pub use reservation::{
-    reservation_stream, RefundReason, Reservation, ReservationCommand, ReservationEvent,
-    ReservationStatus,
+    reservation_stream, BucketShare, RefundReason, Reservation, ReservationCommand,
+    ReservationEvent, ReservationStatus,
 };
 pub use schema::{DecodeError, DomainEvent, EncodedEvent, EventPayload};
-pub use show::{show_stream, SalesStatus, SectionSpec, Show, ShowCommand, ShowEvent, ShowPlan};
+pub use show::{
+    default_buckets, show_stream, SalesStatus, SectionSpec, Show, ShowCommand, ShowEvent, ShowPlan,
+};
 pub use values::{
     Currency, CustomerId, Money, OrganizerId, PaymentId, Quantity, ReservationId, SectionName,
     ShowId, Timestamp,

@@ -71,6 +71,13 @@ pub enum RefundReason {
     SeatsUnavailable,
 }
 
+/// Seats of a reservation held (or sold) in one bucket of its section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketShare {
+    pub bucket: u32,
+    pub quantity: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReservationCommand {
     Place {
@@ -81,6 +88,8 @@ pub enum ReservationCommand {
         quantity: Quantity,
         unit_price: Money,
         expires_at: Timestamp,
+        /// Where the seats are held, when not all in the section's first bucket.
+        buckets: Vec<BucketShare>,
     },
     /// Record that a payment is about to be charged, before the provider is called, so
     /// that a crash mid-payment leaves a trace to finish from.
@@ -119,6 +128,10 @@ pub struct ReservationPlaced {
     pub amount: Money,
     pub expires_at: Timestamp,
     pub placed_at: Timestamp,
+    /// The buckets of the section that hold the seats. Absent (empty) when they are all
+    /// in the first bucket, as in every reservation placed before buckets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketShare>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +217,23 @@ pub struct ReservationDetails {
     /// When that payment was requested: the sweeper leaves a pending payment alone for
     /// a grace period after it, so that it never races a request still in flight.
     pub payment_requested_at: Option<Timestamp>,
+    /// Where its seats are held; empty when all are in the section's first bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketShare>,
+}
+
+impl ReservationDetails {
+    /// The buckets holding its seats and how many each holds, in bucket order.
+    pub fn shares(&self) -> Vec<BucketShare> {
+        if self.buckets.is_empty() {
+            vec![BucketShare {
+                bucket: 0,
+                quantity: self.quantity,
+            }]
+        } else {
+            self.buckets.clone()
+        }
+    }
 }
 
 /// The reservation aggregate's state: `None` until placed.
@@ -232,6 +262,7 @@ impl Aggregate for Reservation {
             quantity,
             unit_price,
             expires_at,
+            buckets,
         } = command
         {
             if self.0.is_some() {
@@ -240,6 +271,21 @@ impl Aggregate for Reservation {
             if expires_at <= now {
                 return Err(DomainError::InvalidHoldExpiry);
             }
+            let spread: u32 = buckets.iter().map(|b| b.quantity).sum();
+            if !buckets.is_empty() && spread != quantity.get() {
+                return Err(DomainError::QuantityAboveLimit {
+                    requested: spread,
+                    limit: quantity.get(),
+                });
+            }
+            // All in the first bucket is said by saying nothing, as before buckets.
+            let buckets = if buckets.iter().all(|b| b.bucket == 0) {
+                Vec::new()
+            } else {
+                let mut buckets = buckets;
+                buckets.sort_by_key(|b| b.bucket);
+                buckets
+            };
             return Ok(vec![ReservationEvent::ReservationPlaced(
                 ReservationPlaced {
                     reservation_id,
@@ -251,6 +297,7 @@ impl Aggregate for Reservation {
                     amount: unit_price.times(quantity.get())?,
                     expires_at,
                     placed_at: now,
+                    buckets,
                 },
             )]);
         }
@@ -414,6 +461,7 @@ impl Aggregate for Reservation {
                     status: S::Held,
                     payment_id: None,
                     payment_requested_at: None,
+                    buckets: e.buckets.clone(),
                 }))
             }
             (None, _) => return Reservation(None),

@@ -187,6 +187,8 @@ impl EventPayload for InventoryEvent {
         "SeatsConfirmed",
         "SeatsReleased",
         "SeatsReturned",
+        "SeatsMovedOut",
+        "SeatsMovedIn",
     ];
 }
 

@@ -12,12 +12,54 @@ pub const MAX_CAPACITY: u32 = 100_000;
 /// The per-order limit when the organizer sets none.
 pub const DEFAULT_MAX_PER_ORDER: u32 = 10;
 
+/// The most escrow buckets a section can be split into.
+pub const MAX_BUCKETS: u32 = 64;
+/// When the organizer does not choose, a section gets one bucket per this many seats
+/// (at least one, at most [`MAX_DEFAULT_BUCKETS`]).
+pub const SEATS_PER_DEFAULT_BUCKET: u32 = 5_000;
+/// The most buckets a section gets without the organizer asking for more.
+pub const MAX_DEFAULT_BUCKETS: u32 = 16;
+
 /// One section as the organizer defines it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionSpec {
     pub name: SectionName,
     pub capacity: u32,
     pub unit_price: Money,
+    /// How many escrow buckets share the section's seats: each bucket is an inventory
+    /// stream of its own with a share of the capacity, so that holds in different
+    /// buckets do not wait for each other. Shows created before buckets have one.
+    #[serde(default = "one_bucket")]
+    pub buckets: u32,
+}
+
+fn one_bucket() -> u32 {
+    1
+}
+
+/// How many buckets a section of `capacity` seats gets when the organizer does not say.
+pub fn default_buckets(capacity: u32) -> u32 {
+    (capacity / SEATS_PER_DEFAULT_BUCKET).clamp(1, MAX_DEFAULT_BUCKETS)
+}
+
+impl SectionSpec {
+    /// A section split into the default number of buckets for its capacity.
+    pub fn new(name: SectionName, capacity: u32, unit_price: Money) -> Self {
+        Self {
+            name,
+            capacity,
+            unit_price,
+            buckets: default_buckets(capacity),
+        }
+    }
+
+    /// Each bucket's share of the capacity, in bucket order: as even as can be, the
+    /// first buckets taking one seat more.
+    pub fn bucket_capacities(&self) -> Vec<u32> {
+        let buckets = self.buckets.max(1);
+        let (share, rest) = (self.capacity / buckets, self.capacity % buckets);
+        (0..buckets).map(|b| share + u32::from(b < rest)).collect()
+    }
 }
 
 /// A checked description of a new show: building one is the only way to create a show.
@@ -60,6 +102,12 @@ impl ShowPlan {
         for (i, section) in sections.iter().enumerate() {
             if !(1..=MAX_CAPACITY).contains(&section.capacity) {
                 return Err(DomainError::InvalidCapacity(section.capacity));
+            }
+            if !(1..=MAX_BUCKETS.min(section.capacity)).contains(&section.buckets) {
+                return Err(DomainError::InvalidBucketCount {
+                    buckets: section.buckets,
+                    capacity: section.capacity,
+                });
             }
             if section.unit_price.currency != currency {
                 return Err(DomainError::MixedCurrencies);

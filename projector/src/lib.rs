@@ -122,6 +122,15 @@ impl ShowSales {
         hours: Vec<(Timestamp, SalesTotals)>,
     ) -> Option<Self> {
         let currency = sections.first()?.1;
+        // A section split into buckets has a row per bucket: one section, added up.
+        let mut merged: Vec<(SectionName, ticketing_domain::Currency, SalesTotals)> = Vec::new();
+        for (name, currency, totals) in sections {
+            match merged.iter_mut().find(|(n, _, _)| *n == name) {
+                Some((_, _, sum)) => sum.add(totals),
+                None => merged.push((name, currency, totals)),
+            }
+        }
+        let sections = merged;
         let mut total = SalesTotals::default();
         for (_, _, t) in &sections {
             total.add(*t);

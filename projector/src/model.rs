@@ -269,6 +269,14 @@ impl BatchFold {
                 delta.refunds_count = 1;
                 delta.refunds_minor = i64::from(e.quantity) * price;
             }
+            // Seats moved between a section's buckets: each bucket's view keeps its
+            // own capacity; the section's is their sum.
+            InventoryEvent::SeatsMovedOut(e) => {
+                view.capacity = view.capacity.saturating_sub(e.seats);
+            }
+            InventoryEvent::SeatsMovedIn(e) => {
+                view.capacity = view.capacity.saturating_add(e.seats);
+            }
         }
         if delta == SalesTotals::default() {
             return;
@@ -449,10 +457,12 @@ mod tests {
                 reservation_id,
                 quantity: 3,
                 expires_at: at(12, 10),
+                held_at: Some(at(12, 0)),
             }),
             InventoryEvent::SeatsConfirmed(SeatsConfirmed {
                 reservation_id,
                 quantity: 3,
+                expires_at: Some(at(12, 10)),
             }),
             InventoryEvent::SeatsReturned(SeatsReturned {
                 reservation_id,

@@ -171,6 +171,29 @@ pub(crate) fn availability(section: &SectionView, now: Timestamp) -> SectionAvai
     }
 }
 
+/// Availability per section from the views of its buckets (one view per inventory
+/// stream): a section split into buckets reads as one, with its buckets added up, in
+/// the order its first bucket came.
+pub(crate) fn sections_availability<'a>(
+    views: impl IntoIterator<Item = &'a SectionView>,
+    now: Timestamp,
+) -> Vec<SectionAvailability> {
+    let mut sections: Vec<SectionAvailability> = Vec::new();
+    for view in views {
+        let bucket = availability(view, now);
+        match sections.iter_mut().find(|s| s.section == bucket.section) {
+            Some(section) => {
+                section.capacity += bucket.capacity;
+                section.held += bucket.held;
+                section.sold += bucket.sold;
+                section.available += bucket.available;
+            }
+            None => sections.push(bucket),
+        }
+    }
+    sections
+}
+
 pub(crate) fn section_sales(
     section: String,
     currency_code: String,

@@ -4,6 +4,7 @@
 //! Layout:
 //! - `support.rs`: a `Ticketing` on a manual clock and the simulated provider.
 //! - `purchase.rs`: holds, payments, expiry, cancellation and refunds.
+//! - `buckets.rs`: sections split into escrow buckets.
 //! - `retries.rs`: idempotency keys, provider timeouts, concurrency.
 //! - `storage.rs`: snapshots and upcasting through the store.
 //! - `sweeper.rs`: the timeout sweeper, moving time with the manual clock.
@@ -11,6 +12,7 @@
 //! - `publishing.rs`: publishing to the bus after commit, and the relay (in-process
 //!   bus on both backends; Kafka against librdkafka's mock broker).
 
+mod buckets;
 mod cancellation;
 mod publishing;
 mod purchase;
@@ -58,6 +60,11 @@ on_both_backends! {
     purchase::cancelling_a_confirmed_purchase_refunds_it_and_returns_the_seats,
     purchase::refunding_twice_is_refused,
     purchase::show_sales_can_be_opened_closed_and_cancelled,
+    buckets::a_split_section_reads_as_one_and_a_hold_takes_one_bucket,
+    buckets::a_split_section_sells_every_seat_and_only_then_is_sold_out,
+    buckets::a_hold_no_bucket_can_serve_alone_is_split_and_ends_in_every_bucket,
+    buckets::rebalancing_spreads_the_free_seats_over_the_buckets,
+    buckets::two_hundred_buyers_for_fifty_seats_in_four_buckets_get_exactly_fifty,
     retries::a_retried_hold_with_the_same_key_appends_nothing_and_answers_the_same,
     retries::the_same_key_with_another_request_is_refused,
     retries::a_retried_payment_with_the_same_key_charges_once_and_appends_nothing,

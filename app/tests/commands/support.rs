@@ -150,6 +150,11 @@ pub fn eur(amount_minor: i64) -> Money {
 
 /// A show with one section "Floor" of `capacity` seats at 45.00 EUR, sales open.
 pub async fn show_on_sale(h: &Harness, capacity: u32) -> ShowId {
+    show_on_sale_in_buckets(h, capacity, 1).await
+}
+
+/// Like [`show_on_sale`], the section split into `buckets` escrow buckets.
+pub async fn show_on_sale_in_buckets(h: &Harness, capacity: u32, buckets: u32) -> ShowId {
     let plan = ShowPlan::new(
         "Summer Festival",
         "Main Arena",
@@ -158,6 +163,7 @@ pub async fn show_on_sale(h: &Harness, capacity: u32) -> ShowId {
             name: floor(),
             capacity,
             unit_price: eur(4_500),
+            buckets,
         }],
         10,
     )

@@ -89,6 +89,7 @@ impl World {
                         quantity: qty(n),
                         unit_price: eur(100),
                         expires_at,
+                        buckets: vec![],
                     };
                     let mut reservation = Reservation::default();
                     let events = reservation.decide(place, self.now).unwrap();

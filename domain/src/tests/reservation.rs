@@ -10,6 +10,7 @@ fn place(r: ReservationId) -> ReservationCommand {
         quantity: qty(2),
         unit_price: eur(4_500),
         expires_at: t0() + minutes(10),
+        buckets: vec![],
     }
 }
 

@@ -11,11 +11,13 @@ fn plan() -> ShowPlan {
                 name: section("Floor"),
                 capacity: 100,
                 unit_price: eur(4_500),
+                buckets: 1,
             },
             SectionSpec {
                 name: section("Balcony"),
                 capacity: 50,
                 unit_price: eur(3_000),
+                buckets: 1,
             },
         ],
         DEFAULT_MAX_PER_ORDER,
@@ -78,6 +80,7 @@ fn plans_with_bad_sections_are_refused() {
         name: section(name),
         capacity,
         unit_price: price,
+        buckets: 1,
     };
     let usd = Money::unit_price(100, Currency::parse("USD").unwrap()).unwrap();
     let cases = [

@@ -243,6 +243,7 @@ pub async fn show_on_sale(ticketing: &Ticketing) -> ShowId {
             name: SectionName::parse("Floor").expect("a section name"),
             capacity: 100,
             unit_price: Money::unit_price(4500, eur).expect("a price"),
+            buckets: 1,
         }],
         10,
     )

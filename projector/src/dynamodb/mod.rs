@@ -841,12 +841,10 @@ impl ReadModelStore for DynamoDbReadModels {
         show_id: ShowId,
         now: Timestamp,
     ) -> Result<Vec<SectionAvailability>, ReadModelError> {
-        Ok(self
-            .sections_of(show_id)
-            .await?
-            .iter()
-            .map(|section| d::availability(section, now))
-            .collect())
+        Ok(d::sections_availability(
+            &self.sections_of(show_id).await?,
+            now,
+        ))
     }
 
     async fn show_sales(&self, show_id: ShowId) -> Result<Option<ShowSales>, ReadModelError> {

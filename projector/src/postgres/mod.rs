@@ -314,9 +314,11 @@ impl ReadModelStore for PostgresReadModels {
         .bind(show_id.0.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| section_row(row).map(|s| d::availability(&s, now)))
-            .collect()
+        let views = rows
+            .iter()
+            .map(section_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(d::sections_availability(&views, now))
     }
 
     async fn show_sales(&self, show_id: ShowId) -> Result<Option<ShowSales>, ReadModelError> {

@@ -196,11 +196,13 @@ pub async fn busy_day(env: &Env) -> Day {
                 name: section("Floor"),
                 capacity: 10,
                 unit_price: eur(4_500),
+                buckets: 1,
             },
             SectionSpec {
                 name: section("Balcony"),
                 capacity: 20,
                 unit_price: eur(3_000),
+                buckets: 1,
             },
         ],
         10,
@@ -306,6 +308,7 @@ pub async fn a_seat_an_hour(env: &Env, hours: u32) -> ShowId {
             name: section("Stalls"),
             capacity: hours,
             unit_price: eur(2_000),
+            buckets: 1,
         }],
         10,
     )

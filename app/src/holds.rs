@@ -1,0 +1,409 @@
+//! Holding seats (streams: the section's buckets `inventory-…`, and a new
+//! `reservation-…`), and moving free seats between a section's buckets.
+//!
+//! A section's seats are shared out between its escrow buckets, each an inventory
+//! stream of its own. A hold takes its turn on one bucket at a time, starting from one
+//! this process believes has seats (its [`BucketHints`]) and picked at random among
+//! those, so concurrent buyers spread over the buckets instead of queueing on one. A
+//! hold goes to the first bucket that has the seats; when no single bucket has them
+//! but the buckets together do, the hold is split across buckets and appended in one
+//! transaction, taking its turns in bucket order (every command that takes several
+//! turns takes them in that order, so none waits on another in a circle). The section
+//! is sold out only when no bucket can serve the request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rand::Rng;
+use ticketing_domain::inventory::expiry_slot;
+use ticketing_domain::reservation::ReservationDetails;
+use ticketing_domain::*;
+
+use crate::command::{CommandContext, Decision, Idempotency};
+use crate::repository::{Change, Loaded};
+use crate::service::{HeldSeats, HoldSeats};
+use crate::{AppError, Ticketing};
+
+/// Free seats per bucket as this process last saw them, per section (its first
+/// bucket's stream id). Only an ordering hint: a bucket believed empty is still tried,
+/// last, and may have had seats released into it since.
+#[derive(Debug, Default)]
+pub(crate) struct BucketHints {
+    sections: Mutex<HashMap<String, Vec<Option<u32>>>>,
+}
+
+/// Past this many sections known, the hints start over.
+const MAX_HINTED_SECTIONS: usize = 4096;
+
+impl BucketHints {
+    /// The order in which to try a section's `buckets`: those believed to have seats
+    /// (or not seen yet) first, from a random one on; those believed empty last.
+    fn order(&self, section: &str, buckets: u32) -> Vec<u32> {
+        let known = self
+            .sections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(section)
+            .cloned()
+            .unwrap_or_default();
+        let start = rand::rng().random_range(0..buckets.max(1));
+        let rotated = (0..buckets).map(|i| (start + i) % buckets);
+        let empty = |b: &u32| known.get(*b as usize).copied().flatten() == Some(0);
+        let (mut order, last): (Vec<u32>, Vec<u32>) = rotated.partition(|b| !empty(b));
+        order.extend(last);
+        order
+    }
+
+    fn saw(&self, section: &str, buckets: u32, bucket: u32, free: u32) {
+        let mut sections = self
+            .sections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sections.len() >= MAX_HINTED_SECTIONS && !sections.contains_key(section) {
+            sections.clear();
+        }
+        let seen = sections.entry(section.to_owned()).or_default();
+        seen.resize(buckets as usize, None);
+        if let Some(slot) = seen.get_mut(bucket as usize) {
+            *slot = Some(free);
+        }
+    }
+}
+
+/// A hold decided on one or several buckets, each loaded in its turn.
+struct Taken {
+    changes: Vec<Change>,
+    shares: Vec<BucketShare>,
+}
+
+impl Ticketing {
+    /// Holds seats in a section for a new reservation, atomically: the buckets'
+    /// `SeatsHeld` and the reservation's `ReservationPlaced` are appended together,
+    /// each bucket decided in its turn.
+    ///
+    /// # Errors
+    /// [`DomainError::SoldOut`] (with the seats left in the whole section),
+    /// [`DomainError::SalesNotOpen`], [`DomainError::QuantityAboveLimit`],
+    /// [`DomainError::UnknownSection`], [`DomainError::ShowNotFound`],
+    /// [`AppError::Contention`] when a turn does not come within the section wait.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, show_id = %request.show_id))]
+    pub async fn hold_seats(
+        &self,
+        ctx: &CommandContext,
+        request: HoldSeats,
+    ) -> Result<HeldSeats, AppError> {
+        let idempotency = Idempotency::of(ctx, "hold_seats", &request);
+        self.once(idempotency.as_ref(), async {
+            let reservation_id = ReservationId::new();
+            let request = &request;
+            self.execute(ctx, idempotency.as_ref(), move || async move {
+                let (_, show) = self.load_existing_show(request.show_id).await?;
+                let spec = show
+                    .section(&request.section)
+                    .ok_or(DomainError::UnknownSection)?;
+                let now = self.clock.now();
+                // Whole seconds: a bucket counts held seats per expiry second.
+                let expires_at = expiry_slot(now + self.settings.hold_duration);
+                let Taken {
+                    mut changes,
+                    shares,
+                } = self
+                    .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
+                    .await?;
+                let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
+                let placed = reservation.state.decide(
+                    ReservationCommand::Place {
+                        reservation_id,
+                        show_id: show.show_id,
+                        section: spec.name.clone(),
+                        customer_id: request.customer_id.clone(),
+                        quantity: request.quantity,
+                        unit_price: spec.unit_price,
+                        expires_at,
+                        buckets: shares,
+                    },
+                    self.clock.now(),
+                )?;
+                changes.push(reservation.change(placed));
+                let amount = spec.unit_price.times(request.quantity.get())?;
+                Ok(Decision {
+                    completes: true,
+                    changes,
+                    outcome: HeldSeats {
+                        reservation_id,
+                        show_id: show.show_id,
+                        section: spec.name.clone(),
+                        quantity: request.quantity.get(),
+                        amount,
+                        expires_at,
+                    },
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Finds the seats: one bucket that has them all, else several that do together.
+    async fn take_seats(
+        &self,
+        show: &show::ShowDetails,
+        spec: &SectionSpec,
+        reservation_id: ReservationId,
+        quantity: Quantity,
+        expires_at: Timestamp,
+    ) -> Result<Taken, AppError> {
+        let buckets = spec.buckets.max(1);
+        let section_key = inventory_stream(show.show_id, &spec.name);
+        let hold = |quantity| InventoryCommand::Hold {
+            reservation_id,
+            quantity,
+            expires_at,
+            sales: show.status,
+        };
+        let mut free = vec![0u32; buckets as usize];
+        for bucket in self.bucket_hints.order(&section_key, buckets) {
+            let inventory = self
+                .load_bucket_to_change(show.show_id, &spec.name, bucket)
+                .await?;
+            let now = self.clock.now();
+            let available = inventory.state.0.as_ref().map_or(0, |s| s.available(now));
+            self.bucket_hints
+                .saw(&section_key, buckets, bucket, available);
+            match inventory.state.decide(hold(quantity), now) {
+                Ok(held) => {
+                    self.bucket_hints.saw(
+                        &section_key,
+                        buckets,
+                        bucket,
+                        available - quantity.get(),
+                    );
+                    return Ok(Taken {
+                        changes: vec![inventory.change(held)],
+                        shares: vec![BucketShare {
+                            bucket,
+                            quantity: quantity.get(),
+                        }],
+                    });
+                }
+                Err(DomainError::SoldOut { available, .. }) => free[bucket as usize] = available,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let total: u32 = free.iter().sum();
+        if buckets == 1 || total < quantity.get() {
+            return Err(DomainError::SoldOut {
+                requested: quantity.get(),
+                available: total,
+            }
+            .into());
+        }
+        self.take_seats_across_buckets(show, spec, quantity, &free, hold)
+            .await
+    }
+
+    /// Splits a hold across buckets that each have some of the seats: their turns are
+    /// taken in bucket order, and what they have is read again in those turns.
+    async fn take_seats_across_buckets(
+        &self,
+        show: &show::ShowDetails,
+        spec: &SectionSpec,
+        quantity: Quantity,
+        free: &[u32],
+        hold: impl Fn(Quantity) -> InventoryCommand,
+    ) -> Result<Taken, AppError> {
+        let mut inventories = Vec::new();
+        for (bucket, _) in (0u32..).zip(free).filter(|(_, free)| **free > 0) {
+            let inventory = self
+                .load_bucket_to_change(show.show_id, &spec.name, bucket)
+                .await?;
+            inventories.push((bucket, inventory));
+        }
+        let now = self.clock.now();
+        let mut wanted = quantity.get();
+        let mut taken = Taken {
+            changes: Vec::new(),
+            shares: Vec::new(),
+        };
+        for (bucket, inventory) in inventories {
+            let available = inventory.state.0.as_ref().map_or(0, |s| s.available(now));
+            let part = available.min(wanted);
+            let Ok(part_quantity) = Quantity::new(part) else {
+                continue;
+            };
+            let held = inventory.state.decide(hold(part_quantity), now)?;
+            taken.changes.push(inventory.change(held));
+            taken.shares.push(BucketShare {
+                bucket,
+                quantity: part,
+            });
+            wanted -= part;
+            if wanted == 0 {
+                return Ok(taken);
+            }
+        }
+        Err(DomainError::SoldOut {
+            requested: quantity.get(),
+            available: quantity.get() - wanted,
+        }
+        .into())
+    }
+
+    /// Decides `command` for each bucket that holds a reservation's seats (with that
+    /// bucket's share), each loaded in its turn when `to_change`, in bucket order.
+    pub(crate) async fn decide_on_shares(
+        &self,
+        details: &ReservationDetails,
+        now: Timestamp,
+        to_change: bool,
+        command: impl Fn(BucketShare) -> InventoryCommand,
+    ) -> Result<Vec<Change>, AppError> {
+        let mut changes = Vec::new();
+        for share in details.shares() {
+            let inventory = if to_change {
+                self.load_bucket_to_change(details.show_id, &details.section, share.bucket)
+                    .await?
+            } else {
+                self.load::<Inventory>(&bucket_stream(
+                    details.show_id,
+                    &details.section,
+                    share.bucket,
+                ))
+                .await?
+            };
+            let events = inventory.state.decide(command(share), now)?;
+            changes.push(inventory.change(events));
+        }
+        Ok(changes)
+    }
+
+    /// Moves free seats between a section's buckets so that each has as many free
+    /// seats as the others (give or take one): seats stranded in a few buckets by
+    /// releases and expiries can serve any hold again. Every bucket's turn is taken,
+    /// in bucket order, for the one transaction that moves the seats.
+    ///
+    /// Returns how many seats moved.
+    ///
+    /// # Errors
+    /// [`DomainError::ShowNotFound`], [`DomainError::UnknownSection`],
+    /// [`AppError::Contention`].
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %show_id))]
+    pub async fn rebalance_section(
+        &self,
+        ctx: &CommandContext,
+        show_id: ShowId,
+        section: &SectionName,
+    ) -> Result<u32, AppError> {
+        self.execute(ctx, None, move || async move {
+            let (_, show) = self.load_existing_show(show_id).await?;
+            let spec = show.section(section).ok_or(DomainError::UnknownSection)?;
+            let mut inventories = Vec::new();
+            for bucket in 0..spec.buckets.max(1) {
+                inventories.push(
+                    self.load_bucket_to_change(show_id, &spec.name, bucket)
+                        .await?,
+                );
+            }
+            let now = self.clock.now();
+            let free: Vec<u32> = inventories
+                .iter()
+                .map(|i| i.state.0.as_ref().map_or(0, |s| s.available(now)))
+                .collect();
+            let moves = rebalancing_moves(&free);
+            let mut events: Vec<Vec<InventoryEvent>> = vec![Vec::new(); inventories.len()];
+            let mut moved = 0;
+            for (from, to, seats) in moves {
+                let (from_index, to_index) = (from as usize, to as usize);
+                events[from_index].extend(inventories[from_index].state.decide(
+                    InventoryCommand::GiveSeats {
+                        seats,
+                        to_bucket: to,
+                    },
+                    now,
+                )?);
+                events[to_index].extend(inventories[to_index].state.decide(
+                    InventoryCommand::TakeSeats {
+                        seats,
+                        from_bucket: from,
+                    },
+                    now,
+                )?);
+                moved += seats;
+            }
+            let changes = inventories
+                .iter()
+                .zip(events)
+                .map(|(inventory, events)| inventory.change(events))
+                .collect();
+            Ok(Decision {
+                completes: true,
+                changes,
+                outcome: moved,
+            })
+        })
+        .await
+    }
+}
+
+/// The moves `(from, to, seats)` that leave every bucket with the same free seats,
+/// give or take one (the first buckets keeping the extra ones). Each bucket gives or
+/// takes, never both, so a bucket's free seats are checked once.
+pub(crate) fn rebalancing_moves(free: &[u32]) -> Vec<(u32, u32, u32)> {
+    let buckets = u32::try_from(free.len()).unwrap_or(u32::MAX);
+    if buckets < 2 {
+        return Vec::new();
+    }
+    let total: u64 = free.iter().map(|f| u64::from(*f)).sum();
+    let target = |b: u32| {
+        let (share, rest) = (total / u64::from(buckets), total % u64::from(buckets));
+        u32::try_from(share + u64::from(u64::from(b) < rest)).unwrap_or(u32::MAX)
+    };
+    let mut surplus: Vec<(u32, u32)> = Vec::new();
+    let mut deficit: Vec<(u32, u32)> = Vec::new();
+    for (b, f) in (0..buckets).zip(free) {
+        let goal = target(b);
+        if *f > goal {
+            surplus.push((b, f - goal));
+        } else if *f < goal {
+            deficit.push((b, goal - f));
+        }
+    }
+    let mut moves = Vec::new();
+    let (mut s, mut d) = (0, 0);
+    while s < surplus.len() && d < deficit.len() {
+        let seats = surplus[s].1.min(deficit[d].1);
+        moves.push((surplus[s].0, deficit[d].0, seats));
+        surplus[s].1 -= seats;
+        deficit[d].1 -= seats;
+        if surplus[s].1 == 0 {
+            s += 1;
+        }
+        if deficit[d].1 == 0 {
+            d += 1;
+        }
+    }
+    moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rebalancing_moves;
+
+    fn after(free: &[u32]) -> Vec<u32> {
+        let mut free = free.to_vec();
+        for (from, to, seats) in rebalancing_moves(&free) {
+            free[from as usize] -= seats;
+            free[to as usize] += seats;
+        }
+        free
+    }
+
+    #[test]
+    fn rebalancing_evens_out_free_seats_and_moves_none_when_even() {
+        assert_eq!(after(&[10, 0, 0, 2]), vec![3, 3, 3, 3]);
+        assert_eq!(after(&[0, 0, 1, 4]), vec![2, 1, 1, 1]);
+        assert!(rebalancing_moves(&[3, 3, 2]).is_empty());
+        assert!(rebalancing_moves(&[7]).is_empty());
+        assert_eq!(after(&[0, 5]), vec![3, 2]);
+    }
+}

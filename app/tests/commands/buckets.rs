@@ -1,0 +1,205 @@
+//! A section split into escrow buckets: holds go to a bucket that has the seats, are
+//! split across buckets only when no single one has them (and then in one
+//! transaction), end in the buckets that hold them, and the section reads as one.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use ticketing_app::{AppError, Clock, PaymentResult, Settings};
+use ticketing_domain::*;
+use ticketing_store::EventStore;
+
+use crate::support::*;
+
+/// Seats held in each bucket of the show's section, by its buckets' streams.
+async fn held_per_bucket(h: &Harness, show_id: ShowId, buckets: u32) -> Vec<u32> {
+    let now = h.clock.now();
+    let mut held = Vec::new();
+    for bucket in 0..buckets {
+        let events = h
+            .store
+            .read_stream(&bucket_stream(show_id, &floor(), bucket), 0)
+            .await
+            .unwrap();
+        let decoded: Vec<InventoryEvent> = events
+            .into_iter()
+            .map(|e| InventoryEvent::decode(&e.event_type, e.schema_version, e.data).unwrap())
+            .collect();
+        let state = Inventory::default().fold(&decoded);
+        held.push(state.0.unwrap().held_count(now));
+    }
+    held
+}
+
+/// The bucket holding a one-bucket reservation.
+async fn bucket_of(h: &Harness, reservation_id: ReservationId) -> u32 {
+    let shares = h.app.reservation(reservation_id).await.unwrap().shares();
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    shares[0].bucket
+}
+
+pub async fn a_split_section_reads_as_one_and_a_hold_takes_one_bucket(store: Arc<dyn EventStore>) {
+    let h = harness(store);
+    let show_id = show_on_sale_in_buckets(&h, 10, 4).await;
+    let sections = h.app.availability(show_id).await.unwrap();
+    assert_eq!(sections.len(), 1, "one section, whatever its buckets");
+    assert_eq!((sections[0].capacity, sections[0].available), (10, 10));
+
+    let held = hold(&h, show_id, 1, 2).await;
+    assert_eq!(seats(&h, show_id).await, (2, 0, 8));
+    let details = h.app.reservation(held.reservation_id).await.unwrap();
+    assert_eq!(details.shares().len(), 1, "{:?}", details.shares());
+    let per_bucket = held_per_bucket(&h, show_id, 4).await;
+    assert_eq!(per_bucket.iter().sum::<u32>(), 2);
+    assert_eq!(per_bucket.iter().filter(|held| **held > 0).count(), 1);
+}
+
+pub async fn a_split_section_sells_every_seat_and_only_then_is_sold_out(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale_in_buckets(&h, 8, 4).await;
+    for n in 0..8 {
+        hold(&h, show_id, n, 1).await;
+    }
+    assert_eq!(held_per_bucket(&h, show_id, 4).await, vec![2, 2, 2, 2]);
+    let refused = h
+        .app
+        .hold_seats(&customer_ctx(9), hold_request(show_id, 9, 1))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppError::Domain(DomainError::SoldOut {
+                requested: 1,
+                available: 0
+            }))
+        ),
+        "{refused:?}"
+    );
+}
+
+pub async fn a_hold_no_bucket_can_serve_alone_is_split_and_ends_in_every_bucket(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale_in_buckets(&h, 8, 4).await;
+    // No bucket has 5 seats; the section does.
+    let held = hold(&h, show_id, 1, 5).await;
+    let details = h.app.reservation(held.reservation_id).await.unwrap();
+    let shares = details.shares();
+    assert!(shares.len() >= 3, "{shares:?}");
+    assert_eq!(shares.iter().map(|s| s.quantity).sum::<u32>(), 5);
+    assert_eq!(seats(&h, show_id).await, (5, 0, 3));
+    assert_eq!(held_per_bucket(&h, show_id, 4).await.iter().sum::<u32>(), 5);
+
+    // Paid: sold in each bucket that held a part.
+    let paid = h
+        .app
+        .pay(&customer_ctx(1), held.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    assert!(matches!(paid, PaymentResult::Confirmed { .. }), "{paid:?}");
+    assert_eq!(seats(&h, show_id).await, (0, 5, 3));
+
+    // Cancelled and refunded: every part goes back to its bucket.
+    h.app
+        .cancel(&customer_ctx(1), held.reservation_id)
+        .await
+        .unwrap();
+    assert_eq!(seats(&h, show_id).await, (0, 0, 8));
+
+    // An expired split hold is released in every bucket too.
+    let held = hold(&h, show_id, 2, 7).await;
+    assert_eq!(seats(&h, show_id).await, (7, 0, 1));
+    h.clock.advance(TimeDelta::minutes(11));
+    h.app
+        .expire(
+            &ticketing_app::CommandContext::system(),
+            held.reservation_id,
+        )
+        .await
+        .unwrap();
+    assert_eq!(held_per_bucket(&h, show_id, 4).await, vec![0, 0, 0, 0]);
+    assert_eq!(seats(&h, show_id).await, (0, 0, 8));
+}
+
+pub async fn rebalancing_spreads_the_free_seats_over_the_buckets(store: Arc<dyn EventStore>) {
+    let h = harness(store);
+    let show_id = show_on_sale_in_buckets(&h, 8, 4).await;
+    // A 6-seat hold takes buckets 0, 1 and 2 whole: bucket 3 keeps the 2 free seats.
+    let held = hold(&h, show_id, 1, 6).await;
+    h.app
+        .pay(&customer_ctx(1), held.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    let moved = h
+        .app
+        .rebalance_section(&organizer(), show_id, &floor())
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    let sections = h.app.availability(show_id).await.unwrap();
+    assert_eq!(
+        (
+            sections[0].capacity,
+            sections[0].sold,
+            sections[0].available
+        ),
+        (8, 6, 2)
+    );
+    // Now balanced: nothing to move.
+    let again = h
+        .app
+        .rebalance_section(&organizer(), show_id, &floor())
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    // The two seats are in two buckets and both sell; then the section is sold out.
+    let first = hold(&h, show_id, 2, 1).await;
+    let second = hold(&h, show_id, 3, 1).await;
+    assert_ne!(
+        bucket_of(&h, first.reservation_id).await,
+        bucket_of(&h, second.reservation_id).await
+    );
+    assert!(h
+        .app
+        .hold_seats(&customer_ctx(4), hold_request(show_id, 4, 1))
+        .await
+        .is_err());
+}
+
+/// The flash sale on a split section: 200 buyers for 50 seats in 4 buckets.
+pub async fn two_hundred_buyers_for_fifty_seats_in_four_buckets_get_exactly_fifty(
+    store: Arc<dyn EventStore>,
+) {
+    const BUYERS: u32 = 200;
+    let settings = Settings {
+        section_wait: std::time::Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let h = harness_with(store, settings);
+    let show_id = show_on_sale_in_buckets(&h, 50, 4).await;
+    let start = Arc::new(tokio::sync::Barrier::new(BUYERS as usize));
+    let tasks: Vec<_> = (0..BUYERS)
+        .map(|n| {
+            let (app, start) = (h.app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let ctx = customer_ctx(n).with_idempotency_key(format!("flash-{n}"));
+                app.hold_seats(&ctx, hold_request(show_id, n, 1)).await
+            })
+        })
+        .collect();
+    let (mut won, mut sold_out) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(AppError::Domain(DomainError::SoldOut { .. })) => sold_out += 1,
+            Err(other) => panic!("only seats or sold out, got: {other:?}"),
+        }
+    }
+    assert_eq!((won, sold_out), (50, BUYERS - 50));
+    assert_eq!(seats(&h, show_id).await, (50, 0, 0));
+    assert_eq!(held_per_bucket(&h, show_id, 4).await, vec![13, 13, 12, 12]);
+}
