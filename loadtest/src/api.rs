@@ -96,8 +96,9 @@ impl Api {
         Ok(Self { http, targets })
     }
 
-    /// Creates a show with one section of `capacity` seats and a per-order limit of
-    /// `max_per_order`, starting in 30 days.
+    /// Creates a show with one section of `capacity` seats (in `buckets` escrow
+    /// buckets, or the server's default) and a per-order limit of `max_per_order`,
+    /// starting in 30 days.
     ///
     /// # Errors
     /// Any answer but `201`, with the problem the API sent.
@@ -106,16 +107,22 @@ impl Api {
         token: &str,
         section: &str,
         capacity: u32,
+        buckets: Option<u32>,
         max_per_order: u32,
     ) -> anyhow::Result<Uuid> {
         let starts_at = chrono::Utc::now() + chrono::TimeDelta::days(30);
+        let mut new_section =
+            json!({"name": section, "capacity": capacity, "unit_price_minor": UNIT_PRICE_MINOR});
+        if let Some(buckets) = buckets {
+            new_section["buckets"] = json!(buckets);
+        }
         let body = json!({
             "title": "Flash sale load test",
             "venue": "ticketing-loadtest",
             "starts_at": starts_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "currency": "EUR",
             "max_per_order": max_per_order,
-            "sections": [{"name": section, "capacity": capacity, "unit_price_minor": UNIT_PRICE_MINOR}],
+            "sections": [new_section],
         });
         let url = format!("{}/shows", self.targets.shows);
         let response = self

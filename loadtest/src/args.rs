@@ -53,6 +53,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "show_id",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CAPACITY)))]
     pub capacity: Option<u32>,
+    /// Escrow buckets of the section the tool creates (1 is an unsplit section)
+    /// [default: the server's, one per 5,000 seats].
+    #[arg(long, conflicts_with = "show_id", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub buckets: Option<u32>,
 
     /// Concurrent buyers, each sending its next hold as soon as the last one is
     /// answered.
@@ -123,8 +127,15 @@ pub struct Targets {
 /// The show to sell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShowChoice {
-    Create { section: String, capacity: u32 },
-    Reuse { show_id: Uuid, section: String },
+    Create {
+        section: String,
+        capacity: u32,
+        buckets: Option<u32>,
+    },
+    Reuse {
+        show_id: Uuid,
+        section: String,
+    },
 }
 
 /// The checked arguments.
@@ -171,6 +182,7 @@ impl Args {
             None => ShowChoice::Create {
                 section,
                 capacity: self.capacity.unwrap_or(DEFAULT_CAPACITY),
+                buckets: self.buckets,
             },
         };
 
@@ -262,9 +274,19 @@ mod tests {
             s.show,
             ShowChoice::Create {
                 section: DEFAULT_SECTION.into(),
-                capacity: DEFAULT_CAPACITY
+                capacity: DEFAULT_CAPACITY,
+                buckets: None,
             }
         );
+        let split = parse(&["--until-sold-out", "--buckets", "4"]).unwrap();
+        assert!(matches!(
+            split.show,
+            ShowChoice::Create {
+                buckets: Some(4),
+                ..
+            }
+        ));
+        assert!(parse(&["--until-sold-out", "--buckets", "65"]).is_err());
         assert_eq!(s.targets.reservations, "http://127.0.0.1:8080/v1");
         assert_eq!(s.targets.shows, s.targets.queries);
         assert_eq!(

@@ -182,7 +182,11 @@ async fn set_up(
     signing_secret: &mut impl FnMut() -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<Target> {
     let (show_id, section) = match &settings.show {
-        ShowChoice::Create { section, capacity } => {
+        ShowChoice::Create {
+            section,
+            capacity,
+            buckets,
+        } => {
             let token = match &settings.organizer_token {
                 Some(token) => token.clone(),
                 None => tokens::mint(
@@ -194,14 +198,18 @@ async fn set_up(
             // The largest per-order limit the domain allows, so that no --quantity is
             // refused for it.
             let show_id = api
-                .create_show(&token, section, *capacity, Quantity::MAX)
+                .create_show(&token, section, *capacity, *buckets, Quantity::MAX)
                 .await
                 .context("creating the show")?;
             api.open_sales(&token, show_id)
                 .await
                 .context("opening the show's sales")?;
+            let split = buckets.map_or_else(
+                || "the server's default buckets".to_owned(),
+                |b| format!("{b} bucket(s)"),
+            );
             eprintln!(
-                "created show {show_id} with section {section:?} of {capacity} seats, sales open"
+                "created show {show_id} with section {section:?} of {capacity} seats in {split}, sales open"
             );
             (show_id, section.clone())
         }
