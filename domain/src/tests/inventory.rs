@@ -450,3 +450,63 @@ fn expiry_slots_round_up_to_the_whole_second() {
         t0() + TimeDelta::seconds(1)
     );
 }
+
+#[test]
+fn free_seats_move_between_buckets_and_only_free_ones() {
+    let r = ReservationId::new();
+    let giver = given::<Inventory>(&[
+        initialized(ShowId::new(), 5),
+        held(r, 3, t0() + minutes(10)),
+    ]);
+    let give = |seats| InventoryCommand::GiveSeats {
+        seats,
+        to_bucket: 1,
+    };
+    assert_eq!(
+        giver.decide(give(3), t0()).unwrap_err(),
+        DomainError::NotEnoughFreeSeats {
+            requested: 3,
+            available: 2
+        }
+    );
+    assert!(giver.decide(give(0), t0()).is_err(), "nothing to move");
+    let moved = giver.decide(give(2), t0()).unwrap();
+    let giver = giver.fold(&moved);
+    let section = giver.0.as_ref().unwrap();
+    assert_eq!((section.capacity, section.available(t0())), (3, 0));
+
+    let taker = given::<Inventory>(&[initialized(ShowId::new(), 1)]);
+    let taken = taker
+        .decide(
+            InventoryCommand::TakeSeats {
+                seats: 2,
+                from_bucket: 0,
+            },
+            t0(),
+        )
+        .unwrap();
+    let taker = taker.fold(&taken);
+    assert_eq!(taker.0.as_ref().unwrap().available(t0()), 3);
+}
+
+#[test]
+fn a_section_is_the_sum_of_its_buckets() {
+    let first = given::<Inventory>(&[
+        initialized(ShowId::new(), 5),
+        held(ReservationId::new(), 2, t0() + minutes(10)),
+    ]);
+    let second = given::<Inventory>(&[
+        initialized(ShowId::new(), 4),
+        held(ReservationId::new(), 1, t0() + minutes(10)),
+    ]);
+    let section = SectionInventory::combined([first.0.unwrap(), second.0.unwrap()]).unwrap();
+    assert_eq!(
+        (
+            section.capacity,
+            section.held_count(t0()),
+            section.available(t0())
+        ),
+        (9, 3, 6)
+    );
+    assert_eq!(SectionInventory::combined([]), None);
+}

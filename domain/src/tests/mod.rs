@@ -1,5 +1,6 @@
 //! Given events / when command / then events or error, for every aggregate.
 
+mod buckets;
 mod inventory;
 mod payment;
 mod properties;

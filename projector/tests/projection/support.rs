@@ -183,7 +183,7 @@ pub struct Day {
     pub customers: Vec<CustomerId>,
 }
 
-/// A show with two sections and every way a purchase can end: paid, declined,
+/// A show with two sections (the second split into three escrow buckets) and every way a purchase can end: paid, declined,
 /// expired (recorded), expired (not yet recorded), cancelled while held, cancelled
 /// after paying (refund), refunded by the organizer, and one still held.
 pub async fn busy_day(env: &Env) -> Day {
@@ -202,7 +202,8 @@ pub async fn busy_day(env: &Env) -> Day {
                 name: section("Balcony"),
                 capacity: 20,
                 unit_price: eur(3_000),
-                buckets: 1,
+                // Split: the read models add the buckets up as the command layer does.
+                buckets: 3,
             },
         ],
         10,
