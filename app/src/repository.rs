@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use ticketing_domain::{Aggregate, EventPayload};
 use ticketing_store::{
-    EventMetadata, EventStore, ExpectedVersion, NewEvent, Snapshot, StreamAppend, StreamLock,
+    EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, StoreError,
+    StreamAppend, StreamLock,
 };
 use uuid::Uuid;
 
@@ -149,7 +150,53 @@ pub async fn load<A: Aggregate>(
     store: &dyn EventStore,
     stream_id: &str,
 ) -> Result<Loaded<A>, AppError> {
-    let (snapshot, mut events) = store.load_stream(stream_id).await?;
+    load_through::<A>(Reader::Store(store), stream_id).await
+}
+
+/// Loads an aggregate through a writer's turn on its stream, and keeps the turn with
+/// it: the change made from it is appended in that turn.
+///
+/// # Errors
+/// As [`load`].
+#[tracing::instrument(skip(turn), fields(kind = A::KIND))]
+pub(crate) async fn load_in_turn<A: Aggregate>(
+    mut turn: Box<dyn StreamLock>,
+    stream_id: &str,
+) -> Result<Loaded<A>, AppError> {
+    let loaded = load_through::<A>(Reader::Turn(turn.as_mut()), stream_id).await?;
+    Ok(loaded.in_turn(turn))
+}
+
+/// Where a load reads: the store's pool, or a turn's own connection.
+enum Reader<'a> {
+    Store(&'a dyn EventStore),
+    Turn(&'a mut dyn StreamLock),
+}
+
+impl Reader<'_> {
+    async fn load_stream(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        match self {
+            Reader::Store(store) => store.load_stream(stream_id).await,
+            Reader::Turn(turn) => turn.load_stream(stream_id).await,
+        }
+    }
+
+    async fn read_stream(&mut self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Reader::Store(store) => store.read_stream(stream_id, 0).await,
+            Reader::Turn(turn) => turn.read_stream(stream_id, 0).await,
+        }
+    }
+}
+
+async fn load_through<A: Aggregate>(
+    mut reader: Reader<'_>,
+    stream_id: &str,
+) -> Result<Loaded<A>, AppError> {
+    let (snapshot, mut events) = reader.load_stream(stream_id).await?;
     let had_snapshot = snapshot.is_some();
     let usable = snapshot
         .filter(|snapshot| snapshot.schema_version == A::SNAPSHOT_VERSION)
@@ -168,7 +215,7 @@ pub async fn load<A: Aggregate>(
             if had_snapshot {
                 // The events came after a snapshot that cannot be used: replay from
                 // the stream's first event instead.
-                events = store.read_stream(stream_id, 0).await?;
+                events = reader.read_stream(stream_id).await?;
             }
             (A::default(), 0)
         }

@@ -240,8 +240,7 @@ impl Ticketing {
             .store
             .lock_stream(&stream_id, self.settings.section_wait)
             .await?;
-        let loaded = self.load::<Inventory>(&stream_id).await?;
-        Ok(loaded.in_turn(turn))
+        crate::repository::load_in_turn::<Inventory>(turn, &stream_id).await
     }
 
     /// Creates a show and the inventory of each of its sections, atomically.

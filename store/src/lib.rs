@@ -248,6 +248,27 @@ pub trait StreamLock: Send {
         appends: Vec<StreamAppend>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError>;
+
+    /// [`EventStore::load_stream`] through the turn's own connection: a writer in its
+    /// turn needs no second connection, so writers holding turns cannot starve each
+    /// other of a pool's connections.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn load_stream(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError>;
+
+    /// [`EventStore::read_stream`] through the turn's own connection.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn read_stream(
+        &mut self,
+        stream_id: &str,
+        after_version: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 }
 
 /// The event store contract that both backends implement and one test suite checks.
@@ -291,8 +312,8 @@ pub trait EventStore: Send + Sync {
     /// appends are serialised anyway). Waiting writers of one process queue in
     /// arrival order without holding a database connection.
     ///
-    /// A turn holds one pooled connection until it appends or is dropped: loads made
-    /// during the turn need another, so a PostgreSQL pool has at least two.
+    /// A turn holds one pooled connection until it appends or is dropped; the stream
+    /// is loaded through it ([`StreamLock::load_stream`]).
     ///
     /// # Errors
     /// [`StoreError::Busy`] when the turn did not come within `wait`;

@@ -113,9 +113,7 @@ impl PostgresStore {
     /// Like [`PostgresStore::connect`], with options that are already parsed.
     pub fn connect_with(options: PgConnectOptions, max_connections: u32) -> Self {
         let pool = PgPoolOptions::new()
-            // A writer's turn on a stream holds a connection while it loads through
-            // another one (`EventStore::lock_stream`).
-            .max_connections(max_connections.max(2))
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Self::new(pool)
@@ -302,6 +300,40 @@ impl PostgresStore {
     }
 }
 
+/// A stream's snapshot and the events after it, through `executor` (the pool, or a
+/// turn's transaction).
+async fn load_stream_with<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    stream_id: &str,
+) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+    let rows = sqlx::query(sql::LOAD_STREAM)
+        .bind(stream_id)
+        .fetch_all(executor)
+        .await?;
+    let snapshot = match rows.first() {
+        Some(row) => match row.try_get::<Option<i64>, _>("snapshot_version")? {
+            Some(version) => Some(Snapshot {
+                stream_id: stream_id.to_owned(),
+                version: common::stored_u64(version, "snapshot version")?,
+                schema_version: common::stored_u32(
+                    i64::from(row.try_get::<i32, _>("snapshot_schema_version")?),
+                    "snapshot schema_version",
+                )?,
+                state: row.try_get("snapshot_state")?,
+            }),
+            None => None,
+        },
+        None => None,
+    };
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("position")?.is_some() {
+            events.push(decode_event(row)?);
+        }
+    }
+    Ok((snapshot, events))
+}
+
 /// The SQLSTATE of a lock wait that ran out (`lock_timeout`).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -350,6 +382,27 @@ impl StreamLock for PgStreamLock {
             Some(outcome) => Ok(outcome),
             None => Err(common::conflict_after_repeated_races(&store, &appends).await),
         }
+    }
+
+    async fn load_stream(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        load_stream_with(&mut *self.tx, stream_id).await
+    }
+
+    async fn read_stream(
+        &mut self,
+        stream_id: &str,
+        after_version: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = i64::try_from(after_version).unwrap_or(i64::MAX);
+        let rows = sqlx::query(sql::READ_STREAM)
+            .bind(stream_id)
+            .bind(after)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(decode_event).collect()
     }
 }
 
@@ -503,32 +556,7 @@ impl EventStore for PostgresStore {
         &self,
         stream_id: &str,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
-        let rows = sqlx::query(sql::LOAD_STREAM)
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let snapshot = match rows.first() {
-            Some(row) => match row.try_get::<Option<i64>, _>("snapshot_version")? {
-                Some(version) => Some(Snapshot {
-                    stream_id: stream_id.to_owned(),
-                    version: common::stored_u64(version, "snapshot version")?,
-                    schema_version: common::stored_u32(
-                        i64::from(row.try_get::<i32, _>("snapshot_schema_version")?),
-                        "snapshot schema_version",
-                    )?,
-                    state: row.try_get("snapshot_state")?,
-                }),
-                None => None,
-            },
-            None => None,
-        };
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<Option<i64>, _>("position")?.is_some() {
-                events.push(decode_event(row)?);
-            }
-        }
-        Ok((snapshot, events))
+        load_stream_with(&self.pool, stream_id).await
     }
 
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]

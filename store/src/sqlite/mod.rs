@@ -299,6 +299,21 @@ impl StreamLock for SqliteStreamLock {
     ) -> Result<AppendOutcome, StoreError> {
         self.store.append(appends, idempotency).await
     }
+
+    async fn load_stream(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        self.store.load_stream(stream_id).await
+    }
+
+    async fn read_stream(
+        &mut self,
+        stream_id: &str,
+        after_version: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.store.read_stream(stream_id, after_version).await
+    }
 }
 
 #[async_trait]

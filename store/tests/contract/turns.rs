@@ -164,3 +164,70 @@ async fn turns_are_kept_across_processes_on_postgres() {
     )
     .await;
 }
+
+/// A turn reads the stream through its own connection, and sees what it will append
+/// after.
+pub async fn a_turn_loads_the_stream_it_will_append_to(store: Store) {
+    append_ok(
+        &store,
+        STREAM,
+        ExpectedVersion::NoStream,
+        events("SeatsHeld", 2),
+    )
+    .await;
+    let mut turn = store.lock_stream(STREAM, PATIENT).await.unwrap();
+    assert_eq!(
+        turn.load_stream(STREAM).await.unwrap(),
+        store.load_stream(STREAM).await.unwrap()
+    );
+    assert_eq!(
+        turn.read_stream(STREAM, 1).await.unwrap(),
+        store.read_stream(STREAM, 1).await.unwrap()
+    );
+    turn.append(
+        vec![to_stream(
+            STREAM,
+            ExpectedVersion::Exact(2),
+            events("SeatsHeld", 1),
+        )],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.stream_version(STREAM).await.unwrap(), 3);
+}
+
+/// With a pool of one connection, a writer in its turn still loads and appends: the
+/// turn needs no second connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_needs_no_second_connection_on_postgres() {
+    with_postgres(
+        "a_turn_needs_no_second_connection_on_postgres",
+        |store| async move {
+            let options = (*store.pool().connect_options()).clone();
+            let single = ticketing_store::postgres::PostgresStore::connect_with(options, 1);
+            let single: Arc<dyn EventStore> = Arc::new(single);
+            let work = async {
+                for n in 0..3 {
+                    let mut turn = single.lock_stream(STREAM, PATIENT).await.unwrap();
+                    let (_, read) = turn.load_stream(STREAM).await.unwrap();
+                    let expected = match read.len() {
+                        0 => ExpectedVersion::NoStream,
+                        len => ExpectedVersion::Exact(len as u64),
+                    };
+                    turn.append(
+                        vec![to_stream(STREAM, expected, vec![event("SeatsHeld", n)])],
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), work)
+                .await
+                .expect("three turns on a one-connection pool");
+            assert_eq!(store.stream_version(STREAM).await.unwrap(), 3);
+        },
+    )
+    .await;
+}
