@@ -3,10 +3,12 @@
 //!
 //! A command loads the aggregates it decides on (snapshot + newer events), asks the
 //! domain with the clock's instant, and appends the new events with the versions it
-//! loaded, to one or several streams in one transaction. A version conflict means
-//! someone else decided first: it reloads and decides again, a bounded number of
-//! times with jitter. An idempotency key stored with the events makes a retried
-//! command append nothing and answer as the first one did.
+//! loaded, to one or several streams in one transaction. A command that changes a
+//! section first takes its turn on the section's bucket(s), loads them in that turn
+//! and appends in it, so concurrent buyers queue instead of racing (ADR 14). A version
+//! conflict still means someone else decided first: it reloads and decides again, a
+//! bounded number of times with jitter. An idempotency key stored with the events
+//! makes a retried command append nothing and answer as the first one did.
 //!
 //! With a bus ([`Ticketing::with_bus`]), a command publishes its events right after
 //! their commit and marks them published in the store's outbox; what it cannot publish
