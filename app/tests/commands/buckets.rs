@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use ticketing_app::{AppError, Clock, PaymentResult, Settings};
+use ticketing_app::{AppError, Clock, PaymentResult};
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
@@ -174,31 +174,9 @@ pub async fn two_hundred_buyers_for_fifty_seats_in_four_buckets_get_exactly_fift
     store: Arc<dyn EventStore>,
 ) {
     const BUYERS: u32 = 200;
-    let settings = Settings {
-        section_wait: std::time::Duration::from_secs(60),
-        ..Settings::default()
-    };
-    let h = harness_with(store, settings);
+    let h = harness_with(store, patient());
     let show_id = show_on_sale_in_buckets(&h, 50, 4).await;
-    let start = Arc::new(tokio::sync::Barrier::new(BUYERS as usize));
-    let tasks: Vec<_> = (0..BUYERS)
-        .map(|n| {
-            let (app, start) = (h.app.clone(), start.clone());
-            tokio::spawn(async move {
-                start.wait().await;
-                let ctx = customer_ctx(n).with_idempotency_key(format!("flash-{n}"));
-                app.hold_seats(&ctx, hold_request(show_id, n, 1)).await
-            })
-        })
-        .collect();
-    let (mut won, mut sold_out) = (0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => won += 1,
-            Err(AppError::Domain(DomainError::SoldOut { .. })) => sold_out += 1,
-            Err(other) => panic!("only seats or sold out, got: {other:?}"),
-        }
-    }
+    let (won, sold_out) = flash_sale(&h, show_id, BUYERS).await;
     assert_eq!((won, sold_out), (50, BUYERS - 50));
     assert_eq!(seats(&h, show_id).await, (50, 0, 0));
     assert_eq!(held_per_bucket(&h, show_id, 4).await, vec![13, 13, 12, 12]);

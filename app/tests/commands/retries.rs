@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use ticketing_app::payments::GatewayError;
-use ticketing_app::{AppError, PaymentResult, Settings};
+use ticketing_app::{AppError, PaymentResult};
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
@@ -182,34 +182,10 @@ pub async fn two_hundred_buyers_for_fifty_seats_get_exactly_fifty_and_no_content
     store: Arc<dyn EventStore>,
 ) {
     const BUYERS: u32 = 200;
-    // Patient enough for 200 turns of a debug build on a loaded machine: this test is
-    // about who gets the seats, not about how fast.
-    let settings = Settings {
-        section_wait: std::time::Duration::from_secs(60),
-        ..Settings::default()
-    };
-    let h = harness_with(store, settings);
+    let h = harness_with(store, patient());
     let capacity = 50;
     let show_id = show_on_sale(&h, capacity).await;
-    let start = Arc::new(tokio::sync::Barrier::new(BUYERS as usize));
-    let tasks: Vec<_> = (0..BUYERS)
-        .map(|n| {
-            let (app, start) = (h.app.clone(), start.clone());
-            tokio::spawn(async move {
-                start.wait().await;
-                let ctx = customer_ctx(n).with_idempotency_key(format!("flash-{n}"));
-                app.hold_seats(&ctx, hold_request(show_id, n, 1)).await
-            })
-        })
-        .collect();
-    let (mut won, mut sold_out) = (0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => won += 1,
-            Err(AppError::Domain(DomainError::SoldOut { .. })) => sold_out += 1,
-            Err(other) => panic!("only seats or sold out, got: {other:?}"),
-        }
-    }
+    let (won, sold_out) = flash_sale(&h, show_id, BUYERS).await;
     assert_eq!((won, sold_out), (capacity, BUYERS - capacity));
     assert_eq!(seats(&h, show_id).await, (capacity, 0, 0));
     let section = h

@@ -238,3 +238,39 @@ pub async fn last_event(h: &Harness, stream_id: &str) -> (String, serde_json::Va
     let last = events.last().expect("the stream has events");
     (last.event_type.clone(), last.data.clone())
 }
+
+/// A flash sale: `buyers` customers hold one seat each at the same instant, each with
+/// its own idempotency key, on a harness patient enough for all their turns (this is
+/// about who gets the seats, not how fast). Returns (seats won, told sold out); any
+/// other answer fails the test.
+pub async fn flash_sale(h: &Harness, show_id: ShowId, buyers: u32) -> (u32, u32) {
+    let start = Arc::new(tokio::sync::Barrier::new(buyers as usize));
+    let tasks: Vec<_> = (0..buyers)
+        .map(|n| {
+            let (app, start) = (h.app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let ctx = customer_ctx(n).with_idempotency_key(format!("flash-{n}"));
+                app.hold_seats(&ctx, hold_request(show_id, n, 1)).await
+            })
+        })
+        .collect();
+    let (mut won, mut sold_out) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(ticketing_app::AppError::Domain(DomainError::SoldOut { .. })) => sold_out += 1,
+            Err(other) => panic!("only seats or sold out, got: {other:?}"),
+        }
+    }
+    (won, sold_out)
+}
+
+/// Settings whose section wait outlasts a few hundred turns of a debug build on a
+/// loaded machine.
+pub fn patient() -> Settings {
+    Settings {
+        section_wait: std::time::Duration::from_secs(60),
+        ..Settings::default()
+    }
+}

@@ -334,6 +334,22 @@ async fn load_stream_with<'e>(
     Ok((snapshot, events))
 }
 
+/// A stream's events after `after_version`, through `executor` (the pool, or a turn's
+/// transaction).
+async fn read_stream_with<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    stream_id: &str,
+    after_version: StreamVersion,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let after = i64::try_from(after_version).unwrap_or(i64::MAX);
+    let rows = sqlx::query(sql::READ_STREAM)
+        .bind(stream_id)
+        .bind(after)
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(decode_event).collect()
+}
+
 /// The SQLSTATE of a lock wait that ran out (`lock_timeout`).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -396,13 +412,7 @@ impl StreamLock for PgStreamLock {
         stream_id: &str,
         after_version: StreamVersion,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let after = i64::try_from(after_version).unwrap_or(i64::MAX);
-        let rows = sqlx::query(sql::READ_STREAM)
-            .bind(stream_id)
-            .bind(after)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.iter().map(decode_event).collect()
+        read_stream_with(&mut *self.tx, stream_id, after_version).await
     }
 }
 
@@ -480,13 +490,7 @@ impl EventStore for PostgresStore {
         stream_id: &str,
         after_version: StreamVersion,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let after = i64::try_from(after_version).unwrap_or(i64::MAX);
-        let rows = sqlx::query(sql::READ_STREAM)
-            .bind(stream_id)
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(decode_event).collect()
+        read_stream_with(&self.pool, stream_id, after_version).await
     }
 
     #[tracing::instrument(skip(self), fields(after.transaction_id = after.transaction_id, after.position = after.position, limit))]
