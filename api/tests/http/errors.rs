@@ -206,11 +206,19 @@ async fn bad_input_of_every_kind_gets_a_4xx_problem_and_changes_nothing() {
             json!({"title": "T", "venue": "V", "starts_at": "2026-07-01T20:00:00Z", "currency": "EUR", "sections": []}),
             json!({"title": "T", "venue": "V", "starts_at": "2020-01-01T00:00:00Z", "currency": "EUR", "sections": [{"name": "A", "capacity": 1, "unit_price_minor": 100}]}),
             json!({"title": "T", "venue": "V", "starts_at": "tomorrow", "currency": "EUR", "sections": [{"name": "A", "capacity": 1, "unit_price_minor": 100}]}),
+            // Escrow buckets: none, more than seats, more than 64.
+            json!({"title": "T", "venue": "V", "starts_at": "2026-07-01T20:00:00Z", "currency": "EUR", "sections": [{"name": "A", "capacity": 10, "unit_price_minor": 100, "buckets": 0}]}),
+            json!({"title": "T", "venue": "V", "starts_at": "2026-07-01T20:00:00Z", "currency": "EUR", "sections": [{"name": "A", "capacity": 10, "unit_price_minor": 100, "buckets": 11}]}),
+            json!({"title": "T", "venue": "V", "starts_at": "2026-07-01T20:00:00Z", "currency": "EUR", "sections": [{"name": "A", "capacity": 1000, "unit_price_minor": 100, "buckets": 65}]}),
         ];
         for show in shows {
             let reply = post("/v1/shows").bearer(&organizer("org-x")).json(show.clone()).send(&api).await;
             assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{show}: {:?}", reply.body);
         }
+        // The same section in as many buckets as seats is fine.
+        let split = json!({"title": "T", "venue": "V", "starts_at": "2026-07-01T20:00:00Z", "currency": "EUR", "sections": [{"name": "A", "capacity": 10, "unit_price_minor": 100, "buckets": 10}]});
+        let reply = post("/v1/shows").bearer(&organizer("org-x")).json(split).send(&api).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         post("/v1/reservations").bearer(&alice).header("idempotency-key", &"k".repeat(300)).json(json!({"show_id": show_id, "section": "Floor", "quantity": 1})).send(&api).await.problem(StatusCode::BAD_REQUEST, "bad-request");
         // Only the one valid hold above took seats.
         assert_eq!(seats(&api, &show_id).await, (1, 0, 9));
