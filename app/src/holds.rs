@@ -20,7 +20,7 @@ use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::*;
 
 use crate::command::{CommandContext, Decision, Idempotency};
-use crate::repository::{Change, Loaded};
+use crate::repository::{load_via_turn, Change, Loaded};
 use crate::service::{HeldSeats, HoldSeats};
 use crate::{AppError, Ticketing};
 
@@ -212,13 +212,15 @@ impl Ticketing {
         free: &[u32],
         hold: impl Fn(Quantity) -> InventoryCommand,
     ) -> Result<Taken, AppError> {
-        let mut inventories = Vec::new();
-        for (bucket, _) in (0u32..).zip(free).filter(|(_, free)| **free > 0) {
-            let inventory = self
-                .load_bucket_to_change(show.show_id, &spec.name, bucket)
-                .await?;
-            inventories.push((bucket, inventory));
-        }
+        let buckets: Vec<u32> = (0u32..)
+            .zip(free)
+            .filter(|(_, free)| **free > 0)
+            .map(|(bucket, _)| bucket)
+            .collect();
+        let inventories = self
+            .load_buckets_to_change(show.show_id, &spec.name, &buckets)
+            .await?;
+        let inventories = buckets.into_iter().zip(inventories);
         let now = self.clock.now();
         let mut wanted = quantity.get();
         let mut taken = Taken {
@@ -258,23 +260,59 @@ impl Ticketing {
         to_change: bool,
         command: impl Fn(BucketShare) -> InventoryCommand,
     ) -> Result<Vec<Change>, AppError> {
-        let mut changes = Vec::new();
-        for share in details.shares() {
-            let inventory = if to_change {
-                self.load_bucket_to_change(details.show_id, &details.section, share.bucket)
-                    .await?
-            } else {
-                self.load::<Inventory>(&bucket_stream(
-                    details.show_id,
-                    &details.section,
-                    share.bucket,
-                ))
+        let shares = details.shares();
+        let inventories = if to_change {
+            let buckets: Vec<u32> = shares.iter().map(|share| share.bucket).collect();
+            self.load_buckets_to_change(details.show_id, &details.section, &buckets)
                 .await?
-            };
+        } else {
+            let mut inventories = Vec::new();
+            for share in &shares {
+                let stream = bucket_stream(details.show_id, &details.section, share.bucket);
+                inventories.push(self.load::<Inventory>(&stream).await?);
+            }
+            inventories
+        };
+        let mut changes = Vec::new();
+        for (share, inventory) in shares.into_iter().zip(inventories) {
             let events = inventory.state.decide(command(share), now)?;
             changes.push(inventory.change(events));
         }
         Ok(changes)
+    }
+
+    /// Loads some buckets of a section (in bucket order) to change them together: one
+    /// turn, taken on the first and extended to the others, so that the change holds
+    /// one database connection however many buckets it spans. The turn travels with
+    /// the first bucket's change.
+    ///
+    /// # Errors
+    /// [`AppError::Contention`] when a turn did not come in time.
+    async fn load_buckets_to_change(
+        &self,
+        show_id: ShowId,
+        section: &SectionName,
+        buckets: &[u32],
+    ) -> Result<Vec<Loaded<Inventory>>, AppError> {
+        let streams: Vec<String> = buckets
+            .iter()
+            .map(|bucket| bucket_stream(show_id, section, *bucket))
+            .collect();
+        let Some((first, others)) = streams.split_first() else {
+            return Ok(Vec::new());
+        };
+        let wait = self.settings.section_wait;
+        let mut turn = self.store.lock_stream(first, wait).await?;
+        for stream in others {
+            turn.extend(stream, wait).await?;
+        }
+        let mut loaded = Vec::with_capacity(streams.len());
+        for stream in &streams {
+            loaded.push(load_via_turn::<Inventory>(turn.as_mut(), stream).await?);
+        }
+        let first = loaded.remove(0).in_turn(turn);
+        loaded.insert(0, first);
+        Ok(loaded)
     }
 
     /// Moves free seats between a section's buckets so that each has as many free
@@ -297,13 +335,10 @@ impl Ticketing {
         self.execute(ctx, None, move || async move {
             let (_, show) = self.load_existing_show(show_id).await?;
             let spec = show.section(section).ok_or(DomainError::UnknownSection)?;
-            let mut inventories = Vec::new();
-            for bucket in 0..spec.buckets.max(1) {
-                inventories.push(
-                    self.load_bucket_to_change(show_id, &spec.name, bucket)
-                        .await?,
-                );
-            }
+            let buckets: Vec<u32> = (0..spec.buckets.max(1)).collect();
+            let inventories = self
+                .load_buckets_to_change(show_id, &spec.name, &buckets)
+                .await?;
             let now = self.clock.now();
             let free: Vec<u32> = inventories
                 .iter()

@@ -167,6 +167,18 @@ pub(crate) async fn load_in_turn<A: Aggregate>(
     Ok(loaded.in_turn(turn))
 }
 
+/// Loads an aggregate through a turn that covers its stream (a turn extended to it),
+/// leaving the turn with the caller.
+///
+/// # Errors
+/// As [`load`].
+pub(crate) async fn load_via_turn<A: Aggregate>(
+    turn: &mut dyn StreamLock,
+    stream_id: &str,
+) -> Result<Loaded<A>, AppError> {
+    load_through::<A>(Reader::Turn(turn), stream_id).await
+}
+
 /// Where a load reads: the store's pool, or a turn's own connection.
 enum Reader<'a> {
     Store(&'a dyn EventStore),

@@ -249,6 +249,17 @@ pub trait StreamLock: Send {
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError>;
 
+    /// Takes the turn on another stream too, in this turn's transaction (waiting at
+    /// most `wait`): a change to several streams (a hold split across a section's
+    /// buckets) holds one connection, however many streams it spans. Callers extend
+    /// in one order (by stream id, or bucket), so that no two writers wait on each
+    /// other in a circle.
+    ///
+    /// # Errors
+    /// [`StoreError::Busy`] when the turn did not come in time; infrastructure
+    /// failures.
+    async fn extend(&mut self, stream_id: &str, wait: Duration) -> Result<(), StoreError>;
+
     /// [`EventStore::load_stream`] through the turn's own connection: a writer in its
     /// turn needs no second connection, so writers holding turns cannot starve each
     /// other of a pool's connections.

@@ -378,7 +378,8 @@ fn advisory_key(stream_id: &str) -> i64 {
 struct PgStreamLock {
     store: PostgresStore,
     tx: Transaction<'static, Postgres>,
-    _turn: Turn,
+    /// This process's turns, on the first stream and those the turn was extended to.
+    turns: Vec<Turn>,
 }
 
 #[async_trait]
@@ -390,13 +391,37 @@ impl StreamLock for PgStreamLock {
     ) -> Result<AppendOutcome, StoreError> {
         common::validate(&appends, idempotency.as_ref())?;
         let order = write_order(&appends);
-        let PgStreamLock { store, tx, _turn } = *self;
+        let PgStreamLock { store, tx, turns } = *self;
         match store
             .try_append(tx, &appends, &order, idempotency.as_ref())
             .await?
         {
-            Some(outcome) => Ok(outcome),
+            Some(outcome) => {
+                drop(turns);
+                Ok(outcome)
+            }
             None => Err(common::conflict_after_repeated_races(&store, &appends).await),
+        }
+    }
+
+    async fn extend(&mut self, stream_id: &str, wait: Duration) -> Result<(), StoreError> {
+        let turn = self.store.turns.wait(stream_id, wait).await?;
+        // The transaction's lock_timeout, set when the turn began, bounds this wait.
+        match sqlx::query(sql::LOCK_STREAM)
+            .bind(advisory_key(stream_id))
+            .execute(&mut *self.tx)
+            .await
+        {
+            Ok(_) => {
+                self.turns.push(turn);
+                Ok(())
+            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
+                Err(StoreError::Busy {
+                    stream_id: stream_id.to_owned(),
+                })
+            }
+            Err(other) => Err(other.into()),
         }
     }
 
@@ -473,7 +498,7 @@ impl EventStore for PostgresStore {
             Ok(_) => Ok(Box::new(PgStreamLock {
                 store: self.clone(),
                 tx,
-                _turn: turn,
+                turns: vec![turn],
             })),
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
                 Err(StoreError::Busy {

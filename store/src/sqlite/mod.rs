@@ -287,7 +287,8 @@ impl SqliteStore {
 /// only keeps this process's writers of the stream in order.
 struct SqliteStreamLock {
     store: SqliteStore,
-    _turn: Turn,
+    /// This process's turns, on the first stream and those the turn was extended to.
+    turns: Vec<Turn>,
 }
 
 #[async_trait]
@@ -298,6 +299,12 @@ impl StreamLock for SqliteStreamLock {
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
         self.store.append(appends, idempotency).await
+    }
+
+    async fn extend(&mut self, stream_id: &str, wait: Duration) -> Result<(), StoreError> {
+        let turn = self.store.turns.wait(stream_id, wait).await?;
+        self.turns.push(turn);
+        Ok(())
     }
 
     async fn load_stream(
@@ -376,7 +383,7 @@ impl EventStore for SqliteStore {
         let turn = self.turns.wait(stream_id, wait).await?;
         Ok(Box::new(SqliteStreamLock {
             store: self.clone(),
-            _turn: turn,
+            turns: vec![turn],
         }))
     }
 

@@ -231,3 +231,37 @@ async fn a_turn_needs_no_second_connection_on_postgres() {
     )
     .await;
 }
+
+/// A turn extended to a second stream holds both: another writer waiting for either
+/// is told it is busy, and the turn appends to both in one transaction.
+pub async fn a_turn_extended_to_another_stream_holds_both(store: Store) {
+    const OTHER: &str = "inventory-1-a~1";
+    let mut turn = store.lock_stream(STREAM, PATIENT).await.unwrap();
+    turn.extend(OTHER, PATIENT).await.unwrap();
+    for stream in [STREAM, OTHER] {
+        match store.lock_stream(stream, Duration::from_millis(50)).await {
+            Err(StoreError::Busy { stream_id }) => assert_eq!(stream_id, stream),
+            Err(other) => panic!("expected Busy, got {other:?}"),
+            Ok(_) => panic!("expected Busy on {stream}, got a second turn"),
+        }
+    }
+    assert_eq!(turn.load_stream(OTHER).await.unwrap(), (None, vec![]));
+    turn.append(
+        vec![
+            to_stream(STREAM, ExpectedVersion::NoStream, events("SeatsHeld", 1)),
+            to_stream(OTHER, ExpectedVersion::NoStream, events("SeatsHeld", 2)),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.stream_version(OTHER).await.unwrap(), 2);
+    // Both are free again.
+    let mut next = store
+        .lock_stream(OTHER, Duration::from_millis(500))
+        .await
+        .unwrap();
+    next.extend(STREAM, Duration::from_millis(500))
+        .await
+        .unwrap();
+}
