@@ -164,8 +164,9 @@ impl Ticketing {
         let mut free = vec![0u32; buckets as usize];
         for bucket in self.bucket_hints.order(&section_key, buckets) {
             let inventory = self
-                .load_bucket_to_change(show.show_id, &spec.name, bucket)
-                .await?;
+                .load_buckets_to_change(show.show_id, &spec.name, &[bucket])
+                .await?
+                .remove(0);
             let now = self.clock.now();
             let available = inventory.state.0.as_ref().map_or(0, |s| s.available(now));
             self.bucket_hints
@@ -288,7 +289,7 @@ impl Ticketing {
     ///
     /// # Errors
     /// [`AppError::Contention`] when a turn did not come in time.
-    async fn load_buckets_to_change(
+    pub(crate) async fn load_buckets_to_change(
         &self,
         show_id: ShowId,
         section: &SectionName,

@@ -153,20 +153,6 @@ pub async fn load<A: Aggregate>(
     load_through::<A>(Reader::Store(store), stream_id).await
 }
 
-/// Loads an aggregate through a writer's turn on its stream, and keeps the turn with
-/// it: the change made from it is appended in that turn.
-///
-/// # Errors
-/// As [`load`].
-#[tracing::instrument(skip(turn), fields(kind = A::KIND))]
-pub(crate) async fn load_in_turn<A: Aggregate>(
-    mut turn: Box<dyn StreamLock>,
-    stream_id: &str,
-) -> Result<Loaded<A>, AppError> {
-    let loaded = load_through::<A>(Reader::Turn(turn.as_mut()), stream_id).await?;
-    Ok(loaded.in_turn(turn))
-}
-
 /// Loads an aggregate through a turn that covers its stream (a turn extended to it),
 /// leaving the turn with the caller.
 ///

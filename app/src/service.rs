@@ -222,27 +222,6 @@ impl Ticketing {
         Ok((reservation, details))
     }
 
-    /// A bucket of a section to change: this command's turn on it is taken first
-    /// (waiting at most [`Settings::section_wait`]), then it is loaded, and the change
-    /// made from it is appended in that turn. Concurrent buyers of a bucket thus queue
-    /// for it instead of losing version races and retrying.
-    ///
-    /// # Errors
-    /// [`AppError::Contention`] when the turn did not come in time.
-    pub(crate) async fn load_bucket_to_change(
-        &self,
-        show_id: ShowId,
-        section: &SectionName,
-        bucket: u32,
-    ) -> Result<Loaded<Inventory>, AppError> {
-        let stream_id = bucket_stream(show_id, section, bucket);
-        let turn = self
-            .store
-            .lock_stream(&stream_id, self.settings.section_wait)
-            .await?;
-        crate::repository::load_in_turn::<Inventory>(turn, &stream_id).await
-    }
-
     /// Creates a show and the inventory of each of its sections, atomically.
     ///
     /// # Errors
