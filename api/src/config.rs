@@ -68,33 +68,44 @@ pub fn auth_from_env() -> Result<AuthConfig, ConfigError> {
 /// The command layer's settings from the environment.
 ///
 /// # Errors
-/// [`ConfigError::Invalid`] for a hold duration that is not 30 to 3600 seconds, or a
-/// section wait that is not 1 to 30,000 milliseconds.
+/// [`ConfigError::Invalid`] for a hold duration that is not 30 to 3600 seconds, a
+/// section wait that is not 1 to 30,000 milliseconds, or a publish budget that is not 1
+/// to 60,000 milliseconds.
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
-    if let Some(raw) = var("HOLD_DURATION_SECONDS") {
-        let seconds: i64 = raw
-            .parse()
-            .ok()
-            .filter(|s| (30..=3600).contains(s))
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "HOLD_DURATION_SECONDS",
-                reason: format!("{raw:?} is not a number of seconds between 30 and 3600"),
-            })?;
-        settings.hold_duration = TimeDelta::seconds(seconds);
+    if let Some(seconds) = number_var("HOLD_DURATION_SECONDS", 30..=3600, "seconds")? {
+        settings.hold_duration = TimeDelta::seconds(seconds.try_into().unwrap_or(i64::MAX));
     }
-    if let Some(raw) = var("SECTION_WAIT_MS") {
-        let millis: u64 = raw
-            .parse()
-            .ok()
-            .filter(|ms| (1..=30_000).contains(ms))
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "SECTION_WAIT_MS",
-                reason: format!("{raw:?} is not a number of milliseconds between 1 and 30000"),
-            })?;
+    if let Some(millis) = number_var("SECTION_WAIT_MS", 1..=30_000, "milliseconds")? {
         settings.section_wait = std::time::Duration::from_millis(millis);
     }
+    if let Some(millis) = number_var("PUBLISH_BUDGET_MS", 1..=60_000, "milliseconds")? {
+        settings.publish_budget = std::time::Duration::from_millis(millis);
+    }
     Ok(settings)
+}
+
+/// The variable `name` as a number of `unit` in `range`, if it is set.
+fn number_var(
+    name: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(raw) = var(name) else {
+        return Ok(None);
+    };
+    raw.parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .map(Some)
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!(
+                "{raw:?} is not a number of {unit} between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        })
 }
 
 /// The state over an already connected store and its read models (from

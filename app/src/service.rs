@@ -26,6 +26,10 @@ pub struct Settings {
     /// contention. Commands that change a section take turns on it, across processes,
     /// instead of racing for its version.
     pub section_wait: std::time::Duration,
+    /// How long a command waits for the bus to acknowledge its events after the
+    /// commit before it answers and leaves them to the relay: a broker that is down or
+    /// hanging costs a buyer this much, not the bus's own timeout.
+    pub publish_budget: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +39,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             snapshot_every: 50,
             section_wait: std::time::Duration::from_secs(2),
+            publish_budget: ticketing_bus::CircuitBreaker::<()>::DEFAULT_BUDGET,
         }
     }
 }
@@ -153,11 +158,14 @@ impl Ticketing {
     /// command: the events stay in the outbox and the relay publishes them
     /// (`ticketing_bus::relay`).
     pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
-        // A command waits for the bus: behind a breaker, a broker that is down costs
-        // one command its timeout, not every command (the relay publishes meanwhile).
-        let cool_down = ticketing_bus::CircuitBreaker::<Arc<dyn EventBus>>::DEFAULT_COOL_DOWN;
-        self.relay_bus = Some(bus.clone());
-        self.bus = Some(Arc::new(ticketing_bus::CircuitBreaker::new(bus, cool_down)));
+        // A command waits for the bus, within its publish budget: behind a breaker, a
+        // broker that is down costs one command its budget, not every command (the
+        // relay publishes meanwhile).
+        let cool_down = ticketing_bus::CircuitBreaker::<()>::DEFAULT_COOL_DOWN;
+        let breaker = ticketing_bus::CircuitBreaker::new(bus.clone(), cool_down)
+            .with_budget(self.settings.publish_budget);
+        self.relay_bus = Some(bus);
+        self.bus = Some(Arc::new(breaker));
         self
     }
 

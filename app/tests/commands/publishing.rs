@@ -229,7 +229,8 @@ pub async fn events_a_command_died_before_publishing_are_published_by_the_relay_
 /// A message as a consumer of the mock broker received it: (topic, key, headers).
 type Consumed = (String, String, HashMap<String, String>);
 
-/// Reads every topic from the beginning until `expected` messages arrived (or 20 s).
+/// Reads every topic from the beginning until `expected` distinct events arrived (or
+/// 20 s).
 async fn consume(bootstrap_servers: String, expected: usize) -> Vec<Consumed> {
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
@@ -246,8 +247,12 @@ async fn consume(bootstrap_servers: String, expected: usize) -> Vec<Consumed> {
         }
         consumer.assign(&assignment).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
+        // Until `expected` distinct events: the bus is at-least-once, and a command that
+        // gave up waiting within its publish budget may see its events delivered after
+        // the relay published them again.
         let mut received = Vec::new();
-        while received.len() < expected && Instant::now() < deadline {
+        let mut distinct = HashSet::new();
+        while distinct.len() < expected && Instant::now() < deadline {
             let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
@@ -267,7 +272,9 @@ async fn consume(bootstrap_servers: String, expected: usize) -> Vec<Consumed> {
                 })
                 .unwrap_or_default();
             let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-            received.push((message.topic().to_owned(), key, headers));
+            let message_headers: HashMap<String, String> = headers;
+            distinct.insert(message_headers.get(headers::EVENT_ID).cloned());
+            received.push((message.topic().to_owned(), key, message_headers));
         }
         received
     })
@@ -355,6 +362,53 @@ async fn commands_publish_to_kafka_and_the_relay_catches_up_after_a_broker_outag
         assert_eq!(
             consumed_ids, stored_ids,
             "every committed event is on Kafka"
+        );
+        drop(h);
+        drop(bus);
+        drop(cluster);
+    })
+    .await;
+}
+
+/// A broker that is down costs a command its publish budget, not the bus's message
+/// timeout: the hold answers, its events wait in the outbox for the relay, and the
+/// breaker spares the next command even the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_a_command_waits_no_longer_than_its_publish_budget() {
+    ticketing_store::testing::with_sqlite(|store| async move {
+        let cluster = MockCluster::new(1).unwrap();
+        for topic in TOPICS {
+            cluster.create_topic(topic, 1, 1).unwrap();
+        }
+        let mut config = KafkaConfig::new(cluster.bootstrap_servers());
+        // Far longer than the budget and than the bound asserted below.
+        config.message_timeout = Duration::from_secs(60);
+        let bus = Arc::new(KafkaBus::new(config).unwrap());
+        let settings = ticketing_app::Settings {
+            publish_budget: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let h = harness_with_bus_and(Arc::new(store), bus.clone(), settings);
+        let show_id = show_on_sale(&h, 100).await;
+        assert!(
+            outbox(h.store.as_ref()).await.is_empty(),
+            "published while up"
+        );
+
+        cluster.broker_down(1).unwrap();
+        let started = Instant::now();
+        let held = hold(&h, show_id, 1, 2).await;
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_secs(20),
+            "the hold waited {waited:?}, as if for the bus's 60 s timeout"
+        );
+        let backlog = outbox(h.store.as_ref()).await;
+        assert!(
+            backlog
+                .iter()
+                .any(|e| e.stream_id == reservation_stream(held.reservation_id)),
+            "the hold's events wait for the relay: {backlog:?}"
         );
         drop(h);
         drop(bus);

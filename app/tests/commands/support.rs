@@ -89,12 +89,21 @@ pub fn harness(store: Arc<dyn EventStore>) -> Harness {
 
 /// A harness whose command layer publishes to `bus` after every commit.
 pub fn harness_with_bus(store: Arc<dyn EventStore>, bus: Arc<dyn EventBus>) -> Harness {
+    harness_with_bus_and(store, bus, Settings::default())
+}
+
+/// [`harness_with_bus`] with `settings`.
+pub fn harness_with_bus_and(
+    store: Arc<dyn EventStore>,
+    bus: Arc<dyn EventBus>,
+    settings: Settings,
+) -> Harness {
     let mut h = harness(store);
     let app = Ticketing::new(
         h.store.clone(),
         h.provider.clone(),
         Arc::new(h.clock.clone()),
-        Settings::default(),
+        settings,
     )
     .with_bus(bus);
     h.app = Arc::new(app);

@@ -23,6 +23,15 @@ pub enum KafkaBusError {
     /// down). Transient.
     #[error("the Kafka producer was dropped before event {event_id} was acknowledged")]
     Cancelled { event_id: Uuid },
+    /// Not every event was acknowledged within `message.timeout.ms` and a grace
+    /// period, although librdkafka had not failed them yet. Transient; the events may
+    /// still reach the bus, so a republish can duplicate them (consumers skip versions
+    /// they have applied).
+    #[error("{events} events were not all acknowledged within {waited:?}")]
+    TimedOut {
+        events: usize,
+        waited: std::time::Duration,
+    },
 }
 
 impl From<KafkaBusError> for BusError {

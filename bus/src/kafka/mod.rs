@@ -153,6 +153,10 @@ impl ClientContext for BusContext {
 /// group, so it has no rebalance to handle.
 impl rdkafka::consumer::ConsumerContext for BusContext {}
 
+/// How much longer than `message.timeout.ms` a publish waits before it gives up on
+/// the acknowledgements itself.
+const DELIVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Publishes events to Kafka, one topic per stream type, keyed by stream id.
 pub struct KafkaBus {
     producer: FutureProducer<BusContext>,
@@ -243,21 +247,35 @@ impl EventBus for KafkaBus {
             })?;
             deliveries.push((event.event_id, message.topic, delivery));
         }
-        for (event_id, topic, delivery) in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => {
-                    return Err(KafkaBusError::Delivery {
-                        event_id,
-                        topic,
-                        source,
+        let count = deliveries.len();
+        let acknowledged = async {
+            for (event_id, topic, delivery) in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((source, _))) => {
+                        return Err(KafkaBusError::Delivery {
+                            event_id,
+                            topic,
+                            source,
+                        })
                     }
-                    .into())
+                    Err(_) => return Err(KafkaBusError::Cancelled { event_id }),
                 }
-                Err(_) => return Err(KafkaBusError::Cancelled { event_id }.into()),
             }
+            Ok(())
+        };
+        // librdkafka fails a message after `message.timeout.ms`, but only once the
+        // request carrying it is given up, which with a dead connection can take several
+        // times as long: the wait is bounded here as well.
+        let bound = self.config.message_timeout + DELIVERY_GRACE;
+        match tokio::time::timeout(bound, acknowledged).await {
+            Ok(result) => result.map_err(BusError::from),
+            Err(_) => Err(KafkaBusError::TimedOut {
+                events: count,
+                waited: bound,
+            }
+            .into()),
         }
-        Ok(())
     }
 }
 
