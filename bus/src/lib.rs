@@ -30,6 +30,7 @@
 //!   [`InProcessSource`], Kafka's is `KafkaSource`.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod breaker;
 pub mod config;
 mod error;
@@ -43,6 +44,7 @@ pub mod source;
 use async_trait::async_trait;
 use ticketing_store::RecordedEvent;
 
+pub use backoff::Backoff;
 pub use breaker::CircuitBreaker;
 pub use config::{connect, Bus, BusConfig};
 pub use error::BusError;

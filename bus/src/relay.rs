@@ -33,8 +33,11 @@ pub enum RelayError {
 /// How the long-running relay paces itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelaySettings {
-    /// The pause between passes once the outbox is drained (or a pass failed).
+    /// The pause between passes once the outbox is drained, and after a first failed
+    /// pass.
     pub interval: Duration,
+    /// The longest pause after failed passes, which double the pause each time.
+    pub max_pause: Duration,
     /// Events younger than this are left to the command that wrote them, which
     /// publishes them right after its commit.
     pub grace: Duration,
@@ -46,6 +49,7 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(1),
+            max_pause: Duration::from_secs(60),
             grace: Duration::from_secs(10),
             batch: 100,
         }
@@ -95,7 +99,8 @@ pub async fn relay_once(
 
 /// Relays until `shutdown` completes: passes back to back while they come back full,
 /// then one pass every [`RelaySettings::interval`]. A failed pass is logged and tried
-/// again after the interval.
+/// again after a pause that doubles with each failure in a row, up to
+/// [`RelaySettings::max_pause`].
 ///
 /// Shutdown is looked at between passes, never inside one: a batch that is being
 /// published is finished and marked before the relay returns (as mini-redis drains its
@@ -108,6 +113,7 @@ pub async fn run_relay(
 ) {
     let grace = TimeDelta::from_std(settings.grace).unwrap_or(TimeDelta::MAX);
     let batch = settings.batch.max(1);
+    let mut backoff = crate::Backoff::new(settings.interval, settings.max_pause);
     tokio::pin!(shutdown);
     loop {
         let older_than = (!grace.is_zero()).then(|| {
@@ -115,17 +121,25 @@ pub async fn run_relay(
                 .checked_sub_signed(grace)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
         });
-        let full = match relay_once(store, bus, older_than, batch).await {
-            Ok(published) => published == batch,
-            Err(error) => {
-                tracing::warn!(error.cause_chain = ?error, "relay pass failed; trying again later");
-                false
+        let pause = match relay_once(store, bus, older_than, batch).await {
+            Ok(published) => {
+                backoff.succeeded();
+                if published == batch {
+                    Duration::ZERO
+                } else {
+                    settings.interval
+                }
             }
-        };
-        let pause = if full {
-            Duration::ZERO
-        } else {
-            settings.interval
+            Err(error) => {
+                let pause = backoff.failed();
+                tracing::warn!(
+                    error.cause_chain = ?error,
+                    failures = backoff.failures(),
+                    retry_in = ?pause,
+                    "relay pass failed"
+                );
+                pause
+            }
         };
         tokio::select! {
             biased;

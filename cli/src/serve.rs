@@ -132,11 +132,13 @@ fn project_live(
 }
 
 async fn sweep_periodically(state: ApiState, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // While what the sweep needs is down, the pause doubles (up to ten minutes) rather
+    // than fail on every tick.
+    let mut backoff = ticketing_bus::Backoff::new(every, Duration::from_secs(600));
+    let mut pause = every;
     loop {
         tokio::select! {
-            _ = ticks.tick() => {}
+            () = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
         match state
@@ -144,8 +146,20 @@ async fn sweep_periodically(state: ApiState, every: Duration, mut stop: watch::R
             .sweep(&CommandContext::system(), SweepLimits::default())
             .await
         {
-            Ok(report) => tracing::debug!(?report, "sweep done"),
-            Err(error) => tracing::warn!(error.cause_chain = ?error, "sweep failed"),
+            Ok(report) => {
+                backoff.succeeded();
+                pause = every;
+                tracing::debug!(?report, "sweep done");
+            }
+            Err(error) => {
+                pause = backoff.failed();
+                tracing::warn!(
+                    error.cause_chain = ?error,
+                    failures = backoff.failures(),
+                    retry_in = ?pause,
+                    "sweep failed"
+                );
+            }
         }
     }
 }

@@ -146,6 +146,7 @@ pub async fn run_relay_drains_the_backlog_and_stops_on_shutdown(store: Store) {
         interval: Duration::from_millis(20),
         grace: Duration::ZERO,
         batch: 3,
+        ..RelaySettings::default()
     };
 
     let relay = {
