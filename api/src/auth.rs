@@ -316,6 +316,36 @@ impl FromRequestParts<ApiState> for Principal {
     }
 }
 
+/// The caller, found to be an organizer (or an admin). Extracted with the request's
+/// head, before its body: a caller without the role is answered 403 whatever it sent.
+#[derive(Debug, Clone)]
+pub struct AsOrganizer(pub Principal);
+
+/// The caller, found to be a customer (or an admin), before the body is read; see
+/// [`AsOrganizer`].
+#[derive(Debug, Clone)]
+pub struct AsCustomer(pub Principal);
+
+macro_rules! role_extractor {
+    ($extractor:ident, $role:expr) => {
+        impl FromRequestParts<ApiState> for $extractor {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &ApiState,
+            ) -> Result<Self, Self::Rejection> {
+                let principal = state.authenticator.authenticate(parts)?;
+                principal.require(&[$role])?;
+                Ok(Self(principal))
+            }
+        }
+    };
+}
+
+role_extractor!(AsOrganizer, Role::Organizer);
+role_extractor!(AsCustomer, Role::Customer);
+
 /// Signs a development token (HS256): what `ticketing token` prints.
 ///
 /// # Errors

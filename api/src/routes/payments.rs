@@ -5,7 +5,7 @@ use axum::Json;
 use ticketing_domain::{PaymentId, RefundReason};
 use uuid::Uuid;
 
-use crate::auth::{Principal, Role};
+use crate::auth::AsOrganizer;
 use crate::dto::Refund;
 use crate::extract::{command_context, ApiPath, IdempotencyKey};
 use crate::routes::shows::owned_show;
@@ -26,11 +26,10 @@ use crate::{ApiError, ApiState, Problem};
 )]
 pub async fn refund(
     State(state): State<ApiState>,
-    principal: Principal,
+    AsOrganizer(principal): AsOrganizer,
     key: IdempotencyKey,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Refund>, ApiError> {
-    principal.require(&[Role::Organizer])?;
     let payment = state.ticketing.payment(PaymentId(id)).await?;
     let reservation = state.ticketing.reservation(payment.reservation_id).await?;
     owned_show(&state, &principal, reservation.show_id).await?;

@@ -9,7 +9,7 @@ use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::{DomainError, Quantity, ReservationId, SectionName, ShowId};
 use uuid::Uuid;
 
-use crate::auth::{Principal, Role};
+use crate::auth::{AsCustomer, Principal};
 use crate::dto::{
     CancelledReservation, ConfirmedPurchase, HeldReservation, NewPayment, NewReservation,
     ReservationState,
@@ -49,11 +49,10 @@ pub(crate) async fn own_reservation(
 )]
 pub async fn create_reservation(
     State(state): State<ApiState>,
-    principal: Principal,
+    AsCustomer(principal): AsCustomer,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<NewReservation>,
 ) -> Result<(StatusCode, Json<HeldReservation>), ApiError> {
-    principal.require(&[Role::Customer])?;
     let request = HoldSeats {
         show_id: ShowId(body.show_id),
         section: SectionName::parse(body.section)?,
@@ -95,12 +94,11 @@ pub async fn create_reservation(
 )]
 pub async fn pay(
     State(state): State<ApiState>,
-    principal: Principal,
+    AsCustomer(principal): AsCustomer,
     key: IdempotencyKey,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewPayment>,
 ) -> Result<Json<ConfirmedPurchase>, ApiError> {
-    principal.require(&[Role::Customer])?;
     let card = CardToken::parse(body.card_token).map_err(|e| ApiError::invalid(e.to_string()))?;
     own_reservation(&state, &principal, id).await?;
     let result = state

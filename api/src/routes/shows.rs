@@ -6,7 +6,7 @@ use axum::Json;
 use ticketing_domain::{ShowCommand, ShowId};
 use uuid::Uuid;
 
-use crate::auth::{Principal, Role};
+use crate::auth::{AsOrganizer, Principal, Role};
 use crate::dto::{CancelShow, NewShow, SalesState, ShowStatus, ShowView};
 use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey};
 use crate::{ApiError, ApiState, Problem};
@@ -43,11 +43,10 @@ pub(crate) async fn owned_show(
 )]
 pub async fn create_show(
     State(state): State<ApiState>,
-    principal: Principal,
+    AsOrganizer(principal): AsOrganizer,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<NewShow>,
 ) -> Result<(StatusCode, Json<ShowView>), ApiError> {
-    principal.require(&[Role::Organizer])?;
     let plan = body.into_plan()?;
     let ctx = command_context(&principal, key);
     let show_id = state
@@ -132,7 +131,7 @@ pub async fn close_sales(
 )]
 pub async fn cancel_show(
     State(state): State<ApiState>,
-    principal: Principal,
+    AsOrganizer(principal): AsOrganizer,
     key: IdempotencyKey,
     ApiPath(id): ApiPath<Uuid>,
     body: axum::body::Bytes,

@@ -367,3 +367,40 @@ fn a_configured_issuer_and_audience_are_required() {
         );
     }
 }
+
+/// The role is checked before the body is read: a caller who may not use a route is
+/// told so (403), whatever it sent, rather than how to fix a body it cannot use.
+#[tokio::test]
+async fn a_caller_without_the_role_gets_403_even_for_an_invalid_body() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let show_id = show_on_sale(&api, "org-x", 10).await;
+        let reservation = hold(&api, &show_id, "alice", 1).await;
+        let invalid = json!({"nonsense": true});
+        let cases = [
+            ("/v1/shows".to_owned(), customer("alice")),
+            (format!("/v1/shows/{show_id}/cancel"), customer("alice")),
+            ("/v1/reservations".to_owned(), organizer("org-x")),
+            (
+                format!("/v1/reservations/{reservation}/payment"),
+                organizer("org-x"),
+            ),
+        ];
+        for (path, token) in cases {
+            post(&path)
+                .bearer(&token)
+                .json(invalid.clone())
+                .send(&api)
+                .await
+                .problem(StatusCode::FORBIDDEN, "forbidden");
+        }
+        // With the role, the same body is refused for what it is.
+        post("/v1/shows")
+            .bearer(&organizer("org-x"))
+            .json(invalid)
+            .send(&api)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    })
+    .await;
+}
