@@ -62,6 +62,10 @@ enum Command {
         /// Seconds between two sweeps of expired holds and unfinished payments.
         #[arg(long, env = "SWEEP_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         sweep_every: u64,
+        /// Refuse to start on a database that lacks a migration instead of applying
+        /// it (for a deployment whose schema changes go through `ticketing migrate`).
+        #[arg(long)]
+        no_migrate: bool,
     },
     /// Prints a signed development token (HS256) for the local server: with
     /// `JWT_HS256_SECRET` if set, else the development secret of the embedded default.
@@ -141,7 +145,18 @@ async fn main() -> anyhow::Result<()> {
             .context("signing the token")?;
             println!("{token}");
         }
-        Command::Serve { addr, sweep_every } => {
+        Command::Serve {
+            addr,
+            sweep_every,
+            no_migrate,
+        } => {
+            // As `demo` does: a new database just works. With --no-migrate, connecting
+            // refuses a database whose schema is behind.
+            if !no_migrate {
+                ticketing_store::migrate(&config)
+                    .await
+                    .context("applying the migrations (--no-migrate to refuse instead)")?;
+            }
             let (store, read_models) = ticketing_projector::connect_with_read_models(&config)
                 .await
                 .with_context(|| format!("connecting to {}", describe(&config)))?;

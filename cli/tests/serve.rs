@@ -175,3 +175,66 @@ fn token_signs_with_the_development_secret_of_the_working_directory() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+/// `serve` on a database nobody has migrated: with `--no-migrate` it refuses at once
+/// with a line naming `ticketing migrate`; without, it migrates it and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_migrates_a_new_database_and_with_no_migrate_refuses_it_by_name() {
+    ticketing_store::testing::with_new_postgres_database(
+        "serve_migrates_a_new_database_and_with_no_migrate_refuses_it_by_name",
+        |url| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let serve = |extra: &[&str]| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_ticketing"));
+                command
+                    .args(["serve", "--addr", "127.0.0.1:0"])
+                    .args(extra)
+                    .env("DATABASE_URL", &url)
+                    .env_remove("KAFKA_BROKERS")
+                    .env_remove("MSK_CLUSTER_ARN")
+                    .current_dir(dir.path());
+                command
+            };
+
+            let refused = serve(&["--no-migrate"]).output().unwrap();
+            assert!(!refused.status.success());
+            let said = String::from_utf8_lossy(&refused.stderr);
+            assert!(said.contains("ticketing migrate"), "{said}");
+            assert!(said.contains("no ticketing schema"), "{said}");
+
+            let mut server = serve(&[])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stderr = server.stderr.take().unwrap();
+            let (lines, said) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if lines.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let serving = loop {
+                match said.recv_timeout(Duration::from_secs(60)) {
+                    Ok(line) if line.contains("serving the API") => break Ok(line),
+                    Ok(_) => continue,
+                    Err(e) => break Err(e),
+                }
+            };
+            server.kill().unwrap();
+            server.wait().unwrap();
+            serving.expect("serve starts on a new database");
+            let store = ticketing_store::postgres::PostgresStore::connect(&url, 1)
+                .await
+                .unwrap();
+            store.check_schema().await.expect("serve migrated it");
+            store.pool().close().await;
+        },
+    )
+    .await;
+}

@@ -42,7 +42,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use ticketing_domain::{CustomerId, Money, ReservationId, SectionName, ShowId, Timestamp};
-use ticketing_store::postgres::PostgresStore;
 use ticketing_store::sqlite::SqliteStore;
 use ticketing_store::{
     Backend, EventStore, GlobalPosition, RecordedEvent, StoreConfig, StoreError, StreamVersion,
@@ -322,7 +321,7 @@ pub async fn connect_with_read_models(
     }
     match (config.backend()?, config.database_url.as_deref()) {
         (Backend::Postgres, Some(url)) => {
-            let store = PostgresStore::connect(url, config.max_connections).await?;
+            let store = ticketing_store::open_postgres(url, config.max_connections).await?;
             let read_models = Arc::new(postgres::PostgresReadModels::new(store.pool().clone()));
             Ok((Arc::new(store), read_models))
         }

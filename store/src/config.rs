@@ -160,9 +160,9 @@ impl fmt::Debug for StoreConfig {
 /// Connects the configured backend.
 ///
 /// SQLite is migrated on connect, because the embedded default must need no set-up.
-/// PostgreSQL is not: its pool connects lazily, so that a Lambda cold start does no
-/// network round trip, and its schema is changed deliberately with [`migrate`]
-/// (`ticketing migrate`).
+/// PostgreSQL is not: its schema is changed deliberately with [`migrate`]
+/// (`ticketing migrate`), and [`open_postgres`] refuses a database that lacks a
+/// migration.
 ///
 /// # Errors
 /// - [`StoreError::Invalid`] for an unsupported URL scheme, an unparsable URL or a pool
@@ -176,7 +176,7 @@ pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn EventStore>, StoreE
     tracing::Span::current().record("backend", tracing::field::debug(backend));
     match (backend, config.database_url.as_deref()) {
         (Backend::Postgres, Some(url)) => {
-            let store = PostgresStore::connect(url, config.max_connections).await?;
+            let store = open_postgres(url, config.max_connections).await?;
             Ok(Arc::new(store))
         }
         (_, url) => {
@@ -186,6 +186,44 @@ pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn EventStore>, StoreE
         }
     }
 }
+
+/// The PostgreSQL store at `url`, once its schema is found to be the one this binary
+/// needs: a binary started on a new or outdated database stops at once with a line
+/// naming `ticketing migrate`, rather than answer every request with a 500.
+///
+/// The check is the pool's first query, so its connection is then ready for the first
+/// request: a cold start with the database up makes no more round trips than before,
+/// it makes the first one sooner. A database that cannot be reached within
+/// [`SCHEMA_CHECK_TIMEOUT`] does not stop the start: the pool connects when it is
+/// back, and requests meanwhile answer 503.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for an unparsable URL; [`StoreError::SchemaBehind`]; any
+/// other failure of the check that is not [`StoreError::is_transient`].
+pub async fn open_postgres(url: &str, max_connections: u32) -> Result<PostgresStore, StoreError> {
+    let store = PostgresStore::connect(url, max_connections).await?;
+    match tokio::time::timeout(SCHEMA_CHECK_TIMEOUT, store.check_schema()).await {
+        Ok(Ok(())) => Ok(store),
+        Ok(Err(error)) if !error.is_transient() => Err(error),
+        Ok(Err(error)) => {
+            tracing::warn!(
+                error.cause_chain = ?error,
+                "the database is unreachable; its schema is not checked"
+            );
+            Ok(store)
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout = ?SCHEMA_CHECK_TIMEOUT,
+                "the database did not answer; its schema is not checked"
+            );
+            Ok(store)
+        }
+    }
+}
+
+/// How long a start waits for the database to answer its schema check.
+pub const SCHEMA_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Brings the configured database's schema up to date: the `ticketing migrate`
 /// command.

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database lacks migrations this binary relies on (a new database, or a
+    /// deploy that went ahead of its migration). Fatal at start-up.
+    #[error("{0}: run `ticketing migrate` against this database first")]
+    SchemaBehind(String),
     /// A stored row could not be decoded (corrupt metadata, say).
     #[error("stored row could not be decoded: {0}")]
     Corrupt(String),

@@ -35,6 +35,7 @@ pub mod config;
 mod error;
 mod locks;
 pub mod postgres;
+mod schema;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -47,8 +48,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use config::{
-    connect, load_env_file, load_env_file_from, migrate, Backend, EnvFileError, StoreConfig,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_SQLITE_PATH, ENV_FILE,
+    connect, load_env_file, load_env_file_from, migrate, open_postgres, Backend, EnvFileError,
+    StoreConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_SQLITE_PATH, ENV_FILE,
 };
 pub use error::StoreError;
 

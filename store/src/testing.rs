@@ -7,6 +7,8 @@
 //!   `WITH (FORCE)` afterwards even when the test panics. When the server cannot be
 //!   reached the test is skipped with a note on stderr, unless `CI` is set: there a
 //!   missing database must fail the run, not pass it silently.
+//! - [`with_new_postgres_database`]: the same, left empty, for tests of what a binary
+//!   does with a database nobody has migrated.
 //!
 //! This module is compiled into every build (it is small, and it lets other crates'
 //! tests use it without a feature flag); nothing outside tests should call it.
@@ -77,6 +79,44 @@ where
     F: FnOnce(PostgresStore) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    with_database(test_name, true, |store, _| test(store)).await;
+}
+
+/// Runs `test` with the URL of a freshly created PostgreSQL database that nothing has
+/// migrated, or skips it (outside CI) when no server answers, as [`with_postgres`].
+///
+/// # Panics
+/// As [`with_postgres`].
+pub async fn with_new_postgres_database<F, Fut>(test_name: &str, test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_database(test_name, false, |_, url| test(url)).await;
+}
+
+/// `url` naming the database `name` instead of its own.
+fn url_of_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut named = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        named.push('?');
+        named.push_str(query);
+    }
+    named
+}
+
+async fn with_database<F, Fut>(test_name: &str, migrate: bool, test: F)
+where
+    F: FnOnce(PostgresStore, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let url =
         std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
     let options = PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL");
@@ -116,11 +156,15 @@ where
         .await
         .expect("the test database accepts connections");
     let store = PostgresStore::new(pool.clone());
-    let migrated = store.migrate().await;
+    let migrated = if migrate {
+        store.migrate().await
+    } else {
+        Ok(())
+    };
     // The test runs as its own task so that a panic is caught and the database is
     // still dropped.
     let outcome = match migrated {
-        Ok(()) => Some(tokio::spawn(test(store)).await),
+        Ok(()) => Some(tokio::spawn(test(store, url_of_database(&url, &name))).await),
         Err(_) => None,
     };
 
@@ -168,5 +212,26 @@ pub async fn read_all_settled(
             return events;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_of_database;
+
+    #[test]
+    fn a_test_database_url_keeps_the_server_the_user_and_the_parameters() {
+        assert_eq!(
+            url_of_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            url_of_database("postgres://u:p@db/app?sslmode=disable", "t2"),
+            "postgres://u:p@db/t2?sslmode=disable"
+        );
+        assert_eq!(
+            url_of_database("postgres://db:5432", "t3"),
+            "postgres://db:5432/t3"
+        );
     }
 }

@@ -134,6 +134,30 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Checks that every migration this binary carries has been applied, so that a
+    /// binary started on a new or outdated database refuses to start, naming the
+    /// command that fixes it, instead of answering requests with 500s. Migrations
+    /// applied beyond this binary's are fine: a deploy migrates before it replaces the
+    /// running code.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaBehind`] naming what is missing; [`StoreError::Unavailable`]
+    /// when the database cannot be reached.
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let applied: Vec<(i64, bool)> =
+            match sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows,
+                // No migration table: nothing was ever applied.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+                Err(e) => return Err(StoreError::from_sqlx(e)),
+            };
+        crate::schema::missing_migrations(&MIGRATOR, &applied)
+            .map_or(Ok(()), |missing| Err(StoreError::SchemaBehind(missing)))
+    }
+
     /// One attempt at an append, inside `tx`. Streams are written in the order of
     /// `order` (sorted by stream id) so that two multi-stream appends wait for each
     /// other's index entries in the same order and cannot deadlock.

@@ -53,16 +53,18 @@ async fn migrate_prepares_a_sqlite_file_that_connect_then_uses() {
 }
 
 #[tokio::test]
-async fn connect_to_postgres_is_lazy_and_an_unreachable_server_is_unavailable() {
+async fn connect_to_an_unreachable_postgres_starts_anyway_and_its_calls_are_unavailable() {
     // Port 1 on the loopback: nothing listens, so connecting is refused at once.
     let config = config("postgres://postgres:s3cret@127.0.0.1:1/ticketing");
     let started = Instant::now();
     let store = connect(&config)
         .await
-        .expect("connecting is lazy and cannot fail on the network");
+        .expect("a database that cannot be reached does not stop a start");
+    // The pool itself would go on trying for its 5 s acquire timeout.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "no round trip on connect"
+        started.elapsed() < ticketing_store::config::SCHEMA_CHECK_TIMEOUT + Duration::from_secs(2),
+        "the schema check gives up after its own timeout: {:?}",
+        started.elapsed()
     );
 
     let err = store.stream_version("show-1").await.unwrap_err();

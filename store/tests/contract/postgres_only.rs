@@ -248,3 +248,44 @@ async fn an_event_that_commits_late_with_a_lower_position_is_still_unpublished_a
     )
     .await;
 }
+
+/// A binary started on a database without the schema it needs refuses, naming what is
+/// missing, instead of answering requests with 500s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_behind_the_binarys_migrations_is_refused_by_name() {
+    with_postgres(
+        "a_database_behind_the_binarys_migrations_is_refused_by_name",
+        |store| async move {
+            store
+                .check_schema()
+                .await
+                .expect("a migrated database is current");
+
+            let last = ticketing_store::postgres::MIGRATOR.iter().last().unwrap();
+            sqlx::query("delete from _sqlx_migrations where version = $1")
+                .bind(last.version)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let behind = store.check_schema().await.unwrap_err();
+            assert!(
+                matches!(&behind, ticketing_store::StoreError::SchemaBehind(missing)
+                    if missing.contains(&last.version.to_string())),
+                "{behind:?}"
+            );
+            assert!(behind.to_string().contains("ticketing migrate"), "{behind}");
+
+            sqlx::query("drop table _sqlx_migrations")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let new = store.check_schema().await.unwrap_err();
+            assert!(
+                matches!(&new, ticketing_store::StoreError::SchemaBehind(missing)
+                    if missing.contains("no ticketing schema")),
+                "{new:?}"
+            );
+        },
+    )
+    .await;
+}
