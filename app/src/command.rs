@@ -72,9 +72,35 @@ pub struct Decision<T> {
 pub(crate) struct Idempotency {
     key: String,
     fingerprint: String,
+    /// Whether the command's outcome was appended, which also finished its claim.
+    recorded: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Idempotency {
+    /// The recorded outcome of this key's first run, as this command's answer.
+    ///
+    /// # Errors
+    /// [`AppError::IdempotencyKeyReused`] when the key was used for another request;
+    /// [`AppError::UnreadableOutcome`] when the outcome is not this command's.
+    fn answer<T: DeserializeOwned>(&self, record: IdempotencyRecord) -> Result<T, AppError> {
+        if record.request_fingerprint != self.fingerprint {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        serde_json::from_value(record.outcome).map_err(|error| AppError::UnreadableOutcome {
+            key: self.key.clone(),
+            reason: error.to_string(),
+        })
+    }
+
+    fn mark_recorded(&self) {
+        self.recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_recorded(&self) -> bool {
+        self.recorded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// `None` when the client sent no key.
     pub(crate) fn of(
         ctx: &CommandContext,
@@ -95,6 +121,7 @@ impl Idempotency {
             // Keys are the client's: two actors may pick the same one.
             key: format!("{}/{}", ctx.actor, key),
             fingerprint,
+            recorded: std::sync::Arc::default(),
         })
     }
 }
@@ -145,15 +172,7 @@ impl Ticketing {
         };
         match self.store.idempotency_record(&idempotency.key).await? {
             None => Ok(None),
-            Some(record) if record.request_fingerprint != idempotency.fingerprint => {
-                Err(AppError::IdempotencyKeyReused)
-            }
-            Some(record) => serde_json::from_value(record.outcome)
-                .map(Some)
-                .map_err(|error| AppError::UnreadableOutcome {
-                    key: idempotency.key.clone(),
-                    reason: error.to_string(),
-                }),
+            Some(record) => idempotency.answer(record).map(Some),
         }
     }
 
@@ -163,8 +182,9 @@ impl Ticketing {
     /// [`AppError::IdempotencyKeyReused`]. Without a key, the command just runs.
     ///
     /// The key is claimed for the command's duration (at most [`CLAIM_DURATION`], so that
-    /// a command whose process died does not block its retries for long) and released
-    /// when it ends, successful or not.
+    /// a command whose process died does not block its retries for long), in the same
+    /// round trip that looks for a recorded outcome. The append that records the
+    /// outcome finishes the claim; a command that ends without one releases it.
     pub(crate) async fn once<T, Fut>(
         &self,
         idempotency: Option<&Idempotency>,
@@ -177,9 +197,6 @@ impl Ticketing {
         let Some(key) = idempotency else {
             return command.await;
         };
-        if let Some(done) = self.replay(Some(key)).await? {
-            return Ok(done);
-        }
         let now = self.clock.now();
         match self
             .store
@@ -187,6 +204,7 @@ impl Ticketing {
             .await?
         {
             KeyClaim::Claimed => {}
+            KeyClaim::Done(record) => return key.answer(record),
             KeyClaim::Busy {
                 request_fingerprint,
             } if request_fingerprint != key.fingerprint => {
@@ -194,12 +212,10 @@ impl Ticketing {
             }
             KeyClaim::Busy { .. } => return Err(AppError::RequestInProgress),
         }
-        // The first run may have finished between the look-up and the claim.
-        let result = match self.replay(Some(key)).await {
-            Ok(Some(done)) => Ok(done),
-            Ok(None) => command.await,
-            Err(error) => Err(error),
-        };
+        let result = command.await;
+        if key.is_recorded() {
+            return result;
+        }
         if let Err(error) = self.store.release_idempotency_key(&key.key).await {
             // The claim expires by itself; until then duplicates are told to wait.
             tracing::warn!(error.cause_chain = ?error, "idempotency key not released");
@@ -251,6 +267,7 @@ impl Ticketing {
                 .iter()
                 .filter_map(|c| c.turn.as_ref())
                 .find_map(|slot| slot.take());
+            let records_outcome = record.is_some();
             let appended = match turn {
                 Some(turn) => turn.append(appends, record).await,
                 None => self.store.append(appends, record).await,
@@ -258,6 +275,9 @@ impl Ticketing {
             // Any other turn the decision held is given up before a retry waits.
             for slot in changes.iter().filter_map(|c| c.turn.as_ref()) {
                 drop(slot.take());
+            }
+            if let (Ok(_), Some(idempotency), true) = (&appended, idempotency, records_outcome) {
+                idempotency.mark_recorded();
             }
             match appended {
                 Ok(AppendOutcome::Appended { recorded, .. }) => {

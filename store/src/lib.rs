@@ -222,7 +222,7 @@ pub struct StreamHead {
 }
 
 /// What [`EventStore::claim_idempotency_key`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KeyClaim {
     /// The key is now claimed by the caller, until the instant it gave.
     Claimed,
@@ -231,6 +231,8 @@ pub enum KeyClaim {
         /// The fingerprint of the request that holds it.
         request_fingerprint: String,
     },
+    /// The key's command finished: its recorded outcome, to answer with.
+    Done(IdempotencyRecord),
 }
 
 /// A writer's exclusive turn on a stream ([`EventStore::lock_stream`]): no other
@@ -424,8 +426,16 @@ pub trait EventStore: Send + Sync {
     /// Infrastructure failures only.
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    /// Claims an idempotency key for a command that is about to run, until `until`.
-    /// A claim that expired before `now` is taken over: its command died.
+    /// Claims an idempotency key for a command that is about to run, until `until`,
+    /// unless its outcome is recorded already ([`KeyClaim::Done`]): one round trip
+    /// answers both "has this run?" and "may I run it?". A claim that expired before
+    /// `now` is taken over: its command died.
+    ///
+    /// An append that records the key's outcome also finishes its claim, in the same
+    /// transaction: a finished claim is never taken over, so a duplicate that looked
+    /// for the outcome just before it was recorded is told [`KeyClaim::Busy`] rather
+    /// than run the command a second time. A command that ends without recording an
+    /// outcome releases its claim ([`EventStore::release_idempotency_key`]).
     ///
     /// # Errors
     /// Infrastructure failures only; a held claim is [`KeyClaim::Busy`].
@@ -437,7 +447,8 @@ pub trait EventStore: Send + Sync {
         until: DateTime<Utc>,
     ) -> Result<KeyClaim, StoreError>;
 
-    /// Releases a claim once its command has ended (its outcome, if any, is recorded).
+    /// Releases a claim whose command ended without recording an outcome, so that a
+    /// retry may run it. A finished claim (its outcome recorded) stays.
     ///
     /// # Errors
     /// Infrastructure failures only; releasing an unclaimed key does nothing.

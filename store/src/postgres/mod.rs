@@ -671,31 +671,30 @@ impl EventStore for PostgresStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<KeyClaim, StoreError> {
-        // The claim and the look-up of its holder are two statements: a holder that
-        // releases in between is simply claimed over on the next round.
-        for _ in 0..3 {
-            let claimed: Option<String> = sqlx::query_scalar(sql::CLAIM_IDEMPOTENCY_KEY)
-                .bind(key)
-                .bind(request_fingerprint)
-                .bind(until)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-            if claimed.is_some() {
-                return Ok(KeyClaim::Claimed);
-            }
-            let holder: Option<String> = sqlx::query_scalar(sql::IDEMPOTENCY_CLAIM_HOLDER)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(request_fingerprint) = holder {
-                return Ok(KeyClaim::Busy {
-                    request_fingerprint,
-                });
-            }
-        }
-        Ok(KeyClaim::Busy {
-            request_fingerprint: request_fingerprint.to_owned(),
+        let row = sqlx::query(sql::CLAIM_IDEMPOTENCY_KEY)
+            .bind(key)
+            .bind(request_fingerprint)
+            .bind(until)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            // Its holder released it a moment ago: the client's retry may claim it.
+            return Ok(KeyClaim::Busy {
+                request_fingerprint: request_fingerprint.to_owned(),
+            });
+        };
+        let state: &str = row.try_get("state")?;
+        Ok(match state {
+            "done" => KeyClaim::Done(IdempotencyRecord {
+                key: key.to_owned(),
+                request_fingerprint: row.try_get("request_fingerprint")?,
+                outcome: row.try_get("outcome")?,
+            }),
+            "claimed" => KeyClaim::Claimed,
+            _ => KeyClaim::Busy {
+                request_fingerprint: row.try_get("request_fingerprint")?,
+            },
         })
     }
 

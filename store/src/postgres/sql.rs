@@ -95,8 +95,16 @@ pub(super) const UNPUBLISHED: &str = "\
 
 pub(super) const MARK_PUBLISHED: &str = "delete from outbox where position = any($1)";
 
-pub(super) const INSERT_IDEMPOTENCY_KEY: &str =
-    "insert into idempotency_keys (key, request_fingerprint, outcome) values ($1, $2, $3)";
+/// Records a command's outcome and finishes its claim (`claimed_until` infinity: never
+/// taken over), in the append's transaction. A key recorded already is a unique
+/// violation of `idempotency_keys_pkey`.
+pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "\
+    with recorded as ( \
+        insert into idempotency_keys (key, request_fingerprint, outcome) values ($1, $2, $3) \
+        returning key \
+    ) \
+    update idempotency_claims set claimed_until = 'infinity' \
+     where key in (select key from recorded)";
 
 pub(super) const STORED_EVENT_IDS: &str = "select event_id from events where event_id = any($1)";
 
@@ -159,15 +167,32 @@ pub(super) const SAVE_SNAPSHOT: &str = "\
             taken_at = excluded.taken_at \
         where snapshots.version <= excluded.version";
 
-/// Claims a key unless a live claim holds it; returns the key when claimed.
+/// In one round trip: the key's recorded outcome (`done`), else a claim on it unless a
+/// live or finished claim holds it (`claimed`), else the holder's fingerprint (`busy`).
+///
+/// The look-ups read the statement's snapshot, while the claim's conflict check sees
+/// the latest committed row: a command that recorded its outcome after the snapshot
+/// finished its claim in the same commit, so the claim fails and the holder read from
+/// the snapshot answers `busy`, never `claimed`. No row: a holder that released its
+/// claim after the snapshot; the caller is told busy and its client retries.
 pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
-    insert into idempotency_claims (key, request_fingerprint, claimed_until) values ($1, $2, $3) \
-    on conflict (key) do update \
-        set request_fingerprint = excluded.request_fingerprint, claimed_until = excluded.claimed_until \
-        where idempotency_claims.claimed_until <= $4 \
-    returning key";
+    with done as ( \
+        select key, request_fingerprint, outcome from idempotency_keys where key = $1 \
+    ), claimed as ( \
+        insert into idempotency_claims (key, request_fingerprint, claimed_until) \
+        select $1, $2, $3 where not exists (select 1 from done) \
+        on conflict (key) do update \
+            set request_fingerprint = excluded.request_fingerprint, claimed_until = excluded.claimed_until \
+            where idempotency_claims.claimed_until <= $4 \
+        returning key \
+    ) \
+    select 'done' as state, d.request_fingerprint, d.outcome from done d \
+    union all \
+    select 'claimed', null, null from claimed \
+    union all \
+    select 'busy', c.request_fingerprint, null from idempotency_claims c \
+     where c.key = $1 and not exists (select 1 from done) and not exists (select 1 from claimed)";
 
-pub(super) const IDEMPOTENCY_CLAIM_HOLDER: &str =
-    "select request_fingerprint from idempotency_claims where key = $1";
-
-pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = "delete from idempotency_claims where key = $1";
+/// Releases a claim whose command recorded no outcome; a finished claim stays.
+pub(super) const RELEASE_IDEMPOTENCY_KEY: &str =
+    "delete from idempotency_claims where key = $1 and claimed_until <> 'infinity'";

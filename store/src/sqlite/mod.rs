@@ -248,6 +248,11 @@ impl SqliteStore {
                     other?;
                 }
             }
+            sqlx::query(sql::FINISH_IDEMPOTENCY_CLAIM)
+                .bind(&record.key)
+                .bind(sql::CLAIM_FINISHED)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(recorded)
     }
@@ -526,6 +531,12 @@ impl EventStore for SqliteStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<KeyClaim, StoreError> {
+        // Recorded already: nothing to claim. A command that records its outcome
+        // between this look-up and the claim finishes its claim in the same commit,
+        // so the claim below fails and the caller is told busy, never claimed.
+        if let Some(record) = self.idempotency_record(key).await? {
+            return Ok(KeyClaim::Done(record));
+        }
         // The claim and the look-up of its holder are two statements: a holder that
         // releases in between is simply claimed over on the next round.
         for _ in 0..3 {
@@ -558,6 +569,7 @@ impl EventStore for SqliteStore {
     async fn release_idempotency_key(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query(sql::RELEASE_IDEMPOTENCY_KEY)
             .bind(key)
+            .bind(sql::CLAIM_FINISHED)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -120,4 +120,15 @@ pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
 pub(super) const IDEMPOTENCY_CLAIM_HOLDER: &str =
     "select request_fingerprint from idempotency_claims where key = ?1";
 
-pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = "delete from idempotency_claims where key = ?1";
+/// What a finished claim's `claimed_until` is: later than any instant `format_instant`
+/// writes, so it is never taken over.
+pub(super) const CLAIM_FINISHED: &str = "9999-12-31T23:59:59.999999Z";
+
+/// Finishes a claim once its command's outcome is recorded, in the append's
+/// transaction.
+pub(super) const FINISH_IDEMPOTENCY_CLAIM: &str =
+    "update idempotency_claims set claimed_until = ?2 where key = ?1";
+
+/// Releases a claim whose command recorded no outcome; a finished claim stays.
+pub(super) const RELEASE_IDEMPOTENCY_KEY: &str =
+    "delete from idempotency_claims where key = ?1 and claimed_until <> ?2";

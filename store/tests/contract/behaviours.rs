@@ -1426,6 +1426,54 @@ pub async fn an_idempotency_key_claim_excludes_duplicates_until_released_or_expi
     store.release_idempotency_key("nobody/k").await.unwrap();
 }
 
+/// The append that records a key's outcome finishes its claim: from then on a claim
+/// answers with the outcome, however late it comes, and a release does not reopen it.
+pub async fn an_appended_outcome_finishes_its_claim_and_later_claims_answer_with_it(store: Store) {
+    use ticketing_store::KeyClaim;
+    let now = Utc::now();
+    let until = now + chrono::TimeDelta::seconds(30);
+    let record = idempotency("alice/k-2");
+    assert_eq!(
+        store
+            .claim_idempotency_key(&record.key, &record.request_fingerprint, now, until)
+            .await
+            .unwrap(),
+        KeyClaim::Claimed
+    );
+    store
+        .append(
+            vec![to_stream(
+                "reservation-9",
+                ExpectedVersion::NoStream,
+                events("SeatsHeld", 1),
+            )],
+            Some(record.clone()),
+        )
+        .await
+        .unwrap();
+    // A release after the outcome is recorded (a stale one, say) changes nothing.
+    store.release_idempotency_key(&record.key).await.unwrap();
+    for at in [now, now + chrono::TimeDelta::days(365)] {
+        assert_eq!(
+            store
+                .claim_idempotency_key(
+                    &record.key,
+                    "another-request",
+                    at,
+                    at + chrono::TimeDelta::seconds(30)
+                )
+                .await
+                .unwrap(),
+            KeyClaim::Done(record.clone()),
+            "the outcome answers, even long after the claim would have expired"
+        );
+    }
+    assert_eq!(
+        store.read_stream("reservation-9", 0).await.unwrap().len(),
+        1
+    );
+}
+
 pub async fn concurrent_claims_of_one_key_let_exactly_one_win(store: Store) {
     use ticketing_store::KeyClaim;
     let now = Utc::now();

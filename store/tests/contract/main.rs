@@ -58,6 +58,7 @@ use turns::*;
 contract_tests! {
     an_idempotency_key_claim_excludes_duplicates_until_released_or_expired,
     concurrent_claims_of_one_key_let_exactly_one_win,
+    an_appended_outcome_finishes_its_claim_and_later_claims_answer_with_it,
     append_to_a_new_stream_numbers_events_from_one_and_reads_them_back_intact,
     recorded_at_is_the_append_instant_to_the_microsecond,
     read_stream_after_a_version_returns_only_later_events,
