@@ -2,7 +2,7 @@
 //! (available seats, sales analytics, customer history), idempotently and gap-safely,
 //! and rebuilds them from the event store's global order.
 //!
-//! Read models are for display only; no decision reads them (see DESIGN.md). Their
+//! Read models are for display only; no decision reads them (docs/architecture.md). Their
 //! rows live beside the events, in the same database, created by the store's
 //! migrations (`0005_read_models.sql`).
 //!

@@ -10,8 +10,8 @@
 //! - [`with_new_postgres_database`]: the same, left empty, for tests of what a binary
 //!   does with a database nobody has migrated.
 //!
-//! This module is compiled into every build (it is small, and it lets other crates'
-//! tests use it without a feature flag); nothing outside tests should call it.
+//! Behind the crate's `testing` feature, which this crate's and other crates' tests
+//! turn on as a dev-dependency feature: no production binary links it.
 
 use std::future::Future;
 use std::io::Write;
