@@ -16,7 +16,7 @@
 
 mod sql;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -158,16 +158,25 @@ impl PostgresStore {
             .map_or(Ok(()), |missing| Err(StoreError::SchemaBehind(missing)))
     }
 
-    /// One attempt at an append, inside `tx`. Streams are written in the order of
-    /// `order` (sorted by stream id) so that two multi-stream appends wait for each
-    /// other's index entries in the same order and cannot deadlock.
+    /// One attempt at an append, inside `tx`, in one statement ([`sql::APPEND`]).
+    /// Streams are written in the order of `order` (sorted by stream id) so that two
+    /// multi-stream appends wait for each other's rows in the same order and cannot
+    /// deadlock.
     async fn write(
         tx: &mut Transaction<'static, Postgres>,
         appends: &[StreamAppend],
         order: &[usize],
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Vec<Vec<RecordedEvent>>, Refusal> {
-        let mut recorded = vec![Vec::new(); appends.len()];
+        let count: usize = appends.iter().map(|a| a.events.len()).sum();
+        let mut streams = Vec::with_capacity(count);
+        let mut expected_versions = Vec::with_capacity(count);
+        let mut places = Vec::with_capacity(count);
+        let mut ids = Vec::with_capacity(count);
+        let mut types = Vec::with_capacity(count);
+        let mut schema_versions = Vec::with_capacity(count);
+        let mut data = Vec::with_capacity(count);
+        let mut metadata = Vec::with_capacity(count);
         for &index in order {
             let append = &appends[index];
             let expected: i64 = match append.expected_version {
@@ -177,13 +186,10 @@ impl PostgresStore {
                     common::to_i64(version, "a version").map_err(Refusal::Failed)?
                 }
             };
-            let count = append.events.len();
-            let mut ids = Vec::with_capacity(count);
-            let mut types = Vec::with_capacity(count);
-            let mut schema_versions = Vec::with_capacity(count);
-            let mut data = Vec::with_capacity(count);
-            let mut metadata = Vec::with_capacity(count);
-            for event in &append.events {
+            for (place, event) in (1_i64..).zip(&append.events) {
+                streams.push(append.stream_id.as_str());
+                expected_versions.push(expected);
+                places.push(place);
                 ids.push(event.event_id);
                 types.push(event.event_type.as_str());
                 schema_versions.push(
@@ -192,73 +198,89 @@ impl PostgresStore {
                 data.push(&event.data);
                 metadata.push(common::encode_metadata(&event.metadata));
             }
-            let rows = sqlx::query(sql::APPEND_TO_STREAM)
-                .bind(&append.stream_id)
-                .bind(expected)
-                .bind(&ids)
-                .bind(&types)
-                .bind(&schema_versions)
-                .bind(&data)
-                .bind(&metadata)
-                .fetch_all(&mut **tx)
-                .await?;
-            let inserted: Vec<&PgRow> = rows
-                .iter()
-                .filter(|row| matches!(row.try_get::<Option<i64>, _>("position"), Ok(Some(_))))
-                .collect();
-            if inserted.len() != count {
-                let current: i64 = match rows.first() {
-                    Some(row) => row.try_get("current")?,
-                    None => 0,
-                };
-                let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
-                common::check_expected_version(&append.stream_id, append.expected_version, current)
-                    .map_err(Refusal::Conflict)?;
-                return Err(Refusal::Failed(StoreError::Corrupt(format!(
-                    "{} of {count} events of {} were stored",
-                    inserted.len(),
-                    append.stream_id
-                ))));
-            }
-            for (row, event) in inserted.into_iter().zip(&append.events) {
-                recorded[index].push(RecordedEvent {
-                    global_position: GlobalPosition {
-                        transaction_id: row.try_get("transaction_id")?,
-                        position: row.try_get("position")?,
-                    },
-                    stream_id: append.stream_id.clone(),
-                    version: common::stored_u64(row.try_get("version")?, "version")
-                        .map_err(Refusal::Failed)?,
-                    event_id: event.event_id,
-                    event_type: event.event_type.clone(),
-                    schema_version: event.schema_version,
-                    data: event.data.clone(),
-                    metadata: event.metadata.clone(),
-                    recorded_at: row.try_get("recorded_at")?,
-                });
-            }
         }
+        let rows = sqlx::query(sql::APPEND)
+            .bind(&streams)
+            .bind(&expected_versions)
+            .bind(&places)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&schema_versions)
+            .bind(&data)
+            .bind(&metadata)
+            .bind(idempotency.map(|r| r.key.as_str()))
+            .bind(idempotency.map(|r| r.request_fingerprint.as_str()))
+            .bind(idempotency.map(|r| &r.outcome))
+            .fetch_all(&mut **tx)
+            .await;
+        let rows = match (rows, idempotency) {
+            (Err(sqlx::Error::Database(db)), Some(record))
+                if db.is_unique_violation() && db.constraint() == Some("idempotency_keys_pkey") =>
+            {
+                return Err(Refusal::KeyTaken(record.key.clone()));
+            }
+            (rows, _) => rows?,
+        };
 
-        if let Some(record) = idempotency {
-            let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
-                .bind(&record.key)
-                .bind(&record.request_fingerprint)
-                .bind(&record.outcome)
-                .execute(&mut **tx)
-                .await;
-            match inserted {
-                Err(sqlx::Error::Database(db))
-                    if db.is_unique_violation()
-                        && db.constraint() == Some("idempotency_keys_pkey") =>
-                {
-                    return Err(Refusal::KeyTaken(record.key.clone()));
-                }
-                other => {
-                    other?;
-                }
-            }
+        let mut recorded = vec![Vec::new(); appends.len()];
+        let index_of: HashMap<&str, usize> = appends
+            .iter()
+            .enumerate()
+            .map(|(index, append)| (append.stream_id.as_str(), index))
+            .collect();
+        let mut stored = 0;
+        let mut current: HashMap<String, i64> = HashMap::new();
+        for row in &rows {
+            let stream_id: String = row.try_get("stream_id")?;
+            let Some(position) = row.try_get::<Option<i64>, _>("position")? else {
+                current.insert(stream_id, row.try_get("current")?);
+                continue;
+            };
+            let Some(&index) = index_of.get(stream_id.as_str()) else {
+                return Err(Refusal::Failed(StoreError::Corrupt(format!(
+                    "the append returned an event of {stream_id}, which it was not given"
+                ))));
+            };
+            let event = appends[index]
+                .events
+                .get(recorded[index].len())
+                .ok_or_else(|| {
+                    Refusal::Failed(StoreError::Corrupt(format!(
+                        "the append returned more events of {stream_id} than it was given"
+                    )))
+                })?;
+            recorded[index].push(RecordedEvent {
+                global_position: GlobalPosition {
+                    transaction_id: row.try_get("transaction_id")?,
+                    position,
+                },
+                stream_id,
+                version: common::stored_u64(row.try_get("version")?, "version")
+                    .map_err(Refusal::Failed)?,
+                event_id: event.event_id,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                data: event.data.clone(),
+                metadata: event.metadata.clone(),
+                recorded_at: row.try_get("recorded_at")?,
+            });
+            stored += 1;
         }
-        Ok(recorded)
+        if stored == count {
+            return Ok(recorded);
+        }
+        // Nothing was stored: report the first stream, in write order, whose version
+        // did not match.
+        for &index in order {
+            let append = &appends[index];
+            let at = current.get(&append.stream_id).copied().unwrap_or(0);
+            let at = common::stored_u64(at, "version").map_err(Refusal::Failed)?;
+            common::check_expected_version(&append.stream_id, append.expected_version, at)
+                .map_err(Refusal::Conflict)?;
+        }
+        Err(Refusal::Failed(StoreError::Corrupt(format!(
+            "{stored} of {count} events were stored, though every stream was at its expected version"
+        ))))
     }
 
     /// One attempt at an append in `tx`: committed, or rolled back and the refusal

@@ -22,45 +22,69 @@ pub(super) const LOCK_STREAM: &str = "select pg_advisory_xact_lock($1)";
 pub(super) const STREAM_VERSION: &str =
     "select coalesce(max(version), 0)::bigint from events where stream_id = $1";
 
-/// One stream's part of an append, in one round trip: the version check, the events,
-/// their outbox entries and the stream's head in the index.
+/// A whole append in one round trip, whatever the number of streams: each stream's
+/// version check, the events, their outbox entries, the streams' heads, and the
+/// idempotency record, which also finishes the key's claim (`claimed_until` infinity:
+/// never taken over).
 ///
-/// `$2` is the expected version: `-1` for any, `0` for no stream, else the exact
-/// version. When the stream is not there, nothing is inserted and the one row returned
-/// has no event: the caller reports the conflict from `current`. Otherwise one row per
-/// event, in version order. `with ordinality` and the `order by` make the positions
-/// follow the order of the events. Two writers that both read version `n` cannot both
-/// store `n + 1` (`events_stream_version_key`); the loser is retried. The head's row
-/// lock is taken in stream order, as the events' are, and `updated_at` and the outbox's
+/// One array element per event, in write order (streams sorted by id, each stream's
+/// events in order): `$1` its stream, `$2` its stream's expected version (`-1` for
+/// any, `0` for no stream, else the exact version), `$3` its place in its stream from
+/// 1, then its columns. `$9`, `$10`, `$11`: the record's key, fingerprint and outcome,
+/// or nulls. All or nothing: when a stream is not at its expected version nothing is
+/// inserted, and the rows (one per stream, without an event) give each stream's
+/// `current` version for the caller to report the conflict. Otherwise one row per
+/// event, in write order. Rows are locked in stream order, so two appends over the same
+/// streams cannot deadlock; two writers that both read version `n` cannot both store
+/// `n + 1` (`events_stream_version_key`), and the loser is retried. A recorded key is a
+/// unique violation of `idempotency_keys_pkey`. `updated_at` and the outbox's
 /// `enqueued_at` are the events' `recorded_at` (the transaction's `now()`).
-pub(super) const APPEND_TO_STREAM: &str = "\
-    with current as ( \
-        select coalesce(max(version), 0)::bigint as version from events where stream_id = $1 \
+pub(super) const APPEND: &str = "\
+    with input as ( \
+        select * from unnest($1::text[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], \
+                             $6::int[], $7::jsonb[], $8::jsonb[]) \
+            with ordinality as e(stream_id, expected, n, event_id, event_type, schema_version, \
+                                 data, metadata, ord) \
+    ), targets as ( \
+        select distinct stream_id, expected from input \
+    ), current as ( \
+        select t.stream_id, t.expected, \
+               (select coalesce(max(version), 0) from events where stream_id = t.stream_id)::bigint \
+                   as version \
+          from targets t \
     ), allowed as ( \
-        select version from current where $2::bigint < 0 or version = $2::bigint \
+        select stream_id, version from current where expected < 0 or version = expected \
     ), inserted as ( \
         insert into events (stream_id, version, event_id, event_type, schema_version, data, metadata) \
-        select $1, a.version + e.n, e.event_id, e.event_type, e.schema_version, e.data, e.metadata \
-          from allowed a, \
-               unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[]) \
-                   with ordinality as e(event_id, event_type, schema_version, data, metadata, n) \
-         order by e.n \
-        returning position, transaction_id, version, event_type, recorded_at \
+        select i.stream_id, a.version + i.n, i.event_id, i.event_type, i.schema_version, i.data, \
+               i.metadata \
+          from input i join allowed a on a.stream_id = i.stream_id \
+         where (select count(*) from allowed) = (select count(*) from targets) \
+         order by i.ord \
+        returning position, transaction_id, stream_id, version, event_type, recorded_at \
     ), enqueued as ( \
         insert into outbox (position, stream_id, enqueued_at) \
-        select position, $1, recorded_at from inserted \
+        select position, stream_id, recorded_at from inserted \
     ), head as ( \
         insert into streams (stream_id, version, last_event_type, updated_at) \
-        select $1, version, event_type, recorded_at from inserted order by version desc limit 1 \
+        select distinct on (stream_id) stream_id, version, event_type, recorded_at \
+          from inserted order by stream_id, version desc \
         on conflict (stream_id) do update \
             set version = excluded.version, \
                 last_event_type = excluded.last_event_type, \
                 updated_at = excluded.updated_at \
+    ), recorded as ( \
+        insert into idempotency_keys (key, request_fingerprint, outcome) \
+        select $9, $10, $11 where $9::text is not null and exists (select 1 from inserted) \
+        returning key \
+    ), finished as ( \
+        update idempotency_claims set claimed_until = 'infinity' \
+         where key in (select key from recorded) \
     ) \
-    select c.version as current, i.position, i.transaction_id::text::bigint as transaction_id, \
-           i.version, i.recorded_at \
-      from current c left join inserted i on true \
-     order by i.version";
+    select c.stream_id, c.version as current, i.position, \
+           i.transaction_id::text::bigint as transaction_id, i.version, i.recorded_at \
+      from current c left join inserted i on i.stream_id = c.stream_id \
+     order by c.stream_id, i.version";
 
 /// The heads of the streams with an id starting with `$1` (compared with
 /// `starts_with`, so `%` and `_` are not patterns) and a last event type in `$2`,
@@ -94,17 +118,6 @@ pub(super) const UNPUBLISHED: &str = "\
      limit $2";
 
 pub(super) const MARK_PUBLISHED: &str = "delete from outbox where position = any($1)";
-
-/// Records a command's outcome and finishes its claim (`claimed_until` infinity: never
-/// taken over), in the append's transaction. A key recorded already is a unique
-/// violation of `idempotency_keys_pkey`.
-pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "\
-    with recorded as ( \
-        insert into idempotency_keys (key, request_fingerprint, outcome) values ($1, $2, $3) \
-        returning key \
-    ) \
-    update idempotency_claims set claimed_until = 'infinity' \
-     where key in (select key from recorded)";
 
 pub(super) const STORED_EVENT_IDS: &str = "select event_id from events where event_id = any($1)";
 
