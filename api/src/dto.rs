@@ -494,3 +494,24 @@ pub struct ShowStatus {
     pub show_id: Uuid,
     pub sales: SalesState,
 }
+
+/// Into how many escrow buckets to split a section.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSection {
+    /// More than the section has now; at most 64 and no more than its seats.
+    #[schema(example = 8, minimum = 2, maximum = 64)]
+    pub buckets: u32,
+}
+
+/// A section's escrow buckets after a split or a rebalance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SectionBucketsView {
+    #[schema(example = "Floor")]
+    pub section: String,
+    #[schema(example = 8)]
+    pub buckets: u32,
+    /// Free seats moved between buckets by this request.
+    #[schema(example = 1200)]
+    pub moved: u32,
+}

@@ -166,6 +166,7 @@ impl From<DomainError> for ApiError {
             | D::InvalidPrice(_)
             | D::InvalidCapacity(_)
             | D::InvalidBucketCount { .. }
+            | D::BucketsNotRaised { .. }
             | D::InvalidSectionName(_)
             | D::InvalidPrincipal { .. }
             | D::InvalidShowText

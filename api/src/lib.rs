@@ -71,14 +71,16 @@ impl RouteGroup {
     ];
 
     fn routes(self) -> OpenApiRouter<ApiState> {
-        use routes::{payments, queries, reservations, shows};
+        use routes::{payments, queries, reservations, sections, shows};
         let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
         match self {
             Self::Shows => router
                 .routes(routes!(shows::create_show))
                 .routes(routes!(shows::open_sales))
                 .routes(routes!(shows::close_sales))
-                .routes(routes!(shows::cancel_show)),
+                .routes(routes!(shows::cancel_show))
+                .routes(routes!(sections::split_section))
+                .routes(routes!(sections::rebalance_section)),
             Self::Reservations => router
                 .routes(routes!(reservations::create_reservation))
                 .routes(routes!(reservations::pay))

@@ -381,6 +381,123 @@ impl Ticketing {
     }
 }
 
+/// A section's buckets after [`Ticketing::split_section`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SectionBuckets {
+    pub section: SectionName,
+    pub buckets: u32,
+    /// Free seats moved into the new buckets.
+    pub moved: u32,
+}
+
+impl Ticketing {
+    /// Splits a section into more escrow buckets, on sale or not, so that more holds
+    /// proceed side by side. The new buckets start empty and the free seats are spread
+    /// evenly over all of them, in one transaction taken in a turn on every existing
+    /// bucket (holds wait for it, they do not fail); held and sold seats stay in their
+    /// buckets. Holds read the bucket count from the show, so they use the new buckets
+    /// from the next hold on.
+    ///
+    /// # Errors
+    /// [`DomainError::BucketsNotRaised`] unless `buckets` is more than the section has;
+    /// [`DomainError::InvalidBucketCount`] past 64 or the section's seats;
+    /// [`DomainError::UnknownSection`], [`DomainError::ShowCancelled`].
+    pub async fn split_section(
+        &self,
+        ctx: &CommandContext,
+        show_id: ShowId,
+        section: &SectionName,
+        buckets: u32,
+    ) -> Result<SectionBuckets, AppError> {
+        let idempotency = Idempotency::of(ctx, "split_section", &(&show_id, section, buckets));
+        self.once(idempotency.as_ref(), async {
+            self.execute(ctx, idempotency.as_ref(), move || async move {
+                let (show, details) = self.load_existing_show(show_id).await?;
+                let spec = details
+                    .section(section)
+                    .ok_or(DomainError::UnknownSection)?;
+                let now = self.clock.now();
+                let split = show.state.decide(
+                    ShowCommand::SplitSection {
+                        section: spec.name.clone(),
+                        buckets,
+                    },
+                    now,
+                )?;
+                let existing: Vec<u32> = (0..spec.buckets.max(1)).collect();
+                let mut inventories = self
+                    .load_buckets_to_change(show_id, &spec.name, &existing)
+                    .await?;
+                let mut events: Vec<Vec<InventoryEvent>> = vec![Vec::new(); inventories.len()];
+                for bucket in spec.buckets.max(1)..buckets {
+                    let added =
+                        Loaded::<Inventory>::empty(bucket_stream(show_id, &spec.name, bucket));
+                    events.push(added.state.decide(
+                        InventoryCommand::Initialize {
+                            show_id,
+                            section: spec.name.clone(),
+                            capacity: 0,
+                            unit_price: spec.unit_price,
+                            max_per_order: details.max_per_order,
+                        },
+                        now,
+                    )?);
+                    inventories.push(added);
+                }
+                // What each bucket is once the new ones exist, to decide the moves on.
+                let states: Vec<Inventory> = inventories
+                    .iter()
+                    .zip(&events)
+                    .map(|(inventory, events)| inventory.state.clone().fold(events))
+                    .collect();
+                let free: Vec<u32> = states
+                    .iter()
+                    .map(|s| s.0.as_ref().map_or(0, |s| s.available(now)))
+                    .collect();
+                let mut moved = 0;
+                for (from, to, seats) in rebalancing_moves(&free) {
+                    let (from_index, to_index) = (from as usize, to as usize);
+                    events[from_index].extend(states[from_index].decide(
+                        InventoryCommand::GiveSeats {
+                            seats,
+                            to_bucket: to,
+                        },
+                        now,
+                    )?);
+                    events[to_index].extend(states[to_index].decide(
+                        InventoryCommand::TakeSeats {
+                            seats,
+                            from_bucket: from,
+                        },
+                        now,
+                    )?);
+                    if to >= spec.buckets.max(1) {
+                        moved += seats;
+                    }
+                }
+                let mut changes = vec![show.change(split)];
+                changes.extend(
+                    inventories
+                        .iter()
+                        .zip(events)
+                        .map(|(inventory, events)| inventory.change(events)),
+                );
+                Ok(Decision {
+                    completes: true,
+                    changes,
+                    outcome: SectionBuckets {
+                        section: spec.name.clone(),
+                        buckets,
+                        moved,
+                    },
+                })
+            })
+            .await
+        })
+        .await
+    }
+}
+
 /// The moves `(from, to, seats)` that leave every bucket with the same free seats,
 /// give or take one (the first buckets keeping the extra ones). Each bucket gives or
 /// takes, never both, so a bucket's free seats are checked once.

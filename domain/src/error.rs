@@ -22,6 +22,8 @@ pub enum DomainError {
     InvalidCapacity(u32),
     #[error("a section of {capacity} seats cannot be split into {buckets} buckets: 1 to 64, and no more than its seats")]
     InvalidBucketCount { buckets: u32, capacity: u32 },
+    #[error("a section already split into {current} buckets can only be split into more")]
+    BucketsNotRaised { current: u32 },
     #[error("cannot move {requested} seats out of a bucket with {available} free")]
     NotEnoughFreeSeats { requested: u32, available: u32 },
     #[error("section name {0:?} must be 1-64 letters, digits, spaces, '-' or '_'")]

@@ -303,7 +303,8 @@ impl Aggregate for Inventory {
             if self.0.is_some() {
                 return Err(DomainError::SectionAlreadyInitialized);
             }
-            if !(1..=crate::show::MAX_CAPACITY).contains(&capacity) {
+            // 0: a bucket added to a section on sale starts empty; seats are moved in.
+            if capacity > crate::show::MAX_CAPACITY {
                 return Err(DomainError::InvalidCapacity(capacity));
             }
             return Ok(vec![InventoryEvent::SectionInitialized(

@@ -176,8 +176,13 @@ pub trait EventPayload: Sized + Serialize + DeserializeOwned {
 }
 
 impl EventPayload for ShowEvent {
-    const EVENT_TYPES: &'static [&'static str] =
-        &["ShowCreated", "SalesOpened", "SalesClosed", "ShowCancelled"];
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "ShowCreated",
+        "SalesOpened",
+        "SalesClosed",
+        "ShowCancelled",
+        "SectionSplit",
+    ];
 }
 
 impl EventPayload for InventoryEvent {

@@ -153,6 +153,12 @@ pub enum ShowCommand {
     Cancel {
         reason: String,
     },
+    /// Splits a section into more escrow buckets, on sale or not: the new buckets start
+    /// empty and the command layer moves free seats into them.
+    SplitSection {
+        section: SectionName,
+        buckets: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +191,15 @@ pub struct ShowCancelled {
     pub cancelled_at: Timestamp,
 }
 
+/// A section now has more buckets; `buckets` is the new count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionSplit {
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub buckets: u32,
+    pub split_at: Timestamp,
+}
+
 /// The events of a show's stream. Variant names are the stored event types.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -193,6 +208,7 @@ pub enum ShowEvent {
     SalesOpened(SalesOpened),
     SalesClosed(SalesClosed),
     ShowCancelled(ShowCancelled),
+    SectionSplit(SectionSplit),
 }
 
 /// A show as its events describe it.
@@ -272,6 +288,26 @@ impl Aggregate for Show {
                 })])
             }
             (_, ShowCommand::Create { .. }) => Err(DomainError::ShowAlreadyExists),
+            (_, ShowCommand::SplitSection { section, buckets }) => {
+                let spec = show.section(&section).ok_or(DomainError::UnknownSection)?;
+                if buckets <= spec.buckets {
+                    return Err(DomainError::BucketsNotRaised {
+                        current: spec.buckets,
+                    });
+                }
+                if buckets > MAX_BUCKETS.min(spec.capacity) {
+                    return Err(DomainError::InvalidBucketCount {
+                        buckets,
+                        capacity: spec.capacity,
+                    });
+                }
+                Ok(vec![ShowEvent::SectionSplit(SectionSplit {
+                    show_id,
+                    section: spec.name.clone(),
+                    buckets,
+                    split_at: now,
+                })])
+            }
         }
     }
 
@@ -297,6 +333,16 @@ impl Aggregate for Show {
             }
             (Some(mut show), ShowEvent::ShowCancelled(_)) => {
                 show.status = SalesStatus::Cancelled;
+                Show(Some(show))
+            }
+            (Some(mut show), ShowEvent::SectionSplit(e)) => {
+                if let Some(spec) = show
+                    .sections
+                    .iter_mut()
+                    .find(|s| s.name.same_as(&e.section))
+                {
+                    spec.buckets = e.buckets;
+                }
                 Show(Some(show))
             }
             // An event before creation cannot be decided; a stream that holds one is

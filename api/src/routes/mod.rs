@@ -3,4 +3,5 @@
 pub mod payments;
 pub mod queries;
 pub mod reservations;
+pub mod sections;
 pub mod shows;

@@ -205,3 +205,64 @@ async fn cancelling_a_show_releases_holds_and_refunds_purchases() {
     })
     .await;
 }
+
+/// An organizer splits a section on sale into more buckets and rebalances it; another
+/// organizer and a customer may not; a split to no more buckets is refused.
+#[tokio::test]
+async fn an_organizer_splits_a_section_on_sale_and_rebalances_it() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let show_id = show_on_sale(&api, "org-x", 20).await;
+        hold(&api, &show_id, "alice", 3).await;
+        let split = post(&format!("/v1/shows/{show_id}/sections/Floor/buckets"))
+            .bearer(&organizer("org-x"))
+            .json(json!({"buckets": 4}))
+            .send(&api)
+            .await;
+        assert_eq!(split.status, StatusCode::OK, "{:?}", split.body);
+        assert_eq!(split.body["section"], "Floor");
+        assert_eq!(split.body["buckets"], 4);
+        assert!(
+            split.body["moved"].as_u64().unwrap() > 0,
+            "{:?}",
+            split.body
+        );
+
+        post(&format!("/v1/shows/{show_id}/sections/Floor/buckets"))
+            .bearer(&organizer("org-x"))
+            .json(json!({"buckets": 3}))
+            .send(&api)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        for token in [organizer("org-y"), customer("alice")] {
+            post(&format!("/v1/shows/{show_id}/sections/Floor/rebalance"))
+                .bearer(&token)
+                .send(&api)
+                .await
+                .problem(StatusCode::FORBIDDEN, "forbidden");
+        }
+        let rebalanced = post(&format!("/v1/shows/{show_id}/sections/Floor/rebalance"))
+            .bearer(&organizer("org-x"))
+            .send(&api)
+            .await;
+        assert_eq!(rebalanced.status, StatusCode::OK, "{:?}", rebalanced.body);
+        assert_eq!(rebalanced.body["buckets"], 4);
+        post(&format!("/v1/shows/{show_id}/sections/Gallery/rebalance"))
+            .bearer(&organizer("org-x"))
+            .send(&api)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "unknown-section");
+
+        // Every seat still sells once: 17 free after the 3 held.
+        for n in 0..17 {
+            hold(&api, &show_id, &format!("buyer-{n}"), 1).await;
+        }
+        post("/v1/reservations")
+            .bearer(&customer("late"))
+            .json(json!({"show_id": show_id, "section": "Floor", "quantity": 1}))
+            .send(&api)
+            .await
+            .problem(StatusCode::CONFLICT, "sold-out");
+    })
+    .await;
+}

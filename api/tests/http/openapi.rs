@@ -8,6 +8,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/shows"),
     ("post", "/v1/shows/{id}/open-sales"),
     ("post", "/v1/shows/{id}/close-sales"),
+    ("post", "/v1/shows/{id}/sections/{section}/buckets"),
+    ("post", "/v1/shows/{id}/sections/{section}/rebalance"),
     ("post", "/v1/shows/{id}/cancel"),
     ("get", "/v1/shows/{id}"),
     ("get", "/v1/shows/{id}/availability"),
@@ -75,7 +77,9 @@ async fn every_documented_route_is_served() {
         let api = api(store);
         let document = ticketing_api::openapi();
         for (path, item) in &document.paths.paths {
-            let concrete = path.replace("{id}", "01930000-0000-7000-8000-000000000000");
+            let concrete = path
+                .replace("{id}", "01930000-0000-7000-8000-000000000000")
+                .replace("{section}", "Floor");
             let methods = [
                 (Method::GET, item.get.is_some()),
                 (Method::POST, item.post.is_some()),

@@ -181,3 +181,67 @@ pub async fn two_hundred_buyers_for_fifty_seats_in_four_buckets_get_exactly_fift
     assert_eq!(seats(&h, show_id).await, (50, 0, 0));
     assert_eq!(held_per_bucket(&h, show_id, 4).await, vec![13, 13, 12, 12]);
 }
+
+/// A section on sale split into more buckets: the new ones take an even share of the
+/// free seats, held seats stay where they are, the section reads the same, holds go on
+/// in every bucket, and it sells exactly its seats.
+pub async fn a_section_on_sale_split_into_more_buckets_spreads_its_free_seats_and_sells_them_all(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store);
+    let show_id = show_on_sale_in_buckets(&h, 12, 2).await;
+    let first = hold(&h, show_id, 1, 4).await;
+    assert_eq!(seats(&h, show_id).await, (4, 0, 8));
+
+    let split = h
+        .app
+        .split_section(&organizer(), show_id, &floor(), 4)
+        .await
+        .unwrap();
+    assert_eq!((split.buckets, split.moved), (4, 4), "{split:?}");
+    assert_eq!(
+        seats(&h, show_id).await,
+        (4, 0, 8),
+        "the section reads the same"
+    );
+    assert_eq!(held_per_bucket(&h, show_id, 4).await.iter().sum::<u32>(), 4);
+    let show = h.app.show(show_id).await.unwrap();
+    assert_eq!(show.section(&floor()).unwrap().buckets, 4);
+
+    // Splitting into no more buckets than it has is refused and changes nothing.
+    let refused = h
+        .app
+        .split_section(&organizer(), show_id, &floor(), 4)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppError::Domain(DomainError::BucketsNotRaised {
+                current: 4
+            }))
+        ),
+        "{refused:?}"
+    );
+
+    // The held seats still end in their bucket; every free seat sells, then no more.
+    h.app
+        .pay(&customer_ctx(1), first.reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    for n in 2..10 {
+        hold(&h, show_id, n, 1).await;
+    }
+    assert_eq!(seats(&h, show_id).await, (8, 4, 0));
+    let per_bucket = held_per_bucket(&h, show_id, 4).await;
+    assert_eq!(
+        per_bucket[2] + per_bucket[3],
+        4,
+        "the new buckets sold too: {per_bucket:?}"
+    );
+    assert!(matches!(
+        h.app
+            .hold_seats(&customer_ctx(10), hold_request(show_id, 10, 1))
+            .await,
+        Err(AppError::Domain(DomainError::SoldOut { .. }))
+    ));
+}

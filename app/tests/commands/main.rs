@@ -65,6 +65,7 @@ on_both_backends! {
     buckets::a_hold_no_bucket_can_serve_alone_is_split_and_ends_in_every_bucket,
     buckets::rebalancing_spreads_the_free_seats_over_the_buckets,
     buckets::two_hundred_buyers_for_fifty_seats_in_four_buckets_get_exactly_fifty,
+    buckets::a_section_on_sale_split_into_more_buckets_spreads_its_free_seats_and_sells_them_all,
     retries::a_retried_hold_with_the_same_key_appends_nothing_and_answers_the_same,
     retries::the_same_key_with_another_request_is_refused,
     retries::a_retried_payment_with_the_same_key_charges_once_and_appends_nothing,

@@ -195,10 +195,81 @@ fn a_cancelled_show_refuses_everything() {
         ShowCommand::OpenSales,
         ShowCommand::CloseSales,
         ShowCommand::Cancel { reason: "x".into() },
+        ShowCommand::SplitSection {
+            section: section("Floor"),
+            buckets: 2,
+        },
     ] {
         assert_eq!(
             given::<Show>(&history).decide(command, t0()).unwrap_err(),
             DomainError::ShowCancelled
         );
     }
+}
+
+#[test]
+fn a_section_is_split_into_more_buckets_only() {
+    let id = ShowId::new();
+    let history = vec![created(id)];
+    let split = |buckets| ShowCommand::SplitSection {
+        section: section("floor"),
+        buckets,
+    };
+    let events = given::<Show>(&history).decide(split(4), t0()).unwrap();
+    assert_eq!(
+        events,
+        vec![ShowEvent::SectionSplit(SectionSplit {
+            show_id: id,
+            section: section("Floor"),
+            buckets: 4,
+            split_at: t0(),
+        })]
+    );
+    let mut after = history.clone();
+    after.extend(events);
+    let show = given::<Show>(&after).0.unwrap();
+    assert_eq!(show.section(&section("Floor")).unwrap().buckets, 4);
+    assert_eq!(
+        show.section(&section("Balcony")).unwrap().buckets,
+        1,
+        "only that section"
+    );
+
+    for (buckets, error) in [
+        (4, DomainError::BucketsNotRaised { current: 4 }),
+        (2, DomainError::BucketsNotRaised { current: 4 }),
+        (
+            65,
+            DomainError::InvalidBucketCount {
+                buckets: 65,
+                capacity: 100,
+            },
+        ),
+        (
+            101,
+            DomainError::InvalidBucketCount {
+                buckets: 101,
+                capacity: 100,
+            },
+        ),
+    ] {
+        assert_eq!(
+            given::<Show>(&after)
+                .decide(split(buckets), t0())
+                .unwrap_err(),
+            error
+        );
+    }
+    assert_eq!(
+        given::<Show>(&after)
+            .decide(
+                ShowCommand::SplitSection {
+                    section: section("Gallery"),
+                    buckets: 2
+                },
+                t0()
+            )
+            .unwrap_err(),
+        DomainError::UnknownSection
+    );
 }

@@ -2,7 +2,7 @@
 //! API.
 //!
 //! Routes: `POST /v1/shows`, `POST /v1/shows/{id}/open-sales`, `/close-sales`,
-//! `/cancel`.
+//! `/cancel`, `/sections/{section}/buckets`, `/sections/{section}/rebalance`.
 //!
 //! Layout:
 //! - `lib.rs`: [`app`], the router this function serves; its tests call it too.
