@@ -1,6 +1,8 @@
 //! The JSON shapes of the API. Requests refuse unknown fields; amounts are integer
 //! minor units with an ISO 4217 currency; instants are RFC 3339 UTC.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::reservation::{ReservationDetails, ReservationStatus};
@@ -12,40 +14,181 @@ use uuid::Uuid;
 
 use crate::ApiError;
 
+// Every constraint on a request field is one the server enforces, stated in the
+// regular-expression dialect of JSON Schema where a pattern is needed, so that a
+// request the document allows is one the server accepts and the other way round.
+
+/// A section name as [`SectionName::parse`] accepts it: letters and digits (what
+/// `char::is_alphanumeric` accepts), spaces, `-` and `_`, no space at either end.
+///
+/// The letters and digits are spelled out as ranges of characters, computed from
+/// `char::is_alphanumeric` itself: `\p{Alphabetic}` would say the same, but the
+/// Unicode classes that schema-driven generators understand (`\p{L}`, `\p{N}`) do
+/// not, and a client must be able to build the names the server takes.
+pub fn section_name_pattern() -> &'static str {
+    static PATTERN: OnceLock<String> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let mut class = String::new();
+        let mut push = |(first, last): (char, char)| {
+            class.push(first);
+            if last != first {
+                if u32::from(last) > u32::from(first) + 1 {
+                    class.push('-');
+                }
+                class.push(last);
+            }
+        };
+        let mut run: Option<(char, char)> = None;
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if !c.is_alphanumeric() {
+                continue;
+            }
+            run = match run {
+                Some((first, last)) if u32::from(last) + 1 == u32::from(c) => Some((first, c)),
+                Some(done) => {
+                    push(done);
+                    Some((c, c))
+                }
+                None => Some((c, c)),
+            };
+        }
+        if let Some(done) = run {
+            push(done);
+        }
+        format!("^[{class}_-]([{class} _-]*[{class}_-])?$")
+    })
+}
+
+/// Integers in request bodies. JSON Schema's `integer` is any number without a
+/// fractional part, `2.0` as much as `2`; serde's integer types refuse the former, so
+/// these read a number and accept it when it is whole and in range.
+mod whole {
+    use serde::de::{Error, Unexpected};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Number;
+
+    fn integer<T: TryFrom<i128>>(number: &Number) -> Option<T> {
+        let value = match (number.as_i64(), number.as_u64(), number.as_f64()) {
+            (Some(i), _, _) => i128::from(i),
+            (_, Some(u), _) => i128::from(u),
+            // Beyond 2^53 a float is not exact, but every bound here is far below.
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e18 => f as i128,
+            _ => return None,
+        };
+        T::try_from(value).ok()
+    }
+
+    pub fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+        let number = Number::deserialize(d)?;
+        integer(&number).ok_or_else(|| {
+            D::Error::invalid_value(
+                Unexpected::Other(&number.to_string()),
+                &"a whole number in range",
+            )
+        })
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<Number>::deserialize(d)? {
+            None => Ok(None),
+            Some(number) => integer(&number).map(Some).ok_or_else(|| {
+                D::Error::invalid_value(
+                    Unexpected::Other(&number.to_string()),
+                    &"a whole number in range",
+                )
+            }),
+        }
+    }
+}
+
+fn section_name_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "1 to 64 letters, digits, spaces, `-` and `_`, with no space at either end.",
+        ))
+        .min_length(Some(1))
+        .max_length(Some(SectionName::MAX_LEN))
+        .pattern(Some(section_name_pattern()))
+        .examples([serde_json::json!("General Admission")])
+        .build()
+}
+/// A show's title or venue: no control character, and not only white space.
+pub const SHOW_TEXT_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+/// A card token as `CardToken::parse` accepts it.
+pub const CARD_TOKEN_PATTERN: &str = "^[A-Za-z0-9_]+$";
+/// A page cursor as [`encode_cursor`] writes it and [`ReservationPageQuery::cursor`]
+/// reads it.
+pub const CURSOR_PATTERN: &str = "^-?[0-9]{1,19}_[0-9a-f]{32}$";
+
+/// The schema of a currency code in a request: one of the codes the server accepts.
+fn currency_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("An active ISO 4217 code, in upper case."))
+        .enum_values(Some(Currency::CODES.iter().copied()))
+        .examples([serde_json::json!("EUR")])
+        .build()
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSection {
-    /// Letters, digits, spaces, `-` and `_`; unique in the show regardless of case.
-    #[schema(example = "General Admission")]
+    /// Letters, digits, spaces, `-` and `_`, with no space at either end; unique in
+    /// the show regardless of case.
+    #[schema(schema_with = section_name_schema)]
     pub name: String,
     #[schema(example = 100, minimum = 1, maximum = 100000)]
+    #[serde(deserialize_with = "whole::required")]
     pub capacity: u32,
     /// The price of one seat in minor units of the show's currency.
-    #[schema(example = 4500, minimum = 1)]
+    #[schema(example = 4500, minimum = 1, maximum = 1000000000)]
+    #[serde(deserialize_with = "whole::required")]
     pub unit_price_minor: i64,
     /// Into how many escrow buckets the section's seats are split: holds in different
     /// buckets never wait for each other, so a large section sells faster in a rush.
     /// Without it, one bucket per 5,000 seats (1 to 16). At most 64, and no more than
-    /// the capacity.
+    /// the capacity (422 otherwise).
     #[schema(example = 4, minimum = 1, maximum = 64)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub buckets: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShow {
-    #[schema(example = "Summer Music Festival")]
+    /// 1 to 200 characters, not only white space, no control characters; surrounding
+    /// white space is dropped.
+    #[schema(
+        example = "Summer Music Festival",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
-    #[schema(example = "Riverside Arena")]
+    /// As `title`.
+    #[schema(
+        example = "Riverside Arena",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub venue: String,
+    /// When the show starts; it must be in the future (422 otherwise).
+    #[schema(example = "2030-07-14T20:00:00Z")]
     pub starts_at: DateTime<Utc>,
     /// ISO 4217 code of every section's price.
-    #[schema(example = "EUR")]
+    #[schema(schema_with = currency_schema)]
     pub currency: String,
     /// Seats one order may hold (default 10, at most 100).
-    #[serde(default)]
+    #[schema(example = 10, minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub max_per_order: Option<u32>,
+    /// 1 to 50 sections, with names that differ regardless of case (422 otherwise).
+    #[schema(min_items = 1, max_items = 50)]
     pub sections: Vec<NewSection>,
 }
 
@@ -81,6 +224,7 @@ impl NewShow {
 #[serde(deny_unknown_fields)]
 pub struct CancelShow {
     /// Told to customers; up to 500 characters are kept.
+    #[schema(example = "The headliner is ill")]
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -282,9 +426,13 @@ impl From<ShowSales> for Sales {
 #[serde(deny_unknown_fields)]
 pub struct NewReservation {
     pub show_id: Uuid,
-    #[schema(example = "General Admission")]
+    /// The name of one of the show's sections (422 `unknown-section` otherwise).
+    #[schema(schema_with = section_name_schema)]
     pub section: String,
-    #[schema(example = 2, minimum = 1)]
+    /// Seats to hold: at most 100, and at most the show's `max_per_order` (422
+    /// otherwise).
+    #[schema(example = 2, minimum = 1, maximum = 100)]
+    #[serde(deserialize_with = "whole::required")]
     pub quantity: u32,
 }
 
@@ -402,6 +550,7 @@ pub struct ReservationPageQuery {
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; opaque.
+    #[param(pattern = "^-?[0-9]{1,19}_[0-9a-f]{32}$", max_length = 53)]
     pub cursor: Option<String>,
 }
 
@@ -447,8 +596,22 @@ fn decode_cursor(raw: &str) -> Result<ReservationCursor, ApiError> {
             "cursor {raw:?} is not one this API handed out; pass a `next_cursor` unchanged"
         ))
     };
+    // Exactly the documented pattern of `cursor`: what encode_cursor writes, no more (a
+    // UUID in another of its spellings would be a cursor no page handed out).
     let (nanos, id) = raw.split_once('_').ok_or_else(malformed)?;
-    let nanos: i64 = nanos.parse().map_err(|_| malformed())?;
+    let digits = nanos.strip_prefix('-').unwrap_or(nanos);
+    let lowercase_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if !(1..=19).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || id.len() != 32
+        || !id.chars().all(lowercase_hex)
+    {
+        return Err(malformed());
+    }
+    // Nineteen digits can exceed an i64: such an instant is past any reservation, so
+    // it is held at the end of time rather than refused.
+    let nanos: i128 = nanos.parse().map_err(|_| malformed())?;
+    let nanos = i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX });
     let id = Uuid::try_parse(id).map_err(|_| malformed())?;
     Ok(ReservationCursor {
         placed_at: DateTime::from_timestamp_nanos(nanos),
@@ -459,8 +622,14 @@ fn decode_cursor(raw: &str) -> Result<ReservationCursor, ApiError> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPayment {
-    /// A tokenised card from the payment page, never a card number.
-    #[schema(example = "tok_visa")]
+    /// A tokenised card from the payment page, never a card number: 1 to 128 ASCII
+    /// letters, digits and `_`.
+    #[schema(
+        example = "tok_visa",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9_]+$"
+    )]
     pub card_token: String,
 }
 

@@ -4,7 +4,7 @@
 //! match on; `title` is fixed per type and `detail` says what happened this time.
 //! Anything unexpected is an opaque 500 whose cause is logged, never shown.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -315,15 +315,23 @@ impl From<JsonRejection> for ApiError {
                 "Unsupported media type",
                 "send the body as JSON with Content-Type: application/json",
             ),
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload-too-large",
-                    "Payload too large",
-                    format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
-                )
-            }
+            JsonRejection::BytesRejection(e) => e.into(),
             other => ApiError::bad_request(other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
+            )
+        } else {
+            ApiError::bad_request(rejection.body_text())
         }
     }
 }

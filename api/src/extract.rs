@@ -47,6 +47,26 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// The `Idempotency-Key` header, if the client sent one.
 pub struct IdempotencyKey(pub Option<String>);
 
+/// How the `Idempotency-Key` header is documented: every POST lists it with
+/// `params(IdempotencyKeyHeader)`, with the limits [`IdempotencyKey`] enforces
+/// (1 to [`MAX_IDEMPOTENCY_KEY_LEN`] visible ASCII characters).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Never built: it only describes the header.
+pub struct IdempotencyKeyHeader {
+    /// Makes a retry return the first answer instead of running the command again;
+    /// reusing a key for a different request is refused (422). 1 to 255 visible ASCII
+    /// characters.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        example = "3f0c9a52-7d1e-4b8a-9c36-1e5f0b2d4a77"
+    )]
+    key: Option<String>,
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 

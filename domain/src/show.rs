@@ -9,6 +9,8 @@ use crate::{Aggregate, Currency, DomainError, Money, OrganizerId, SectionName, S
 pub const MAX_SECTIONS: usize = 50;
 /// The most seats one section may have.
 pub const MAX_CAPACITY: u32 = 100_000;
+/// The most characters of a show's title or venue.
+pub const MAX_SHOW_TEXT_LEN: usize = 200;
 /// The per-order limit when the organizer sets none.
 pub const DEFAULT_MAX_PER_ORDER: u32 = 10;
 
@@ -85,9 +87,12 @@ impl ShowPlan {
         max_per_order: u32,
     ) -> Result<Self, DomainError> {
         let (title, venue) = (title.into(), venue.into());
+        // The length counts every character sent, surrounding spaces included, so the
+        // limit is the one a client can check (and the API documents) before sending.
         let text_ok = |s: &str| {
-            let n = s.trim().chars().count();
-            (1..=200).contains(&n) && !s.chars().any(char::is_control)
+            !s.trim().is_empty()
+                && s.chars().count() <= MAX_SHOW_TEXT_LEN
+                && !s.chars().any(char::is_control)
         };
         if !text_ok(&title) || !text_ok(&venue) {
             return Err(DomainError::InvalidShowText);

@@ -222,6 +222,9 @@ const ISO_4217: &[&str] = &[
 ];
 
 impl Currency {
+    /// Every code [`Currency::parse`] accepts, in order.
+    pub const CODES: &'static [&'static str] = ISO_4217;
+
     /// # Errors
     /// [`DomainError::InvalidCurrency`] unless `code` is an active ISO 4217 code in
     /// upper case.

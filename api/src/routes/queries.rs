@@ -35,7 +35,12 @@ fn projected<T: serde::Serialize>(body: T) -> impl IntoResponse {
     get, path = "/v1/shows/{id}", tag = "queries",
     description = "Read from the event store: always the latest committed state.",
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = ShowView), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, body = ShowView),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
 )]
 pub async fn get_show(
     State(state): State<ApiState>,
@@ -51,7 +56,9 @@ pub async fn get_show(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = Availability, headers(("X-Read-Model" = String, description = "`projected`"))),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the read models are unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
 pub async fn availability(
@@ -111,9 +118,11 @@ pub async fn availability(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = Sales, headers(("X-Read-Model" = String, description = "`projected`"))),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the read models are unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -156,8 +165,10 @@ pub async fn sales(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = ReservationView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such reservation of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -176,10 +187,11 @@ pub async fn get_reservation(
     params(ReservationPageQuery),
     responses(
         (status = 200, body = ReservationList, headers(("X-Read-Model" = String, description = "`projected`"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A malformed query: an unknown parameter, a `limit` that is not a number, a `cursor` no page handed out", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `limit` outside 1 to 100", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The read models are unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]

@@ -14,7 +14,7 @@ use crate::dto::{
     CancelledReservation, ConfirmedPurchase, HeldReservation, NewPayment, NewReservation,
     ReservationState,
 };
-use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey};
+use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey, IdempotencyKeyHeader};
 use crate::{ApiError, ApiState, Problem};
 
 /// Loads a reservation that the caller may see: its customer's, or any for an admin.
@@ -36,14 +36,18 @@ pub(crate) async fn own_reservation(
 #[utoipa::path(
     post, path = "/v1/reservations", tag = "reservations",
     request_body = NewReservation,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "Seats held", body = HeldReservation),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a customer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Sold out, sales not open, or contention", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Sold out (with `available`), sales not open, the show cancelled, contention (retry after `Retry-After` seconds), or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field out of its documented range, a section the show does not have, more seats than the show's `max_per_order`, or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -81,14 +85,21 @@ pub async fn create_reservation(
 #[utoipa::path(
     post, path = "/v1/reservations/{id}/payment", tag = "reservations",
     request_body = NewPayment,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Paid and confirmed", body = ConfirmedPurchase),
+        (status = 400, description = "Malformed id, JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 402, description = "Card declined; seats released", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already paid, or a payment is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already paid, cancelled or expired, a payment in progress, or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The hold expired and its seats are gone", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Payment provider unavailable; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A card token out of its documented form, or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The payment provider refused the request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the payment provider is unavailable; retry (with the same `Idempotency-Key`) after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -130,11 +141,16 @@ pub async fn pay(
 /// Cancel a reservation: held seats are released; a confirmed purchase is refunded.
 #[utoipa::path(
     post, path = "/v1/reservations/{id}/cancel", tag = "reservations",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, body = CancelledReservation),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already cancelled or refunded, or a payment is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such reservation of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already cancelled or refunded, a payment in progress, or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The payment provider refused the refund", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the payment provider is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]

@@ -1,5 +1,6 @@
 //! Organizer commands: create a show, open, close or cancel its sales.
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -8,7 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::{AsOrganizer, Principal, Role};
 use crate::dto::{CancelShow, NewShow, SalesState, ShowStatus, ShowView};
-use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey};
+use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey, IdempotencyKeyHeader};
 use crate::{ApiError, ApiState, Problem};
 
 /// Loads a show and checks that the caller may manage it.
@@ -31,13 +32,17 @@ pub(crate) async fn owned_show(
 #[utoipa::path(
     post, path = "/v1/shows", tag = "shows",
     request_body = NewShow,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "Created", body = ShowView),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not an organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this `Idempotency-Key` is still in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid show (a field out of its documented range, duplicate section names, a start in the past), or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -78,12 +83,16 @@ async fn change_sales(
 /// Open ticket sales.
 #[utoipa::path(
     post, path = "/v1/shows/{id}/open-sales", tag = "shows",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, body = ShowStatus),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Sales are already open, or the show is cancelled; or a request with this `Idempotency-Key` is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -99,12 +108,16 @@ pub async fn open_sales(
 /// Close ticket sales (they can be opened again).
 #[utoipa::path(
     post, path = "/v1/shows/{id}/close-sales", tag = "shows",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, body = ShowStatus),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Sales are not open, or the show is cancelled; or a request with this `Idempotency-Key` is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -120,12 +133,18 @@ pub async fn close_sales(
 /// Cancel the show: held seats are released and confirmed purchases refunded.
 #[utoipa::path(
     post, path = "/v1/shows/{id}/cancel", tag = "shows",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
-    request_body(content = Option<CancelShow>),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
+    request_body(content = Option<CancelShow>, description = "Optional: an empty body or `null` cancels with a default reason"),
     responses(
         (status = 200, body = ShowStatus),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id, JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this `Idempotency-Key` is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A body of the wrong shape, or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the payment provider is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -134,11 +153,12 @@ pub async fn cancel_show(
     AsOrganizer(principal): AsOrganizer,
     key: IdempotencyKey,
     ApiPath(id): ApiPath<Uuid>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<ShowStatus>, ApiError> {
-    let body: CancelShow = crate::extract::optional_json(&body)?;
+    // The body is optional: none, or `null`, is the same as `{}`.
+    let body: Option<CancelShow> = crate::extract::optional_json(&body?)?;
     let reason = body
-        .reason
+        .and_then(|b| b.reason)
         .unwrap_or_else(|| "cancelled by the organizer".into());
     let show_id = ShowId(id);
     owned_show(&state, &principal, show_id).await?;

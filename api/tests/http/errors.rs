@@ -226,3 +226,74 @@ async fn bad_input_of_every_kind_gets_a_4xx_problem_and_changes_nothing() {
     })
     .await;
 }
+
+/// What JSON Schema allows, the API takes: an `integer` may be written `2.0`.
+#[tokio::test]
+async fn whole_numbers_written_with_a_fraction_are_integers() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let boss = organizer("org-x");
+        let show = json!({"title": "T", "venue": "V", "starts_at": "2026-07-01T20:00:00Z", "currency": "EUR", "max_per_order": 5.0,
+            "sections": [{"name": "Floor", "capacity": 10.0, "unit_price_minor": 100.0, "buckets": 2.0}]});
+        let reply = post("/v1/shows").bearer(&boss).json(show).send(&api).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        assert_eq!(reply.body["max_per_order"], 5);
+        assert_eq!(reply.body["sections"][0]["capacity"], 10);
+        let show_id = reply.body["show_id"].as_str().unwrap().to_owned();
+        post(&format!("/v1/shows/{show_id}/open-sales")).bearer(&boss).send(&api).await;
+        let alice = customer("alice");
+        let hold_with = |quantity: serde_json::Value| {
+            post("/v1/reservations").bearer(&alice).json(json!({"show_id": show_id, "section": "Floor", "quantity": quantity}))
+        };
+        let reply = hold_with(json!(2.0)).send(&api).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        assert_eq!(reply.body["quantity"], 2);
+        for quantity in [json!(2.5), json!(-1.0), json!(1e19)] {
+            hold_with(quantity).send(&api).await.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        }
+    })
+    .await;
+}
+
+/// The body of `POST /v1/shows/{id}/cancel` is optional: none, `null` or an object;
+/// one too large is a 413 problem like on every other route.
+#[tokio::test]
+async fn cancelling_a_show_takes_no_body_null_or_an_object() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let boss = organizer("org-x");
+        for body in [
+            "",
+            "null",
+            "{}",
+            r#"{"reason": null}"#,
+            r#"{"reason": "rain"}"#,
+        ] {
+            let show_id = show_on_sale(&api, "org-x", 3).await;
+            let reply = post(&format!("/v1/shows/{show_id}/cancel"))
+                .bearer(&boss)
+                .raw("application/json", body)
+                .send(&api)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{body:?}: {:?}", reply.body);
+        }
+        let show_id = show_on_sale(&api, "org-x", 3).await;
+        let cancel = || post(&format!("/v1/shows/{show_id}/cancel")).bearer(&boss);
+        cancel()
+            .raw("application/json", "x".repeat(70_000))
+            .send(&api)
+            .await
+            .problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+        cancel()
+            .raw("application/json", "[1]")
+            .send(&api)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        cancel()
+            .raw("application/json", "{")
+            .send(&api)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "bad-request");
+    })
+    .await;
+}

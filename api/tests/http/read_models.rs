@@ -90,6 +90,17 @@ async fn a_bad_page_size_or_cursor_is_a_problem() {
                 "bad-request",
             ),
             ("cursor=", StatusCode::BAD_REQUEST, "bad-request"),
+            // Only the spelling a page hands out (the documented pattern).
+            (
+                "cursor=123_0193000000007000800000000000000A",
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+            ),
+            (
+                "cursor=%2B123_01930000000070008000000000000000",
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+            ),
             ("page=2", StatusCode::BAD_REQUEST, "bad-request"),
         ];
         for (query, status, slug) in cases {
@@ -99,6 +110,13 @@ async fn a_bad_page_size_or_cursor_is_a_problem() {
                 .await
                 .problem(status, slug);
         }
+        // Nineteen digits fit the pattern even past the largest instant: an empty page.
+        let reply = get("/v1/customers/me/reservations?cursor=9999999999999999999_01930000000070008000000000000000")
+            .bearer(&customer("alice"))
+            .send(&api)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(reply.body["reservations"], serde_json::json!([]));
     })
     .await;
 }

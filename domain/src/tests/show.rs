@@ -113,6 +113,12 @@ fn plans_with_bad_sections_are_refused() {
         ShowPlan::new(" ", "V", at, one.clone(), 10).unwrap_err(),
         DomainError::InvalidShowText
     );
+    let padded = format!(" {} ", "T".repeat(199));
+    assert_eq!(
+        ShowPlan::new(padded, "V", at, one.clone(), 10).unwrap_err(),
+        DomainError::InvalidShowText,
+        "the limit counts surrounding spaces"
+    );
     assert_eq!(
         ShowPlan::new("T", "V", at, one.clone(), 0).unwrap_err(),
         DomainError::InvalidPerOrderLimit(0)
