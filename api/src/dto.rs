@@ -103,7 +103,7 @@ mod whole {
     }
 }
 
-fn section_name_schema() -> utoipa::openapi::Object {
+pub(crate) fn section_name_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .description(Some(
@@ -668,9 +668,23 @@ pub struct ShowStatus {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSection {
-    /// More than the section has now; at most 64 and no more than its seats.
+    /// More than the section has now; at most 64 and no more than its seats (422
+    /// otherwise).
     #[schema(example = 8, minimum = 2, maximum = 64)]
+    #[serde(deserialize_with = "whole::required")]
     pub buckets: u32,
+}
+
+/// A section of a show, in a path.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SectionPath {
+    /// The show.
+    pub id: Uuid,
+    /// The section's name (percent-encoded), as the show lists it; case does not
+    /// matter.
+    #[param(schema_with = section_name_schema)]
+    pub section: String,
 }
 
 /// A section's escrow buckets after a split or a rebalance.

@@ -4,11 +4,10 @@
 use axum::extract::State;
 use axum::Json;
 use ticketing_domain::{SectionName, ShowId};
-use uuid::Uuid;
 
 use crate::auth::AsOrganizer;
-use crate::dto::{SectionBucketsView, SplitSection};
-use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey};
+use crate::dto::{SectionBucketsView, SectionPath, SplitSection};
+use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey, IdempotencyKeyHeader};
 use crate::routes::shows::owned_show;
 use crate::{ApiError, ApiState, Problem};
 
@@ -20,19 +19,18 @@ use crate::{ApiError, ApiState, Problem};
 #[utoipa::path(
     post, path = "/v1/shows/{id}/sections/{section}/buckets", tag = "shows",
     request_body = SplitSection,
-    params(
-        ("id" = Uuid, Path),
-        ("section" = String, Path, description = "The section's name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer"),
-    ),
+    params(SectionPath, IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Split", body = SectionBucketsView),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Contention, or the show is cancelled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No more buckets than now, more than 64 or than the seats, or an unknown section", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id, section, JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The show is cancelled, contention (retry after `Retry-After` seconds), or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No more buckets than the section has, more than 64 or than its seats, a section the show does not have, or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -40,7 +38,7 @@ pub async fn split_section(
     State(state): State<ApiState>,
     AsOrganizer(principal): AsOrganizer,
     key: IdempotencyKey,
-    ApiPath((id, section)): ApiPath<(Uuid, String)>,
+    ApiPath(SectionPath { id, section }): ApiPath<SectionPath>,
     ApiJson(body): ApiJson<SplitSection>,
 ) -> Result<Json<SectionBucketsView>, ApiError> {
     let show_id = ShowId(id);
@@ -68,19 +66,16 @@ pub async fn split_section(
 /// end up in a few buckets; this moves them, in one transaction.
 #[utoipa::path(
     post, path = "/v1/shows/{id}/sections/{section}/rebalance", tag = "shows",
-    params(
-        ("id" = Uuid, Path),
-        ("section" = String, Path, description = "The section's name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Accepted; a rebalance that has nothing to move moves nothing"),
-    ),
+    params(SectionPath, IdempotencyKeyHeader),
     responses(
-        (status = 200, description = "Rebalanced", body = SectionBucketsView),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Contention", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown section", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Rebalanced (`moved` is 0 when the buckets were even already)", body = SectionBucketsView),
+        (status = 400, description = "Malformed id, section or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Contention: retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A section the show does not have", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -88,7 +83,7 @@ pub async fn rebalance_section(
     State(state): State<ApiState>,
     AsOrganizer(principal): AsOrganizer,
     key: IdempotencyKey,
-    ApiPath((id, section)): ApiPath<(Uuid, String)>,
+    ApiPath(SectionPath { id, section }): ApiPath<SectionPath>,
 ) -> Result<Json<SectionBucketsView>, ApiError> {
     let show_id = ShowId(id);
     let section = SectionName::parse(section)?;
