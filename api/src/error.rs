@@ -166,7 +166,6 @@ impl From<DomainError> for ApiError {
             | D::InvalidPrice(_)
             | D::InvalidCapacity(_)
             | D::InvalidBucketCount { .. }
-            | D::BucketsNotRaised { .. }
             | D::InvalidSectionName(_)
             | D::InvalidPrincipal { .. }
             | D::InvalidShowText
@@ -192,6 +191,11 @@ impl From<DomainError> for ApiError {
             }
             D::SoldOut { .. } => (StatusCode::CONFLICT, "sold-out", "Sold out"),
             D::SalesNotOpen => (StatusCode::CONFLICT, "sales-not-open", "Sales are not open"),
+            D::BucketsNotRaised { .. } => (
+                StatusCode::CONFLICT,
+                "buckets-not-raised",
+                "The section has that many buckets already",
+            ),
             D::ShowCancelled => (StatusCode::CONFLICT, "show-cancelled", "Show cancelled"),
             D::AlreadyPaid => (StatusCode::CONFLICT, "already-paid", "Already paid"),
             D::AlreadyRefunded => (StatusCode::CONFLICT, "already-refunded", "Already refunded"),

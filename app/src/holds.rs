@@ -333,49 +333,53 @@ impl Ticketing {
         show_id: ShowId,
         section: &SectionName,
     ) -> Result<u32, AppError> {
-        self.execute(ctx, None, move || async move {
-            let (_, show) = self.load_existing_show(show_id).await?;
-            let spec = show.section(section).ok_or(DomainError::UnknownSection)?;
-            let buckets: Vec<u32> = (0..spec.buckets.max(1)).collect();
-            let inventories = self
-                .load_buckets_to_change(show_id, &spec.name, &buckets)
-                .await?;
-            let now = self.clock.now();
-            let free: Vec<u32> = inventories
-                .iter()
-                .map(|i| i.state.0.as_ref().map_or(0, |s| s.available(now)))
-                .collect();
-            let moves = rebalancing_moves(&free);
-            let mut events: Vec<Vec<InventoryEvent>> = vec![Vec::new(); inventories.len()];
-            let mut moved = 0;
-            for (from, to, seats) in moves {
-                let (from_index, to_index) = (from as usize, to as usize);
-                events[from_index].extend(inventories[from_index].state.decide(
-                    InventoryCommand::GiveSeats {
-                        seats,
-                        to_bucket: to,
-                    },
-                    now,
-                )?);
-                events[to_index].extend(inventories[to_index].state.decide(
-                    InventoryCommand::TakeSeats {
-                        seats,
-                        from_bucket: from,
-                    },
-                    now,
-                )?);
-                moved += seats;
-            }
-            let changes = inventories
-                .iter()
-                .zip(events)
-                .map(|(inventory, events)| inventory.change(events))
-                .collect();
-            Ok(Decision {
-                completes: true,
-                changes,
-                outcome: moved,
+        let idempotency = Idempotency::of(ctx, "rebalance_section", &(&show_id, section));
+        self.once(idempotency.as_ref(), async {
+            self.execute(ctx, idempotency.as_ref(), move || async move {
+                let (_, show) = self.load_existing_show(show_id).await?;
+                let spec = show.section(section).ok_or(DomainError::UnknownSection)?;
+                let buckets: Vec<u32> = (0..spec.buckets.max(1)).collect();
+                let inventories = self
+                    .load_buckets_to_change(show_id, &spec.name, &buckets)
+                    .await?;
+                let now = self.clock.now();
+                let free: Vec<u32> = inventories
+                    .iter()
+                    .map(|i| i.state.0.as_ref().map_or(0, |s| s.available(now)))
+                    .collect();
+                let moves = rebalancing_moves(&free);
+                let mut events: Vec<Vec<InventoryEvent>> = vec![Vec::new(); inventories.len()];
+                let mut moved = 0;
+                for (from, to, seats) in moves {
+                    let (from_index, to_index) = (from as usize, to as usize);
+                    events[from_index].extend(inventories[from_index].state.decide(
+                        InventoryCommand::GiveSeats {
+                            seats,
+                            to_bucket: to,
+                        },
+                        now,
+                    )?);
+                    events[to_index].extend(inventories[to_index].state.decide(
+                        InventoryCommand::TakeSeats {
+                            seats,
+                            from_bucket: from,
+                        },
+                        now,
+                    )?);
+                    moved += seats;
+                }
+                let changes = inventories
+                    .iter()
+                    .zip(events)
+                    .map(|(inventory, events)| inventory.change(events))
+                    .collect();
+                Ok(Decision {
+                    completes: true,
+                    changes,
+                    outcome: moved,
+                })
             })
+            .await
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use ticketing_domain::show::ShowDetails;
 use ticketing_domain::{SectionName, ShowId};
 
 use crate::auth::AsOrganizer;
@@ -25,11 +26,11 @@ use crate::{ApiError, ApiState, Problem};
         (status = 400, description = "Malformed id, section, JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The show is cancelled, contention (retry after `Retry-After` seconds), or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show, or the show has no such section", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The section has that many buckets or more already, the show is cancelled, contention (retry after `Retry-After` seconds), or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No more buckets than the section has, more than 64 or than its seats, a section the show does not have, or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More buckets than the section's seats, or an `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
@@ -42,8 +43,8 @@ pub async fn split_section(
     ApiJson(body): ApiJson<SplitSection>,
 ) -> Result<Json<SectionBucketsView>, ApiError> {
     let show_id = ShowId(id);
-    let section = SectionName::parse(section)?;
-    owned_show(&state, &principal, show_id).await?;
+    let show = owned_show(&state, &principal, show_id).await?;
+    let section = section_of(&show, section)?;
     let split = state
         .ticketing
         .split_section(
@@ -72,9 +73,9 @@ pub async fn split_section(
         (status = 400, description = "Malformed id, section or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not the show's organizer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Contention: retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A section the show does not have", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show, or the show has no such section", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Contention (retry after `Retry-After` seconds), or a request with this `Idempotency-Key` in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An `Idempotency-Key` reused for another request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The event store is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
@@ -86,11 +87,11 @@ pub async fn rebalance_section(
     ApiPath(SectionPath { id, section }): ApiPath<SectionPath>,
 ) -> Result<Json<SectionBucketsView>, ApiError> {
     let show_id = ShowId(id);
-    let section = SectionName::parse(section)?;
     let show = owned_show(&state, &principal, show_id).await?;
     let spec = show
-        .section(&section)
-        .ok_or(ticketing_domain::DomainError::UnknownSection)?;
+        .section(&section_of(&show, section)?)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("the show has no such section"))?;
     let moved = state
         .ticketing
         .rebalance_section(&command_context(&principal, key), show_id, &spec.name)
@@ -100,4 +101,13 @@ pub async fn rebalance_section(
         buckets: spec.buckets,
         moved,
     }))
+}
+
+/// The show's section named `name` in the path: a name the show does not have, or
+/// cannot have, is a resource that does not exist (404).
+fn section_of(show: &ShowDetails, name: String) -> Result<SectionName, ApiError> {
+    SectionName::parse(name)
+        .ok()
+        .and_then(|name| show.section(&name).map(|spec| spec.name.clone()))
+        .ok_or_else(|| ApiError::not_found("the show has no such section"))
 }

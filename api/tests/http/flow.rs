@@ -233,6 +233,12 @@ async fn an_organizer_splits_a_section_on_sale_and_rebalances_it() {
             .json(json!({"buckets": 3}))
             .send(&api)
             .await
+            .problem(StatusCode::CONFLICT, "buckets-not-raised");
+        post(&format!("/v1/shows/{show_id}/sections/Floor/buckets"))
+            .bearer(&organizer("org-x"))
+            .json(json!({"buckets": 21}))
+            .send(&api)
+            .await
             .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
         for token in [organizer("org-y"), customer("alice")] {
             post(&format!("/v1/shows/{show_id}/sections/Floor/rebalance"))
@@ -247,11 +253,14 @@ async fn an_organizer_splits_a_section_on_sale_and_rebalances_it() {
             .await;
         assert_eq!(rebalanced.status, StatusCode::OK, "{:?}", rebalanced.body);
         assert_eq!(rebalanced.body["buckets"], 4);
-        post(&format!("/v1/shows/{show_id}/sections/Gallery/rebalance"))
-            .bearer(&organizer("org-x"))
-            .send(&api)
-            .await
-            .problem(StatusCode::UNPROCESSABLE_ENTITY, "unknown-section");
+        for path in ["Gallery/rebalance", "Gallery/buckets"] {
+            post(&format!("/v1/shows/{show_id}/sections/{path}"))
+                .bearer(&organizer("org-x"))
+                .json(json!({"buckets": 8}))
+                .send(&api)
+                .await
+                .problem(StatusCode::NOT_FOUND, "not-found");
+        }
 
         // Every seat still sells once: 17 free after the 3 held.
         for n in 0..17 {
