@@ -4,6 +4,7 @@
 //! nothing and answer as the first one did.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -319,27 +320,41 @@ impl Ticketing {
     /// Never fails the command: the events are committed and in the store's outbox, so
     /// whatever goes wrong here (the bus is down, the process dies) leaves them to the
     /// relay, which publishes them after its grace period. The command waits for the
-    /// bus's acknowledgement, so a Lambda function is not frozen with events in flight;
-    /// the Kafka bus bounds that wait.
+    /// bus's acknowledgement at most its publish budget: a broker that is slow (a cold
+    /// connection) or down costs a buyer that much, not the bus's own timeout. Past the
+    /// budget the publish goes on in the background and marks what the bus acknowledges;
+    /// a failure there opens the breaker, so that later commands do not wait at all.
     async fn publish(&self, mut events: Vec<RecordedEvent>) {
-        let Some(bus) = &self.bus else {
+        let Some(bus) = self.bus.clone() else {
             return;
         };
         events.sort_by_key(|e| e.global_position);
-        if let Err(error) = bus.publish(&events).await {
-            tracing::warn!(
-                error.cause_chain = ?error,
-                events = events.len(),
-                "events not published; the relay will publish them"
-            );
-            return;
-        }
-        let positions: Vec<i64> = events.iter().map(RecordedEvent::position).collect();
-        if let Err(error) = self.store.mark_published(&positions).await {
-            tracing::warn!(
-                error.cause_chain = ?error,
-                events = events.len(),
-                "published events not marked; the relay will publish them again"
+        let store = Arc::clone(&self.store);
+        let mut publishing = tokio::spawn(async move {
+            if let Err(error) = bus.publish(&events).await {
+                tracing::warn!(
+                    error.cause_chain = ?error,
+                    events = events.len(),
+                    "events not published; the relay will publish them"
+                );
+                return;
+            }
+            let positions: Vec<i64> = events.iter().map(RecordedEvent::position).collect();
+            if let Err(error) = store.mark_published(&positions).await {
+                tracing::warn!(
+                    error.cause_chain = ?error,
+                    events = events.len(),
+                    "published events not marked; the relay will publish them again"
+                );
+            }
+        });
+        if tokio::time::timeout(self.settings.publish_budget, &mut publishing)
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                budget = ?self.settings.publish_budget,
+                "the bus has not acknowledged within the publish budget; publishing on in the background"
             );
         }
     }

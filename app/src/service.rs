@@ -39,7 +39,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             snapshot_every: 50,
             section_wait: std::time::Duration::from_secs(2),
-            publish_budget: ticketing_bus::CircuitBreaker::<()>::DEFAULT_BUDGET,
+            publish_budget: std::time::Duration::from_millis(300),
         }
     }
 }
@@ -158,12 +158,11 @@ impl Ticketing {
     /// command: the events stay in the outbox and the relay publishes them
     /// (`ticketing_bus::relay`).
     pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
-        // A command waits for the bus, within its publish budget: behind a breaker, a
-        // broker that is down costs one command its budget, not every command (the
-        // relay publishes meanwhile).
+        // A command waits for the bus within its publish budget. Behind a breaker, a
+        // broker that is down costs the commands in flight their budget until a
+        // publish has failed, and then nothing (the relay publishes meanwhile).
         let cool_down = ticketing_bus::CircuitBreaker::<()>::DEFAULT_COOL_DOWN;
-        let breaker = ticketing_bus::CircuitBreaker::new(bus.clone(), cool_down)
-            .with_budget(self.settings.publish_budget);
+        let breaker = ticketing_bus::CircuitBreaker::new(bus.clone(), cool_down);
         self.relay_bus = Some(bus);
         self.bus = Some(Arc::new(breaker));
         self

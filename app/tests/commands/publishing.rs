@@ -416,3 +416,61 @@ async fn with_the_broker_down_a_command_waits_no_longer_than_its_publish_budget(
     })
     .await;
 }
+
+/// A bus that acknowledges only once it is let go: a broker slower than the budget.
+struct SlowBus {
+    inner: InProcessBus,
+    go: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl ticketing_bus::EventBus for SlowBus {
+    async fn publish(&self, events: &[RecordedEvent]) -> Result<(), ticketing_bus::BusError> {
+        let _permit = self.go.acquire().await.expect("the semaphore stays open");
+        self.inner.publish(events).await
+    }
+}
+
+/// Past its budget a command answers, and its publish goes on behind it: once the bus
+/// acknowledges, the events are published and marked, and the relay has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_slower_than_the_budget_finishes_behind_the_command_and_is_marked() {
+    ticketing_store::testing::with_sqlite(|store| async move {
+        let bus = Arc::new(SlowBus {
+            inner: InProcessBus::default(),
+            go: tokio::sync::Semaphore::new(0),
+        });
+        let settings = ticketing_app::Settings {
+            publish_budget: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let h = harness_with_bus_and(Arc::new(store), bus.clone(), settings);
+        // The bus acknowledges nothing yet: every command answers after its budget.
+        let show_id = show_on_sale(&h, 10).await;
+        let held = hold(&h, show_id, 1, 2).await;
+        assert!(published_ids(&bus.inner).is_empty());
+        let waiting = outbox(h.store.as_ref()).await;
+        assert!(
+            waiting
+                .iter()
+                .any(|e| e.stream_id == reservation_stream(held.reservation_id)),
+            "{waiting:?}"
+        );
+
+        // Let every publish through: all of them finish and mark their events.
+        bus.go.add_permits(1_000);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = outbox(h.store.as_ref()).await;
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never marked: {left:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stored = committed(h.store.as_ref(), waiting.len()).await;
+        let published: HashSet<Uuid> = published_ids(&bus.inner).into_iter().collect();
+        assert_eq!(published, stored.iter().map(|e| e.event_id).collect());
+    })
+    .await;
+}
