@@ -8,8 +8,8 @@ async fn main() -> Result<(), Error> {
     // A `.env` file, for local runs; a variable already set wins.
     ticketing_store::load_env_file()?;
     ticketing_fn_support::init_logging();
-    // Built once per cold start and shared by every invocation; the PostgreSQL pool
-    // connects lazily, on the first request.
+    // Built once per cold start and shared by every invocation; the PostgreSQL pool's
+    // first connection checks the schema and then serves the first request.
     let state = ticketing_api::config::state_from_env()
         .await
         .inspect_err(|e| tracing::error!(error.cause_chain = ?e, "cannot start"))?;
