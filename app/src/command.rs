@@ -74,7 +74,7 @@ pub(crate) struct Idempotency {
     key: String,
     fingerprint: String,
     /// Whether the command's outcome was appended, which also finished its claim.
-    recorded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    recorded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Idempotency {
@@ -122,7 +122,7 @@ impl Idempotency {
             // Keys are the client's: two actors may pick the same one.
             key: format!("{}/{}", ctx.actor, key),
             fingerprint,
-            recorded: std::sync::Arc::default(),
+            recorded: Arc::default(),
         })
     }
 }

@@ -342,32 +342,9 @@ impl Ticketing {
                 let inventories = self
                     .load_buckets_to_change(show_id, &spec.name, &buckets)
                     .await?;
-                let now = self.clock.now();
-                let free: Vec<u32> = inventories
-                    .iter()
-                    .map(|i| i.state.0.as_ref().map_or(0, |s| s.available(now)))
-                    .collect();
-                let moves = rebalancing_moves(&free);
-                let mut events: Vec<Vec<InventoryEvent>> = vec![Vec::new(); inventories.len()];
-                let mut moved = 0;
-                for (from, to, seats) in moves {
-                    let (from_index, to_index) = (from as usize, to as usize);
-                    events[from_index].extend(inventories[from_index].state.decide(
-                        InventoryCommand::GiveSeats {
-                            seats,
-                            to_bucket: to,
-                        },
-                        now,
-                    )?);
-                    events[to_index].extend(inventories[to_index].state.decide(
-                        InventoryCommand::TakeSeats {
-                            seats,
-                            from_bucket: from,
-                        },
-                        now,
-                    )?);
-                    moved += seats;
-                }
+                let states: Vec<Inventory> = inventories.iter().map(|i| i.state.clone()).collect();
+                let (events, moves) = evening_out(&states, self.clock.now())?;
+                let moved = moves.iter().map(|(_, _, seats)| seats).sum();
                 let changes = inventories
                     .iter()
                     .zip(events)
@@ -454,31 +431,15 @@ impl Ticketing {
                     .zip(&events)
                     .map(|(inventory, events)| inventory.state.clone().fold(events))
                     .collect();
-                let free: Vec<u32> = states
-                    .iter()
-                    .map(|s| s.0.as_ref().map_or(0, |s| s.available(now)))
-                    .collect();
-                let mut moved = 0;
-                for (from, to, seats) in rebalancing_moves(&free) {
-                    let (from_index, to_index) = (from as usize, to as usize);
-                    events[from_index].extend(states[from_index].decide(
-                        InventoryCommand::GiveSeats {
-                            seats,
-                            to_bucket: to,
-                        },
-                        now,
-                    )?);
-                    events[to_index].extend(states[to_index].decide(
-                        InventoryCommand::TakeSeats {
-                            seats,
-                            from_bucket: from,
-                        },
-                        now,
-                    )?);
-                    if to >= spec.buckets.max(1) {
-                        moved += seats;
-                    }
+                let (moving, moves) = evening_out(&states, now)?;
+                for (events, moving) in events.iter_mut().zip(moving) {
+                    events.extend(moving);
                 }
+                let moved = moves
+                    .iter()
+                    .filter(|(_, to, _)| *to >= spec.buckets.max(1))
+                    .map(|(_, _, seats)| seats)
+                    .sum();
                 let mut changes = vec![show.change(split)];
                 changes.extend(
                     inventories
@@ -502,10 +463,45 @@ impl Ticketing {
     }
 }
 
+/// A move of free seats between two buckets: `(from, to, seats)`.
+type Move = (u32, u32, u32);
+
+/// The events that leave every bucket of `states` (in bucket order) with as many free
+/// seats as the others, give or take one, with the moves they make.
+fn evening_out(
+    states: &[Inventory],
+    now: Timestamp,
+) -> Result<(Vec<Vec<InventoryEvent>>, Vec<Move>), DomainError> {
+    let free: Vec<u32> = states
+        .iter()
+        .map(|s| s.0.as_ref().map_or(0, |s| s.available(now)))
+        .collect();
+    let moves = rebalancing_moves(&free);
+    let mut events: Vec<Vec<InventoryEvent>> = vec![Vec::new(); states.len()];
+    for &(from, to, seats) in &moves {
+        let (from_index, to_index) = (from as usize, to as usize);
+        events[from_index].extend(states[from_index].decide(
+            InventoryCommand::GiveSeats {
+                seats,
+                to_bucket: to,
+            },
+            now,
+        )?);
+        events[to_index].extend(states[to_index].decide(
+            InventoryCommand::TakeSeats {
+                seats,
+                from_bucket: from,
+            },
+            now,
+        )?);
+    }
+    Ok((events, moves))
+}
+
 /// The moves `(from, to, seats)` that leave every bucket with the same free seats,
 /// give or take one (the first buckets keeping the extra ones). Each bucket gives or
 /// takes, never both, so a bucket's free seats are checked once.
-pub(crate) fn rebalancing_moves(free: &[u32]) -> Vec<(u32, u32, u32)> {
+pub(crate) fn rebalancing_moves(free: &[u32]) -> Vec<Move> {
     let buckets = u32::try_from(free.len()).unwrap_or(u32::MAX);
     if buckets < 2 {
         return Vec::new();
