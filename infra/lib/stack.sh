@@ -6,7 +6,7 @@
 #
 #   docker  docker-compose.yml: PostgreSQL 16 on 127.0.0.1:5433, RedPanda on
 #           127.0.0.1:9092, RedPanda Console on 127.0.0.1:8088, LocalStack on
-#           127.0.0.1:4566.
+#           127.0.0.1:4566, Prometheus on 127.0.0.1:9090, Grafana on 127.0.0.1:3000.
 #   native  the machine's own PostgreSQL on 127.0.0.1:5432 (started, and installed with
 #           apt-get, when missing) and a `tansu` broker (a Kafka-protocol broker, SQLite
 #           storage) on 127.0.0.1:9092, run in the background from the state directory.
