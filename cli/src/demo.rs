@@ -199,18 +199,29 @@ pub async fn run(
     let status = demo.app.reservation(reservation_id).await?.status;
     demo.step(format!("reservation {reservation_id} is {status}"))?;
     // The projector applies everything committed so far; the demo waits for it, so
-    // the line below is the projected state, not a race with it.
-    projector
-        .catch_up(1_000, |_| {})
-        .await
-        .context("projecting the events into the read models")?;
-    let projected = projector
-        .read_models()
-        .section_availability(show_id, demo.clock.now())
-        .await?
-        .into_iter()
-        .next()
-        .context("the read models know the show's section")?;
+    // the line below is the projected state, not a race with it. On a PostgreSQL
+    // server that others use, the global order stops short of transactions still in
+    // flight anywhere on it (ADR 1): catch up again until the purchase is in.
+    let committed = demo.section(show_id).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let projected = loop {
+        projector
+            .catch_up(1_000, |_| {})
+            .await
+            .context("projecting the events into the read models")?;
+        let projected = projector
+            .read_models()
+            .section_availability(show_id, demo.clock.now())
+            .await?
+            .into_iter()
+            .next()
+            .context("the read models know the show's section")?;
+        let caught_up = (projected.held, projected.sold) == (committed.held, committed.sold);
+        if caught_up || tokio::time::Instant::now() >= deadline {
+            break projected;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     demo.detail(format!(
         "read model: {} {} available, {} sold",
         projected.section, projected.available, projected.sold
