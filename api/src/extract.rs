@@ -88,9 +88,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// The command context of a request: who sends it and its idempotency key.
+/// The command context of a request: who sends it, its idempotency key, and the trace
+/// its events belong to (the request's span, when traces are exported).
 pub fn command_context(principal: &Principal, key: IdempotencyKey) -> CommandContext {
-    let ctx = CommandContext::new(principal.subject.clone());
+    let ctx = CommandContext::new(principal.subject.clone())
+        .with_traceparent(ticketing_telemetry::current_traceparent());
     match key.0 {
         Some(key) => ctx.with_idempotency_key(key),
         None => ctx,

@@ -8,6 +8,7 @@
 //! - [`extract`]: JSON, path and `Idempotency-Key` extractors with problem rejections.
 //! - [`dto`]: the request and response shapes.
 //! - [`config`]: building the state from the environment.
+//! - [`metrics`]: requests counted and timed by route and status.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod routes;
 
 use std::sync::Arc;
@@ -139,9 +141,34 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     all.into_openapi()
 }
 
+/// A request's span, named by its route template, continuing the caller's trace when
+/// the request carries a W3C `traceparent`.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(metrics::UNMATCHED_ROUTE, axum::extract::MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        url.path = request.uri().path(),
+    );
+    if let Some(traceparent) = request
+        .headers()
+        .get(ticketing_telemetry::traces::TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+    {
+        ticketing_telemetry::continue_trace(&span, traceparent);
+    }
+    span
+}
+
 /// The router of the given groups (every route of the API for `RouteGroup::ALL`),
 /// with `/v1/openapi.json`, problem+json for unknown routes and methods, a body size
-/// limit and request tracing.
+/// limit, request metrics and request tracing.
 pub fn router(state: ApiState, groups: &[RouteGroup]) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     for group in groups {
@@ -169,6 +196,8 @@ pub fn router(state: ApiState, groups: &[RouteGroup]) -> Router {
             tracing::error!("a handler panicked");
             ApiError::internal().into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        // Outside the panic catcher, so that a panic counts as the 500 it answers.
+        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

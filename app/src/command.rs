@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use ticketing_store::{
     AppendOutcome, EventMetadata, IdempotencyRecord, KeyClaim, RecordedEvent, StoreError,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::repository::{to_json, Change};
@@ -27,6 +28,9 @@ pub struct CommandContext {
     pub correlation_id: Uuid,
     /// The client's idempotency key, if it sent one.
     pub idempotency_key: Option<String>,
+    /// The W3C `traceparent` of the request's span, stored with every event the
+    /// command appends so that their publication and projection join its trace.
+    pub traceparent: Option<String>,
 }
 
 impl CommandContext {
@@ -35,6 +39,7 @@ impl CommandContext {
             actor: actor.into(),
             correlation_id: Uuid::now_v7(),
             idempotency_key: None,
+            traceparent: None,
         }
     }
 
@@ -48,12 +53,18 @@ impl CommandContext {
         self
     }
 
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self
+    }
+
     fn metadata(&self) -> EventMetadata {
         EventMetadata {
             correlation_id: Some(self.correlation_id),
             causation_id: None,
             actor: Some(self.actor.clone()),
             idempotency_key: self.idempotency_key.clone(),
+            traceparent: self.traceparent.clone(),
         }
     }
 }
@@ -299,6 +310,7 @@ impl Ticketing {
                             attempts: tries,
                         });
                     }
+                    crate::metrics::version_conflict();
                     tracing::debug!(stream_id, tries, "version conflict; deciding again");
                     tokio::time::sleep(self.settings.retry.backoff(tries)).await;
                 }
@@ -330,28 +342,33 @@ impl Ticketing {
         };
         events.sort_by_key(|e| e.global_position);
         let store = Arc::clone(&self.store);
-        let mut publishing = tokio::spawn(async move {
-            if let Err(error) = bus.publish(&events).await {
-                tracing::warn!(
-                    error.cause_chain = ?error,
-                    events = events.len(),
-                    "events not published; the relay will publish them"
-                );
-                return;
+        let span = tracing::info_span!("publish", events = events.len());
+        let mut publishing = tokio::spawn(
+            async move {
+                if let Err(error) = bus.publish(&events).await {
+                    tracing::warn!(
+                        error.cause_chain = ?error,
+                        events = events.len(),
+                        "events not published; the relay will publish them"
+                    );
+                    return false;
+                }
+                let positions: Vec<i64> = events.iter().map(RecordedEvent::position).collect();
+                if let Err(error) = store.mark_published(&positions).await {
+                    tracing::warn!(
+                        error.cause_chain = ?error,
+                        events = events.len(),
+                        "published events not marked; the relay will publish them again"
+                    );
+                }
+                true
             }
-            let positions: Vec<i64> = events.iter().map(RecordedEvent::position).collect();
-            if let Err(error) = store.mark_published(&positions).await {
-                tracing::warn!(
-                    error.cause_chain = ?error,
-                    events = events.len(),
-                    "published events not marked; the relay will publish them again"
-                );
-            }
-        });
-        if tokio::time::timeout(self.settings.publish_budget, &mut publishing)
-            .await
-            .is_err()
-        {
+            .instrument(span),
+        );
+        let within_budget =
+            tokio::time::timeout(self.settings.publish_budget, &mut publishing).await;
+        crate::metrics::published(matches!(within_budget, Ok(Ok(true))));
+        if within_budget.is_err() {
             tracing::debug!(
                 budget = ?self.settings.publish_budget,
                 "the bus has not acknowledged within the publish budget; publishing on in the background"

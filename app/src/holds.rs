@@ -93,55 +93,59 @@ impl Ticketing {
         request: HoldSeats,
     ) -> Result<HeldSeats, AppError> {
         let idempotency = Idempotency::of(ctx, "hold_seats", &request);
-        self.once(idempotency.as_ref(), async {
-            let reservation_id = ReservationId::new();
-            let request = &request;
-            self.execute(ctx, idempotency.as_ref(), move || async move {
-                let (_, show) = self.load_existing_show(request.show_id).await?;
-                let spec = show
-                    .section(&request.section)
-                    .ok_or(DomainError::UnknownSection)?;
-                let now = self.clock.now();
-                // Whole seconds: a bucket counts held seats per expiry second.
-                let expires_at = expiry_slot(now + self.settings.hold_duration);
-                let Taken {
-                    mut changes,
-                    shares,
-                } = self
-                    .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
-                    .await?;
-                let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
-                let placed = reservation.state.decide(
-                    ReservationCommand::Place {
-                        reservation_id,
-                        show_id: show.show_id,
-                        section: spec.name.clone(),
-                        customer_id: request.customer_id.clone(),
-                        quantity: request.quantity,
-                        unit_price: spec.unit_price,
-                        expires_at,
-                        buckets: shares,
-                    },
-                    self.clock.now(),
-                )?;
-                changes.push(reservation.change(placed));
-                let amount = spec.unit_price.times(request.quantity.get())?;
-                Ok(Decision {
-                    completes: true,
-                    changes,
-                    outcome: HeldSeats {
-                        reservation_id,
-                        show_id: show.show_id,
-                        section: spec.name.clone(),
-                        quantity: request.quantity.get(),
-                        amount,
-                        expires_at,
-                    },
+        let held = self
+            .once(idempotency.as_ref(), async {
+                let reservation_id = ReservationId::new();
+                let request = &request;
+                self.execute(ctx, idempotency.as_ref(), move || async move {
+                    let (_, show) = self.load_existing_show(request.show_id).await?;
+                    let spec = show
+                        .section(&request.section)
+                        .ok_or(DomainError::UnknownSection)?;
+                    let now = self.clock.now();
+                    // Whole seconds: a bucket counts held seats per expiry second.
+                    let expires_at = expiry_slot(now + self.settings.hold_duration);
+                    let Taken {
+                        mut changes,
+                        shares,
+                    } = self
+                        .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
+                        .await?;
+                    let reservation =
+                        Loaded::<Reservation>::empty(reservation_stream(reservation_id));
+                    let placed = reservation.state.decide(
+                        ReservationCommand::Place {
+                            reservation_id,
+                            show_id: show.show_id,
+                            section: spec.name.clone(),
+                            customer_id: request.customer_id.clone(),
+                            quantity: request.quantity,
+                            unit_price: spec.unit_price,
+                            expires_at,
+                            buckets: shares,
+                        },
+                        self.clock.now(),
+                    )?;
+                    changes.push(reservation.change(placed));
+                    let amount = spec.unit_price.times(request.quantity.get())?;
+                    Ok(Decision {
+                        completes: true,
+                        changes,
+                        outcome: HeldSeats {
+                            reservation_id,
+                            show_id: show.show_id,
+                            section: spec.name.clone(),
+                            quantity: request.quantity.get(),
+                            amount,
+                            expires_at,
+                        },
+                    })
                 })
+                .await
             })
-            .await
-        })
-        .await
+            .await;
+        crate::metrics::hold_answered(&held);
+        held
     }
 
     /// Finds the seats: one bucket that has them all, else several that do together.
@@ -303,10 +307,12 @@ impl Ticketing {
             return Ok(Vec::new());
         };
         let wait = self.settings.section_wait;
+        let waiting = std::time::Instant::now();
         let mut turn = self.store.lock_stream(first, wait).await?;
         for stream in others {
             turn.extend(stream, wait).await?;
         }
+        crate::metrics::turn_waited(waiting.elapsed());
         let mut loaded = Vec::with_capacity(streams.len());
         for stream in &streams {
             loaded.push(load_via_turn::<Inventory>(turn.as_mut(), stream).await?);

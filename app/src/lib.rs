@@ -26,6 +26,7 @@
 //! - [`command`]: the decide-append-retry loop and idempotency.
 //! - [`repository`]: loading aggregates, turning decisions into appends, snapshots.
 //! - [`payments`]: the [`payments::PaymentGateway`] trait and a simulated provider.
+//! - [`metrics`]: what the commands count, through the `metrics` facade.
 //! - [`clock`]: the injected clock.
 //! - [`error`]: the [`AppError`] of every use case.
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod holds;
+pub mod metrics;
 pub mod payments;
 pub mod queries;
 pub mod repository;

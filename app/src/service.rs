@@ -144,7 +144,7 @@ impl Ticketing {
     ) -> Self {
         Self {
             store,
-            payments,
+            payments: Arc::new(crate::payments::Measured(payments)),
             clock,
             settings,
             bus: None,

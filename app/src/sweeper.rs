@@ -160,6 +160,16 @@ impl Ticketing {
         ctx: &CommandContext,
         limits: SweepLimits,
     ) -> Result<SweepReport, AppError> {
+        let swept = self.sweep_due(ctx, limits).await;
+        crate::metrics::swept(&swept);
+        swept
+    }
+
+    async fn sweep_due(
+        &self,
+        ctx: &CommandContext,
+        limits: SweepLimits,
+    ) -> Result<SweepReport, AppError> {
         let now = self.now();
         let mut report = SweepReport::default();
         let mut budget = limits.max_items;

@@ -21,6 +21,10 @@ use tokio::time::Instant;
 
 use crate::{BusError, EventBus};
 
+/// The gauge of the breaker's state: 1 from a failed publish until one succeeds
+/// (open, then half-open once the cool-down is over), else 0.
+pub const OPEN_GAUGE: &str = "bus_breaker_open";
+
 /// An [`EventBus`] that stops calling a failing bus for a while.
 pub struct CircuitBreaker<B> {
     inner: B,
@@ -67,10 +71,12 @@ impl<B: EventBus> EventBus for CircuitBreaker<B> {
         match self.inner.publish(events).await {
             Ok(()) => {
                 self.set_open_until(None);
+                metrics::gauge!(OPEN_GAUGE).set(0.0);
                 Ok(())
             }
             Err(error) => {
                 self.set_open_until(Some(Instant::now() + self.cool_down));
+                metrics::gauge!(OPEN_GAUGE).set(1.0);
                 Err(error)
             }
         }

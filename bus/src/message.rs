@@ -42,6 +42,9 @@ pub mod headers {
     pub const CORRELATION_ID: &str = "correlation-id";
     /// When the event was committed.
     pub const RECORDED_AT: &str = "recorded-at";
+    /// The W3C trace context of the request that caused the event; absent when traces
+    /// are not exported.
+    pub const TRACEPARENT: &str = "traceparent";
 }
 
 /// The topic of a stream, by the type prefix of its id; `None` for a stream that is
@@ -105,6 +108,9 @@ impl BusMessage {
                 headers::CORRELATION_ID,
                 correlation_id.hyphenated().to_string(),
             ));
+        }
+        if let Some(traceparent) = &event.metadata.traceparent {
+            headers.push((headers::TRACEPARENT, traceparent.clone()));
         }
         Ok(BusMessage {
             topic,
@@ -193,9 +199,19 @@ mod tests {
     }
 
     #[test]
-    fn an_event_without_correlation_id_has_no_such_header() {
+    fn an_event_without_correlation_id_or_trace_has_no_such_header() {
         let message = BusMessage::from_event(&recorded("show-1", None)).unwrap();
         assert_eq!(message.header(headers::CORRELATION_ID), None);
+        assert_eq!(message.header(headers::TRACEPARENT), None);
+    }
+
+    #[test]
+    fn an_event_s_trace_context_travels_in_the_traceparent_header() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut event = recorded("show-1", None);
+        event.metadata.traceparent = Some(traceparent.to_owned());
+        let message = BusMessage::from_event(&event).unwrap();
+        assert_eq!(message.header(headers::TRACEPARENT), Some(traceparent));
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //! process died between commit and publish), and marks them published once the bus
 //! acknowledged them.
 //!
-//! It runs in every long-running process (the projector, `ticketing serve`) and in the
-//! scheduled sweeper. Publishing is at least once: an event the relay publishes while
-//! its command is still publishing it goes out twice, and so does a batch whose
-//! marking failed. The grace period ([`RelaySettings::grace`]) keeps the first case rare.
+//! It runs in `ticketing serve` and, on Lambda, in the scheduled sweeper. Publishing
+//! is at least once: an event the relay publishes while its command is still
+//! publishing it goes out twice, and so does a batch whose marking failed. The grace
+//! period ([`RelaySettings::grace`]) keeps the first case rare.
+//!
+//! Metrics: `relay_published_total`, `relay_failures_total`, `relay_lag_seconds`,
+//! `outbox_depth`, `outbox_oldest_age_seconds` ([`register`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +31,36 @@ pub enum RelayError {
     /// The bus did not take the batch.
     #[error("the batch could not be published")]
     Bus(#[from] BusError),
+}
+
+/// Registers the relay's and the breaker's metrics with the installed recorder: their
+/// descriptions, and every series at zero.
+pub fn register() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("relay_published_total", "Events the outbox relay published");
+    describe_counter!(
+        "relay_failures_total",
+        "Relay passes that failed (retried with back-off)"
+    );
+    describe_histogram!(
+        "relay_lag_seconds",
+        Unit::Seconds,
+        "From an event's commit to the relay's publish of it"
+    );
+    describe_gauge!("outbox_depth", "Committed events not yet published");
+    describe_gauge!(
+        "outbox_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest event not yet published (0 when none)"
+    );
+    describe_gauge!(
+        crate::breaker::OPEN_GAUGE,
+        "1 from a failed publish on the command path until one succeeds, else 0"
+    );
+    metrics::counter!("relay_published_total").absolute(0);
+    metrics::counter!("relay_failures_total").absolute(0);
+    let _ = metrics::histogram!("relay_lag_seconds");
+    metrics::gauge!(crate::breaker::OPEN_GAUGE).set(0.0);
 }
 
 /// How the long-running relay paces itself.
@@ -67,8 +100,39 @@ impl Default for RelaySettings {
 /// [`RelayError::Store`] when the outbox cannot be read or marked;
 /// [`RelayError::Bus`] when the bus does not acknowledge the batch. Nothing of the
 /// batch is marked published then.
+///
+/// Counted in `relay_published_total`, `relay_failures_total` and `relay_lag_seconds`
+/// (from each event's commit to its publish); the outbox's backlog is looked at after
+/// each pass (`outbox_depth`, `outbox_oldest_age_seconds`).
 #[tracing::instrument(skip(store, bus), fields(?older_than, batch))]
 pub async fn relay_once(
+    store: &dyn EventStore,
+    bus: &dyn EventBus,
+    older_than: Option<DateTime<Utc>>,
+    batch: usize,
+) -> Result<usize, RelayError> {
+    let relayed = publish_outbox(store, bus, older_than, batch).await;
+    match &relayed {
+        Ok(published) => metrics::counter!("relay_published_total").increment(*published as u64),
+        Err(_) => metrics::counter!("relay_failures_total").increment(1),
+    }
+    observe_outbox(store).await;
+    relayed
+}
+
+/// Sets the outbox gauges from the store; a store that cannot answer leaves them as
+/// they were (the relay's failure says why).
+async fn observe_outbox(store: &dyn EventStore) {
+    if let Ok(status) = store.outbox_status().await {
+        metrics::gauge!("outbox_depth").set(status.depth as f64);
+        let age = status.oldest.map_or(0.0, |oldest| {
+            (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1_000.0
+        });
+        metrics::gauge!("outbox_oldest_age_seconds").set(age);
+    }
+}
+
+async fn publish_outbox(
     store: &dyn EventStore,
     bus: &dyn EventBus,
     older_than: Option<DateTime<Utc>>,
@@ -91,6 +155,11 @@ pub async fn relay_once(
         return Ok(0);
     }
     bus.publish(&routable).await?;
+    let now = Utc::now();
+    for event in &routable {
+        let lag = (now - event.recorded_at).num_milliseconds().max(0) as f64 / 1_000.0;
+        metrics::histogram!("relay_lag_seconds").record(lag);
+    }
     let positions: Vec<i64> = routable.iter().map(RecordedEvent::position).collect();
     store.mark_published(&positions).await?;
     tracing::debug!(published = routable.len(), "relayed");

@@ -273,6 +273,7 @@ pub fn decode_event<'a>(
         data,
         metadata: ticketing_store::EventMetadata {
             correlation_id,
+            traceparent: header(headers::TRACEPARENT).map(str::to_owned),
             ..ticketing_store::EventMetadata::default()
         },
         recorded_at,

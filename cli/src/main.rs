@@ -17,7 +17,6 @@ use ticketing_api::auth::{mint_hs256, VerificationKey};
 use ticketing_api::Role;
 use ticketing_cli::{demo, dev_secret, serve};
 use ticketing_store::StoreConfig;
-use tracing_subscriber::EnvFilter;
 
 /// A serverless, event-sourced ticketing backend.
 #[derive(Debug, Parser)]
@@ -83,25 +82,18 @@ enum Command {
     Migrate,
 }
 
-fn init_logging() {
-    // Warnings only by default, so that the demo's own output stays readable;
-    // RUST_LOG=info (or finer) for more, LOG_FORMAT=json for structured logs.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Before anything reads the environment; a variable already set wins.
     ticketing_store::load_env_file()?;
-    init_logging();
+    // Warnings only by default, so that the demo's own output stays readable;
+    // RUST_LOG=info (or finer) for more, LOG_FORMAT=json for structured logs.
+    let _telemetry = ticketing_telemetry::init(ticketing_telemetry::Logging {
+        service: "ticketing".into(),
+        default_level: "warn",
+        json_by_default: false,
+        lambda: false,
+    });
     let cli = Cli::parse();
     let config = StoreConfig {
         database_url: cli.database_url.filter(|url| !url.trim().is_empty()),

@@ -2,7 +2,8 @@
 //! timeout sweeper on a timer and the outbox relay, on the embedded default or on
 //! PostgreSQL. On the in-process bus it also runs the projector, so that the
 //! projected reads (availability, sales, history) follow the commands with no other
-//! service; on Kafka the separate projector service does that.
+//! service; on Kafka the separate projector service does that. `GET /metrics` serves
+//! the process's metrics for Prometheus.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,7 +87,23 @@ pub async fn serve_on(
             run_relay(store.as_ref(), bus.as_ref(), RelaySettings::default(), stop).await;
         })
     });
-    let app = ticketing_api::router(state, &RouteGroup::ALL);
+    let metrics = ticketing_telemetry::prometheus();
+    ticketing_api::metrics::register();
+    let app = ticketing_api::router(state, &RouteGroup::ALL).route(
+        "/metrics",
+        axum::routing::get(move || {
+            let exposition = metrics.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    exposition,
+                )
+            }
+        }),
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

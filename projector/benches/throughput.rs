@@ -374,6 +374,7 @@ impl Renamer {
             causation_id: metadata.causation_id.map(|u| self.uuid(u)),
             actor: metadata.actor.as_deref().map(|a| self.string(a)),
             idempotency_key: metadata.idempotency_key.as_deref().map(|k| self.string(k)),
+            traceparent: metadata.traceparent.clone(),
         }
     }
 

@@ -602,6 +602,13 @@ impl Projector {
         let mut writes = Vec::with_capacity(1);
         while let Some(events) = rounds.next() {
             for event in &events {
+                // An event that carries its request's trace context is projected in
+                // a span of that trace: one trace from the request to the read model.
+                let _projecting = event
+                    .metadata
+                    .traceparent
+                    .as_deref()
+                    .map(|traceparent| projecting(event, traceparent).entered());
                 if fold.apply(event) {
                     applied_events += 1;
                 }
@@ -791,6 +798,18 @@ fn rounds(
         }
     }
     rounds
+}
+
+/// The span of one event's projection, a child of the request that caused it.
+fn projecting(event: &RecordedEvent, traceparent: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "project",
+        stream_id = %event.stream_id,
+        version = event.version,
+        event_type = %event.event_type,
+    );
+    ticketing_telemetry::continue_trace(&span, traceparent);
+    span
 }
 
 /// Whether `versions` (ascending) are exactly `after + 1, after + 2, ...`.

@@ -121,7 +121,7 @@ where
             Ok(deliveries) => deliveries,
             Err(error) => {
                 tracing::warn!(error = %error, "receiving from the bus failed");
-                metrics.batch_failures.inc();
+                metrics.batch_failed();
                 if pause_or_stop(settings.retry_pause, &mut shutdown).await {
                     break;
                 }
@@ -189,7 +189,7 @@ where
     let mut pause = settings.retry_pause;
     let failed = |what: &str, error: &dyn std::fmt::Display, pause: &mut Duration| {
         tracing::error!(error = %error, "{what} failed; retrying the batch");
-        metrics.batch_failures.inc();
+        metrics.batch_failed();
         let current = *pause;
         *pause = (*pause * 2).min(settings.max_retry_pause);
         current
@@ -239,7 +239,7 @@ where
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(error = %error, attempt, "committing offsets failed");
-                metrics.batch_failures.inc();
+                metrics.batch_failed();
                 tokio::time::sleep(settings.retry_pause).await;
             }
         }
@@ -277,7 +277,7 @@ async fn catch_up<F: Future<Output = ()>>(
             }
             Err(error) => {
                 tracing::error!(error = %error, "catching up from the event store failed");
-                metrics.batch_failures.inc();
+                metrics.batch_failed();
                 if pause_or_stop(pause, shutdown).await {
                     return;
                 }
@@ -422,22 +422,18 @@ pub async fn follow_store(
                 for progress in &batches {
                     let size = usize::try_from(progress.events - previous).unwrap_or(usize::MAX);
                     previous = progress.events;
-                    metrics.batches.inc();
-                    metrics.events_applied.inc_by(size as u64);
-                    metrics.batch_size.observe(size as f64);
+                    metrics.record_applied(size, size);
                     report.batches += 1;
                     report.messages += size as u64;
                 }
                 if !batches.is_empty() {
-                    metrics
-                        .batch_duration
-                        .observe(started.elapsed().as_secs_f64() / batches.len() as f64);
+                    metrics.record_duration(started.elapsed().as_secs_f64() / batches.len() as f64);
                 }
                 settings.batch_wait
             }
             Err(error) => {
                 tracing::error!(error = %error, "following the event store failed; retrying");
-                metrics.batch_failures.inc();
+                metrics.batch_failed();
                 let current = pause;
                 pause = (pause * 2).min(settings.max_retry_pause);
                 current

@@ -28,7 +28,6 @@ use ticketing_projector::{
 };
 use ticketing_store::StoreConfig;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 /// The batch projector: keeps the read models (available seats, sales, customer
 /// history) up to date from the bus, and rebuilds them from the event store.
@@ -126,25 +125,18 @@ enum Command {
     },
 }
 
-fn init_logging() {
-    // Structured JSON by default: the projector runs unattended and its logs go to a
-    // collector. LOG_FORMAT=text for a terminal.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text")) {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Before anything reads the environment; a variable already set wins.
     ticketing_store::load_env_file()?;
-    init_logging();
+    // Structured JSON by default: the projector runs unattended and its logs go to a
+    // collector. LOG_FORMAT=text for a terminal.
+    let _telemetry = ticketing_telemetry::init(ticketing_telemetry::Logging {
+        service: "ticketing-projector".into(),
+        default_level: "info",
+        json_by_default: true,
+        lambda: false,
+    });
     let cli = Cli::parse();
     let var = |name: &str| std::env::var(name).ok();
     match &cli.command {
@@ -258,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run => {
             let metrics = ProjectorMetrics::new();
-            let server = serve_metrics(cli.metrics_addr, metrics.clone()).await?;
+            let server = serve_metrics(cli.metrics_addr, exposition()).await?;
             let result = run(&projector, &settings, &metrics).await;
             server.abort();
             result
@@ -269,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
             exit,
         } => {
             let metrics = ProjectorMetrics::new();
-            let server = serve_metrics(cli.metrics_addr, metrics.clone()).await?;
+            let server = serve_metrics(cli.metrics_addr, exposition()).await?;
             let total = store.event_count().await?;
             let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
             let rebuilt = rebuild(&projector, batch_size, resume, total, &metrics).await?;
@@ -350,9 +342,8 @@ async fn rebuild(
     let on_batch = |progress: Progress| {
         let size = progress.events - previous.events;
         previous = progress;
-        metrics.batches.inc();
-        metrics.events_applied.inc_by(size);
-        metrics.batch_size.observe(size as f64);
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        metrics.record_applied(size, size);
         bar.set_position(progress.events.min(total));
         if progress.batches % 100 == 0 {
             // The bar is hidden when stderr is not a terminal; the log still says.
@@ -404,10 +395,17 @@ async fn print_dead_letters(read_models: &dyn ReadModelStore, limit: u64) -> any
     Ok(())
 }
 
+/// The process's metrics, kept for a Prometheus scrape.
+fn exposition() -> ticketing_telemetry::PrometheusHandle {
+    let handle = ticketing_telemetry::prometheus();
+    ProjectorMetrics::register();
+    handle
+}
+
 /// Serves `/metrics` and `/healthz` on `addr` in the background.
 async fn serve_metrics(
     addr: SocketAddr,
-    metrics: ProjectorMetrics,
+    metrics: ticketing_telemetry::PrometheusHandle,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use axum::http::header::CONTENT_TYPE;
     use axum::routing::get;
@@ -423,11 +421,8 @@ async fn serve_metrics(
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [(
-                            CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        metrics.encode(),
+                        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics.render(),
                     )
                 }
             }),

@@ -1,5 +1,6 @@
-//! The projector's Prometheus metrics: what an operator watches to know the read
-//! models are keeping up (OPERATIONS.md reads them).
+//! The projector's metrics, recorded through the `metrics` facade: what an operator
+//! watches to know the read models are keeping up (OPERATIONS.md reads them). The
+//! `projector` binary exposes them for Prometheus; on Lambda they are EMF lines.
 //!
 //! | metric | type | meaning |
 //! |---|---|---|
@@ -11,183 +12,170 @@
 //! | `projector_batch_failures_total` | counter | attempts to apply a batch that failed (retried) |
 //! | `projector_batch_size` | histogram | messages per batch |
 //! | `projector_batch_duration_seconds` | histogram | from a batch's arrival to its commit |
-//! | `projector_consumer_lag` | gauge, by `topic`, `partition` | messages on the broker not yet consumed |
+//! | `projector_consumer_lag` | gauge, by `topic`, `partition` | messages on the broker not yet consumed (0 for a partition no longer assigned) |
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 use ticketing_bus::PartitionLag;
 
 use crate::BatchOutcome;
 
-type LagLabels = Vec<(String, String)>;
-
-/// Every metric of the projector, registered in one registry. Cheap to clone (the
-/// metrics are shared).
-#[derive(Clone)]
+/// Records the projector's metrics. Cheap to clone: the recorder is the process's.
+#[derive(Debug, Clone, Default)]
 pub struct ProjectorMetrics {
-    registry: Arc<Registry>,
-    pub events_applied: Counter,
-    pub duplicates_skipped: Counter,
-    pub gap_events_read: Counter,
-    pub dead_letters: Counter,
-    pub batches: Counter,
-    pub batch_failures: Counter,
-    pub batch_size: Histogram,
-    pub batch_duration: Histogram,
-    consumer_lag: Family<LagLabels, Gauge>,
-}
-
-impl std::fmt::Debug for ProjectorMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectorMetrics").finish_non_exhaustive()
-    }
-}
-
-impl Default for ProjectorMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The partitions whose lag was last reported, so that one no longer assigned
+    /// reads 0 rather than its last lag.
+    lag_partitions: Arc<Mutex<BTreeSet<(String, i32)>>>,
 }
 
 impl ProjectorMetrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let events_applied = Counter::default();
-        let duplicates_skipped = Counter::default();
-        let gap_events_read = Counter::default();
-        let dead_letters = Counter::default();
-        let batches = Counter::default();
-        let batch_failures = Counter::default();
-        // 1 .. ~16k messages.
-        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 15));
-        // 1 ms .. ~16 s.
-        let batch_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
-        let consumer_lag = Family::<LagLabels, Gauge>::default();
-        registry.register(
-            "projector_events_applied",
-            "Events folded into the read models, dead letters included",
-            events_applied.clone(),
+        Self::default()
+    }
+
+    /// Registers these metrics with the installed recorder: their descriptions, and
+    /// every counter at zero.
+    pub fn register() {
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_counter!(
+            "projector_events_applied_total",
+            "Events folded into the read models, dead letters included"
         );
-        registry.register(
-            "projector_duplicates_skipped",
-            "Deliveries skipped because their stream version was already applied",
-            duplicates_skipped.clone(),
+        describe_counter!(
+            "projector_duplicates_skipped_total",
+            "Deliveries skipped because their stream version was already applied"
         );
-        registry.register(
-            "projector_gap_events_read",
-            "Events read from the event store to fill a gap in a stream",
-            gap_events_read.clone(),
+        describe_counter!(
+            "projector_gap_events_read_total",
+            "Events read from the event store to fill a gap in a stream"
         );
-        registry.register(
-            "projector_dead_letters",
-            "Events and messages sent to the dead-letter table and topic",
-            dead_letters.clone(),
+        describe_counter!(
+            "projector_dead_letters_total",
+            "Events and messages sent to the dead-letter table and topic"
         );
-        registry.register("projector_batches", "Batches applied", batches.clone());
-        registry.register(
-            "projector_batch_failures",
-            "Attempts to apply or commit a batch that failed and were retried",
-            batch_failures.clone(),
+        describe_counter!("projector_batches_total", "Batches applied");
+        describe_counter!(
+            "projector_batch_failures_total",
+            "Attempts to apply or commit a batch that failed and were retried"
         );
-        registry.register(
-            "projector_batch_size",
-            "Messages per applied batch",
-            batch_size.clone(),
-        );
-        registry.register(
+        describe_histogram!("projector_batch_size", "Messages per applied batch");
+        describe_histogram!(
             "projector_batch_duration_seconds",
-            "Time from a batch's arrival to its commit",
-            batch_duration.clone(),
+            Unit::Seconds,
+            "Time from a batch's arrival to its commit"
         );
-        registry.register(
+        describe_gauge!(
             "projector_consumer_lag",
-            "Messages on the broker that the consumer group has not consumed, by partition",
-            consumer_lag.clone(),
+            "Messages on the broker that the consumer group has not consumed, by partition"
         );
-        Self {
-            registry: Arc::new(registry),
-            events_applied,
-            duplicates_skipped,
-            gap_events_read,
-            dead_letters,
-            batches,
-            batch_failures,
-            batch_size,
-            batch_duration,
-            consumer_lag,
+        for counter in [
+            "projector_events_applied_total",
+            "projector_duplicates_skipped_total",
+            "projector_gap_events_read_total",
+            "projector_dead_letters_total",
+            "projector_batches_total",
+            "projector_batch_failures_total",
+        ] {
+            metrics::counter!(counter).absolute(0);
         }
     }
 
     /// Counts an applied batch of `size` messages that took `seconds`.
     pub fn record_batch(&self, size: usize, outcome: &BatchOutcome, seconds: f64) {
-        self.batches.inc();
-        self.events_applied.inc_by(outcome.applied as u64);
-        self.duplicates_skipped.inc_by(outcome.duplicates as u64);
-        self.gap_events_read.inc_by(outcome.gap_filled as u64);
-        self.dead_letters.inc_by(outcome.dead_lettered as u64);
-        self.batch_size.observe(size as f64);
-        self.batch_duration.observe(seconds);
+        self.record_applied(size, outcome.applied);
+        metrics::counter!("projector_duplicates_skipped_total")
+            .increment(outcome.duplicates as u64);
+        metrics::counter!("projector_gap_events_read_total").increment(outcome.gap_filled as u64);
+        metrics::counter!("projector_dead_letters_total").increment(outcome.dead_lettered as u64);
+        self.record_duration(seconds);
     }
 
-    /// Replaces the lag gauges with `lags` (partitions no longer assigned disappear).
+    /// Records how long a batch took from its arrival to its commit.
+    pub fn record_duration(&self, seconds: f64) {
+        metrics::histogram!("projector_batch_duration_seconds").record(seconds);
+    }
+
+    /// Counts a batch of `size` messages of which `applied` events were folded in
+    /// (a rebuild's batches, which skip nothing).
+    pub fn record_applied(&self, size: usize, applied: usize) {
+        metrics::counter!("projector_batches_total").increment(1);
+        metrics::counter!("projector_events_applied_total").increment(applied as u64);
+        metrics::histogram!("projector_batch_size").record(size as f64);
+    }
+
+    /// Counts an attempt to apply or commit a batch that failed (it is retried).
+    pub fn batch_failed(&self) {
+        metrics::counter!("projector_batch_failures_total").increment(1);
+    }
+
+    /// Sets the lag gauges to `lags`; partitions no longer assigned read 0.
     pub fn set_lag(&self, lags: &[PartitionLag]) {
-        self.consumer_lag.clear();
-        for lag in lags {
-            self.consumer_lag
-                .get_or_create(&vec![
-                    ("topic".to_owned(), lag.topic.clone()),
-                    ("partition".to_owned(), lag.partition.to_string()),
-                ])
-                .set(lag.lag);
+        let mut reported = self
+            .lag_partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: BTreeSet<(String, i32)> = lags
+            .iter()
+            .map(|lag| (lag.topic.clone(), lag.partition))
+            .collect();
+        for (topic, partition) in reported.difference(&now) {
+            lag_gauge(topic, *partition).set(0.0);
         }
+        for lag in lags {
+            lag_gauge(&lag.topic, lag.partition).set(lag.lag as f64);
+        }
+        *reported = now;
     }
+}
 
-    /// The metrics in the Prometheus text exposition format.
-    pub fn encode(&self) -> String {
-        let mut text = String::new();
-        // Writing to a String cannot fail.
-        let _ = encode(&mut text, &self.registry);
-        text
-    }
+fn lag_gauge(topic: &str, partition: i32) -> metrics::Gauge {
+    metrics::gauge!(
+        "projector_consumer_lag",
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
     use super::*;
 
     #[test]
     fn batches_and_lag_show_in_the_exposition() {
-        let metrics = ProjectorMetrics::new();
-        metrics.record_batch(
-            12,
-            &BatchOutcome {
-                applied: 9,
-                duplicates: 3,
-                gap_filled: 2,
-                dead_lettered: 1,
-            },
-            0.25,
-        );
-        metrics.set_lag(&[PartitionLag {
-            topic: "ticketing-inventory-events".to_owned(),
-            partition: 3,
-            lag: 41,
-        }]);
-        let text = metrics.encode();
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let metrics = ProjectorMetrics::new();
+            metrics.record_batch(
+                12,
+                &BatchOutcome {
+                    applied: 9,
+                    duplicates: 3,
+                    gap_filled: 2,
+                    dead_lettered: 1,
+                },
+                0.25,
+            );
+            metrics.batch_failed();
+            metrics.set_lag(&[PartitionLag {
+                topic: "ticketing-inventory-events".to_owned(),
+                partition: 3,
+                lag: 41,
+            }]);
+        });
+        let text = handle.render();
         for line in [
             "projector_events_applied_total 9",
             "projector_duplicates_skipped_total 3",
             "projector_gap_events_read_total 2",
             "projector_dead_letters_total 1",
             "projector_batches_total 1",
+            "projector_batch_failures_total 1",
             "projector_batch_size_count 1",
-            "projector_batch_size_sum 12.0",
+            "projector_batch_size_sum 12",
             "projector_batch_duration_seconds_sum 0.25",
             "projector_consumer_lag{topic=\"ticketing-inventory-events\",partition=\"3\"} 41",
         ] {
@@ -197,7 +185,23 @@ mod tests {
             );
         }
 
-        metrics.set_lag(&[]);
-        assert!(!metrics.encode().contains("projector_consumer_lag{"));
+        metrics::with_local_recorder(&recorder, || ProjectorMetrics::new().set_lag(&[]));
+        let metrics = ProjectorMetrics::new();
+        metrics::with_local_recorder(&recorder, || {
+            metrics.set_lag(&[PartitionLag {
+                topic: "ticketing-inventory-events".to_owned(),
+                partition: 3,
+                lag: 7,
+            }]);
+            metrics.set_lag(&[]);
+        });
+        let text = handle.render();
+        assert!(
+            text.lines().any(|l| {
+                l
+                == "projector_consumer_lag{topic=\"ticketing-inventory-events\",partition=\"3\"} 0"
+            }),
+            "a partition no longer assigned reads 0:\n{text}"
+        );
     }
 }

@@ -79,6 +79,10 @@ pub struct EventMetadata {
     pub actor: Option<String>,
     /// The client's idempotency key of the command that appended this event.
     pub idempotency_key: Option<String>,
+    /// The W3C trace context of the request that caused the event: the relay and the
+    /// projector continue its trace. Absent when traces are not exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// An event to append: an encoded payload with its type and schema version.
@@ -481,4 +485,20 @@ pub trait EventStore: Send + Sync {
     /// Infrastructure failures only. The events then stay in the outbox and are
     /// published again by the relay: the bus is at-least-once.
     async fn mark_published(&self, positions: &[i64]) -> Result<(), StoreError>;
+
+    /// How many events are in the outbox and when the oldest was recorded: the
+    /// backlog an operator watches (`outbox_depth`, `outbox_oldest_age_seconds`).
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError>;
+}
+
+/// The outbox's backlog ([`EventStore::outbox_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStatus {
+    /// Committed events not yet marked published.
+    pub depth: u64,
+    /// When the oldest of them was recorded; `None` when the outbox is empty.
+    pub oldest: Option<DateTime<Utc>>,
 }

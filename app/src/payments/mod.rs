@@ -4,6 +4,7 @@
 //!
 //! - [`simulated`]: a provider that behaves like a real one in test mode.
 
+mod measured;
 pub mod simulated;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use ticketing_domain::Money;
 
+pub(crate) use measured::Measured;
 pub use simulated::SimulatedGateway;
 
 /// A tokenised card, as a payment page hands it over (`tok_...`): never a card number.

@@ -149,6 +149,9 @@ fn events(streams: &[&str], count: u64) -> Vec<RecordedEvent> {
                     causation_id: Some(Uuid::new_v4()),
                     actor: Some("user-1".to_owned()),
                     idempotency_key: Some(format!("key-{position}")),
+                    traceparent: Some(format!(
+                        "00-4bf92f3577b34da6a3ce929d0e0e{position:04x}-00f067aa0ba902b7-01"
+                    )),
                 },
                 recorded_at: chrono::DateTime::from_timestamp_micros(
                     1_700_000_000_000_000 + position * 1_000,
@@ -165,6 +168,7 @@ fn as_delivered(event: &RecordedEvent) -> RecordedEvent {
     RecordedEvent {
         metadata: EventMetadata {
             correlation_id: event.metadata.correlation_id,
+            traceparent: event.metadata.traceparent.clone(),
             ..EventMetadata::default()
         },
         ..event.clone()

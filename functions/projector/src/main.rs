@@ -7,6 +7,7 @@ use lambda_runtime::{service_fn, tracing, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ticketing_fn_support::init_logging();
+    ticketing_fn_support::init_metrics();
     // Built once per cold start and shared by every invocation; the PostgreSQL pool
     // and the DynamoDB client connect on first use.
     let handler = ticketing_fn_projector::Handler::from_env()
@@ -15,7 +16,9 @@ async fn main() -> Result<(), Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KafkaEvent>| async move {
-            Ok::<_, Error>(handler.handle(event.payload).await)
+            let response = handler.handle(event.payload).await;
+            ticketing_fn_support::flush_telemetry();
+            Ok::<_, Error>(response)
         },
     ))
     .await

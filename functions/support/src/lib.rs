@@ -3,6 +3,10 @@
 //!
 //! Layout:
 //! - [`init_logging`]: `tracing` output that suits CloudWatch.
+//! - [`init_metrics`], [`flushing_telemetry`], [`flush_telemetry`]: the metrics every
+//!   crate records, written after each invocation as CloudWatch Embedded Metric
+//!   Format lines (CloudWatch Logs turns them into metrics; no agent, no scrape), and
+//!   the invocation's spans exported.
 //! - `testing` (feature `testing`): the harness of the functions' tests: committed
 //!   API Gateway / EventBridge fixture payloads, a fresh embedded store per test, and a
 //!   call through the same router a function's `main` serves.
@@ -11,7 +15,8 @@
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use tracing_subscriber::EnvFilter;
+use axum::response::Response;
+use tower::util::MapResponse;
 
 /// The log level when neither `RUST_LOG` nor `AWS_LAMBDA_LOG_LEVEL` is set.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
@@ -23,38 +28,51 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Lambda's advanced logging control `AWS_LAMBDA_LOG_LEVEL`, else
 /// [`DEFAULT_LOG_LEVEL`]. Lines are JSON objects when `LOG_FORMAT=json` (or Lambda's
 /// `AWS_LAMBDA_LOG_FORMAT=JSON`), so that CloudWatch Logs Insights can query their
-/// fields; plain text otherwise.
+/// fields; plain text otherwise. Spans go to an OTLP collector (the ADOT Lambda layer)
+/// when the `OTEL_*` variables name one, and are flushed after each invocation
+/// ([`flush_telemetry`]).
 ///
 /// Calling it again does nothing: a test process may build several functions.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .ok()
-        .or_else(|| {
-            std::env::var("AWS_LAMBDA_LOG_LEVEL")
-                .ok()
-                .and_then(|level| EnvFilter::try_new(level.to_ascii_lowercase()).ok())
-        })
-        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_LEVEL));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(false)
-        .without_time();
-    // `try_init` fails only when a subscriber is already installed: keep that one.
-    let _ = if json_logs() {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init()
-    } else {
-        builder.try_init()
-    };
+    let telemetry = ticketing_telemetry::init(ticketing_telemetry::Logging {
+        service: function_name(),
+        default_level: DEFAULT_LOG_LEVEL,
+        json_by_default: false,
+        lambda: true,
+    });
+    // A Lambda process is never shut down gracefully: spans are flushed after each
+    // invocation instead of when this guard drops.
+    std::mem::forget(telemetry);
 }
 
-/// Whether `LOG_FORMAT` or `AWS_LAMBDA_LOG_FORMAT` asks for JSON lines.
-fn json_logs() -> bool {
-    ["LOG_FORMAT", "AWS_LAMBDA_LOG_FORMAT"]
-        .iter()
-        .any(|name| std::env::var(name).is_ok_and(|v| v.eq_ignore_ascii_case("json")))
+/// The function's name as Lambda (and `cargo lambda watch`) sets it.
+fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ticketing-local".into())
+}
+
+/// Installs the CloudWatch Embedded Metric Format recorder, once per cold start, with
+/// the function's name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda and `cargo lambda
+/// watch` set) as the `function` dimension. The namespace is `METRICS_NAMESPACE`, else
+/// `Ticketing`.
+pub fn init_metrics() {
+    ticketing_telemetry::emf::install(&function_name());
+}
+
+/// The end of an invocation: writes the metrics recorded since the last flush as one
+/// EMF line on stdout, and exports the spans finished meanwhile.
+pub fn flush_telemetry() {
+    ticketing_telemetry::emf::flush();
+    ticketing_telemetry::flush_traces();
+}
+
+/// An HTTP function's router with [`flush_telemetry`] after each answer.
+pub fn flushing_telemetry(
+    router: axum::Router,
+) -> MapResponse<axum::Router, fn(Response) -> Response> {
+    MapResponse::new(router, flushed)
+}
+
+fn flushed(response: Response) -> Response {
+    flush_telemetry();
+    response
 }

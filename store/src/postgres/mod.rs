@@ -32,7 +32,8 @@ use crate::common::{self, MAX_APPEND_ATTEMPTS};
 use crate::locks::{StreamTurns, Turn};
 use crate::{
     AppendOutcome, EventStore, ExpectedVersion, GlobalPosition, IdempotencyRecord, KeyClaim,
-    RecordedEvent, Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
+    OutboxStatus, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamHead, StreamLock,
+    StreamVersion,
 };
 
 /// The PostgreSQL schema: `migrations/postgres`, embedded in the binary.
@@ -430,6 +431,11 @@ struct PgStreamLock {
 
 #[async_trait]
 impl StreamLock for PgStreamLock {
+    #[tracing::instrument(
+        name = "append",
+        skip_all,
+        fields(streams = appends.len(), first_stream = appends.first().map(|a| a.stream_id.as_str()), in_turn = true)
+    )]
     async fn append(
         self: Box<Self>,
         appends: Vec<StreamAppend>,
@@ -756,6 +762,16 @@ impl EventStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
+        let (depth, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(sql::OUTBOX_STATUS)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(OutboxStatus {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest,
+        })
     }
 }
 

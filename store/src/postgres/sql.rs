@@ -119,6 +119,8 @@ pub(super) const UNPUBLISHED: &str = "\
 
 pub(super) const MARK_PUBLISHED: &str = "delete from outbox where position = any($1)";
 
+pub(super) const OUTBOX_STATUS: &str = "select count(*), min(enqueued_at) from outbox";
+
 pub(super) const STORED_EVENT_IDS: &str = "select event_id from events where event_id = any($1)";
 
 pub(super) const IDEMPOTENCY_KEY_EXISTS: &str =

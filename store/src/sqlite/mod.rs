@@ -36,8 +36,8 @@ use uuid::Uuid;
 use crate::common::{self, MAX_APPEND_ATTEMPTS};
 use crate::locks::{StreamTurns, Turn};
 use crate::{
-    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, RecordedEvent,
-    Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
+    AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, OutboxStatus,
+    RecordedEvent, Snapshot, StoreError, StreamAppend, StreamHead, StreamLock, StreamVersion,
 };
 
 /// The SQLite schema: `migrations/sqlite`, embedded in the binary.
@@ -298,6 +298,11 @@ struct SqliteStreamLock {
 
 #[async_trait]
 impl StreamLock for SqliteStreamLock {
+    #[tracing::instrument(
+        name = "append",
+        skip_all,
+        fields(streams = appends.len(), first_stream = appends.first().map(|a| a.stream_id.as_str()), in_turn = true)
+    )]
     async fn append(
         self: Box<Self>,
         appends: Vec<StreamAppend>,
@@ -606,6 +611,16 @@ impl EventStore for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
+        let (depth, oldest): (i64, Option<String>) = sqlx::query_as(sql::OUTBOX_STATUS)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(OutboxStatus {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest: oldest.as_deref().map(parse_instant).transpose()?,
+        })
     }
 }
 

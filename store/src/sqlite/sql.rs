@@ -62,6 +62,8 @@ pub(super) const UNPUBLISHED: &str = "\
      limit ?2";
 
 /// Removes the positions of the JSON array `?1` from the outbox.
+pub(super) const OUTBOX_STATUS: &str = "select count(*), min(enqueued_at) from outbox";
+
 pub(super) const MARK_PUBLISHED: &str =
     "delete from outbox where position in (select value from json_each(?1))";
 

@@ -28,6 +28,7 @@ pub fn event(event_type: &str, n: u64) -> NewEvent {
             causation_id: Some(Uuid::new_v4()),
             actor: Some("customer-42".to_owned()),
             idempotency_key: Some(format!("key-{n}")),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
         },
     }
 }

@@ -94,6 +94,7 @@ contract_tests! {
     unpublished_follows_the_global_order_and_stops_at_the_limit,
     unpublished_older_than_leaves_fresh_events_out,
     marking_published_twice_or_unknown_positions_is_harmless,
+    outbox_status_counts_the_backlog_and_dates_its_oldest_event,
     writers_taking_turns_all_append_in_order_without_a_conflict,
     a_writer_that_waits_too_long_for_its_turn_is_told_the_stream_is_busy,
     an_append_in_a_turn_still_refuses_a_stale_expected_version,

@@ -261,3 +261,39 @@ pub async fn marking_published_twice_or_unknown_positions_is_harmless(store: Sto
 
     assert_eq!(everything_unpublished(&store).await, stored[1..]);
 }
+
+pub async fn outbox_status_counts_the_backlog_and_dates_its_oldest_event(store: Store) {
+    let empty = store.outbox_status().await.unwrap();
+    assert_eq!((empty.depth, empty.oldest), (0, None));
+    append_ok(
+        &store,
+        "inventory-1-a",
+        ExpectedVersion::NoStream,
+        events("SeatsHeld", 2),
+    )
+    .await;
+    append_ok(
+        &store,
+        "reservation-1",
+        ExpectedVersion::NoStream,
+        events("ReservationPlaced", 1),
+    )
+    .await;
+    let unpublished = everything_unpublished(&store).await;
+
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!(status.depth, 3);
+    assert_eq!(status.oldest, Some(unpublished[0].recorded_at));
+
+    store
+        .mark_published(&positions(&unpublished[..2]))
+        .await
+        .unwrap();
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!(status.depth, 1);
+    assert_eq!(
+        status.oldest,
+        Some(unpublished[2].recorded_at),
+        "the oldest left"
+    );
+}
