@@ -81,10 +81,64 @@ pub mod emf {
     /// where Lambda sends it to CloudWatch Logs, which extracts the metrics. Called
     /// after each invocation; does nothing before [`install`].
     pub fn flush() {
-        if let Some(Some(collector)) = COLLECTOR.get() {
-            if let Err(error) = collector.flush(std::io::stdout()) {
-                eprintln!("metrics not written: {error}");
-            }
+        if let Err(error) = flush_to(std::io::stdout()) {
+            eprintln!("metrics not written: {error}");
+        }
+    }
+
+    /// As [`flush`], to `writer`.
+    ///
+    /// # Errors
+    /// When `writer` fails.
+    pub fn flush_to(writer: impl std::io::Write) -> std::io::Result<()> {
+        match COLLECTOR.get() {
+            Some(Some(collector)) => collector.flush(writer),
+            _ => Ok(()),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn what_was_recorded_is_written_as_emf_lines_with_the_function_as_a_dimension() {
+            install("reservations");
+            metrics::counter!("holds_total", "outcome" => "granted").increment(2);
+            metrics::histogram!("hold_turn_wait_seconds").record(0.004);
+            let mut out = Vec::new();
+            flush_to(&mut out).unwrap();
+            let documents: Vec<serde_json::Value> = String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect();
+            let holds = documents
+                .iter()
+                .find(|d| d.get("holds_total").is_some())
+                .unwrap_or_else(|| panic!("no holds_total in {documents:?}"));
+            assert_eq!(holds["holds_total"], 2);
+            assert_eq!(holds["outcome"], "granted");
+            assert_eq!(holds["function"], "reservations");
+            let declared = &holds["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(declared["Namespace"], DEFAULT_NAMESPACE);
+            assert_eq!(declared["Metrics"][0]["Name"], "holds_total");
+            let dimensions = declared["Dimensions"][0].as_array().unwrap();
+            assert!(
+                dimensions.contains(&"function".into()) && dimensions.contains(&"outcome".into())
+            );
+            assert!(documents
+                .iter()
+                .any(|d| d.get("hold_turn_wait_seconds").is_some()));
+
+            let mut again = Vec::new();
+            flush_to(&mut again).unwrap();
+            assert!(
+                !String::from_utf8(again)
+                    .unwrap()
+                    .contains("holds_total\":2"),
+                "a flush writes what was recorded since the last one"
+            );
         }
     }
 }
