@@ -1,5 +1,6 @@
 use axum::http::StatusCode;
 use serde_json::json;
+use ticketing_app::payments::ChargeGate;
 use ticketing_store::testing::with_sqlite;
 
 use crate::support::*;
@@ -86,7 +87,8 @@ async fn the_same_key_with_another_body_answers_422_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_arriving_while_the_first_is_running_answers_409() {
     with_sqlite(|store| async move {
-        let api = std::sync::Arc::new(slow_api(store, std::time::Duration::from_millis(400)));
+        let charges = ChargeGate::closed();
+        let api = std::sync::Arc::new(gated_api(store, std::sync::Arc::clone(&charges)));
         let show_id = show_on_sale(&api, "org-x", 10).await;
         let reservation = hold(&api, &show_id, "alice", 2).await;
         let payment = move || {
@@ -99,10 +101,12 @@ async fn a_duplicate_arriving_while_the_first_is_running_answers_409() {
             let (api, request) = (api.clone(), payment());
             tokio::spawn(async move { request.send(&api).await })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // The first is at the provider, its key claimed, until the gate opens.
+        charges.charge_arrived().await;
         let duplicate = payment().send(&api).await;
         duplicate.problem(StatusCode::CONFLICT, "request-in-progress");
         assert!(duplicate.headers.contains_key("retry-after"));
+        charges.open();
         let first = first.await.unwrap();
         assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
         let after = payment().send(&api).await;

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use ticketing_api::auth::{mint_hs256, AuthConfig, Authenticator, VerificationKey};
 use ticketing_api::{ApiState, Role, RouteGroup};
-use ticketing_app::payments::SimulatedGateway;
+use ticketing_app::payments::{ChargeGate, SimulatedGateway};
 use ticketing_app::{ManualClock, Settings, Ticketing};
 use ticketing_bus::InProcessBus;
 use ticketing_projector::sqlite::SqliteReadModels;
@@ -64,12 +64,9 @@ pub fn live_api(store: SqliteStore) -> TestApi {
 }
 
 /// The app with a payment provider that takes `latency` to answer each call.
-pub fn slow_api(store: SqliteStore, latency: std::time::Duration) -> TestApi {
-    api_with(
-        store,
-        SimulatedGateway::with_latency(latency),
-        Projection::Settled,
-    )
+/// An API whose provider holds every charge at `gate` until the test opens it.
+pub fn gated_api(store: SqliteStore, gate: Arc<ChargeGate>) -> TestApi {
+    api_with(store, SimulatedGateway::gated(gate), Projection::Settled)
 }
 
 fn api_with(store: SqliteStore, gateway: SimulatedGateway, projection: Projection) -> TestApi {

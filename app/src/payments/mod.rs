@@ -15,7 +15,7 @@ use thiserror::Error;
 use ticketing_domain::Money;
 
 pub(crate) use measured::Measured;
-pub use simulated::SimulatedGateway;
+pub use simulated::{ChargeGate, SimulatedGateway};
 
 /// A tokenised card, as a payment page hands it over (`tok_...`): never a card number.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

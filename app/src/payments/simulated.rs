@@ -22,7 +22,7 @@
 //! refunding twice, and real providers answer both from their own records.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +31,7 @@ use super::{
     ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundReceipt, RefundRequest,
 };
 use ticketing_domain::Money;
+use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone)]
 struct Charge {
@@ -54,6 +55,46 @@ const CHARGE_PREFIX: &str = "ch_sim_";
 pub struct SimulatedGateway {
     ledger: Mutex<Ledger>,
     latency: Duration,
+    gate: Option<Arc<ChargeGate>>,
+}
+
+/// A gate every charge waits at until it is opened, after telling whoever watches it
+/// that it arrived: how a test holds a charge in flight at a known point, with no
+/// head start measured in milliseconds.
+#[derive(Debug)]
+pub struct ChargeGate {
+    arrived: Semaphore,
+    open: Semaphore,
+}
+
+impl ChargeGate {
+    /// A gate that holds every charge until [`ChargeGate::open`].
+    pub fn closed() -> Arc<Self> {
+        Arc::new(Self {
+            arrived: Semaphore::new(0),
+            open: Semaphore::new(0),
+        })
+    }
+
+    /// The provider's side: says a charge arrived, then waits until the gate opens.
+    pub async fn pass(&self) {
+        self.arrived.add_permits(1);
+        if let Ok(permit) = self.open.acquire().await {
+            permit.forget();
+        }
+    }
+
+    /// Waits until a charge has arrived at the gate (one per call).
+    pub async fn charge_arrived(&self) {
+        if let Ok(permit) = self.arrived.acquire().await {
+            permit.forget();
+        }
+    }
+
+    /// Lets every charge through, those waiting and those to come.
+    pub fn open(&self) {
+        self.open.close();
+    }
 }
 
 impl SimulatedGateway {
@@ -65,6 +106,14 @@ impl SimulatedGateway {
     pub fn with_latency(latency: Duration) -> Self {
         Self {
             latency,
+            ..Self::default()
+        }
+    }
+
+    /// Every charge waits at `gate` first (see [`ChargeGate`]).
+    pub fn gated(gate: Arc<ChargeGate>) -> Self {
+        Self {
+            gate: Some(gate),
             ..Self::default()
         }
     }
@@ -99,6 +148,9 @@ impl SimulatedGateway {
 #[async_trait]
 impl PaymentGateway for SimulatedGateway {
     async fn charge(&self, request: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        if let Some(gate) = &self.gate {
+            gate.pass().await;
+        }
         self.network().await;
         let mut ledger = self.ledger();
         if let Some(previous) = ledger.charges.get(&request.idempotency_key) {

@@ -254,14 +254,14 @@ pub async fn a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_pr
     let h = harness(store);
     let show_id = show_on_sale(&h, 10).await;
     let held = hold(&h, show_id, 1, 2).await;
-    h.provider
-        .set_charge_delay(std::time::Duration::from_millis(400));
+    let charges = h.provider.hold_charges();
     let ctx = customer_ctx(1).with_idempotency_key("pay-slow");
     let first = {
         let (app, ctx) = (h.app.clone(), ctx.clone());
         tokio::spawn(async move { app.pay(&ctx, held.reservation_id, card("tok_visa")).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The first is at the provider, its key claimed, until the gate opens.
+    charges.charge_arrived().await;
     let duplicate = h.app.pay(&ctx, held.reservation_id, card("tok_visa")).await;
     assert!(
         matches!(duplicate, Err(AppError::RequestInProgress)),
@@ -275,6 +275,7 @@ pub async fn a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_pr
         matches!(other_request, Err(AppError::IdempotencyKeyReused)),
         "{other_request:?}"
     );
+    charges.open();
     let first = first.await.unwrap().unwrap();
     assert!(matches!(first, PaymentResult::Confirmed { .. }));
     // Once it has finished, the same request gets its answer.

@@ -3,8 +3,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{TimeDelta, TimeZone, Utc};
 use ticketing_app::payments::{
-    CardToken, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundReceipt,
-    RefundRequest, SimulatedGateway,
+    CardToken, ChargeGate, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway,
+    RefundReceipt, RefundRequest, SimulatedGateway,
 };
 use ticketing_app::{
     Clock, CommandContext, HeldSeats, HoldSeats, ManualClock, Settings, Ticketing,
@@ -38,13 +38,16 @@ pub enum Outage {
 pub struct UnreliableProvider {
     inner: Arc<SimulatedGateway>,
     outage: Mutex<Outage>,
-    /// How long each charge takes, like a provider across a network.
-    charge_delay: Mutex<std::time::Duration>,
+    /// Where charges wait, once a test holds them.
+    gate: Mutex<Option<Arc<ChargeGate>>>,
 }
 
 impl UnreliableProvider {
-    pub fn set_charge_delay(&self, delay: std::time::Duration) {
-        *self.charge_delay.lock().unwrap() = delay;
+    /// Holds every charge from now on at a gate the test opens.
+    pub fn hold_charges(&self) -> Arc<ChargeGate> {
+        let gate = ChargeGate::closed();
+        *self.gate.lock().unwrap() = Some(Arc::clone(&gate));
+        gate
     }
 
     pub fn set_outage(&self, outage: Outage) {
@@ -64,8 +67,10 @@ impl UnreliableProvider {
 impl PaymentGateway for UnreliableProvider {
     async fn charge(&self, request: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
         self.check(false)?;
-        let delay = *self.charge_delay.lock().unwrap();
-        tokio::time::sleep(delay).await;
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
         self.inner.charge(request).await
     }
 
@@ -116,7 +121,7 @@ pub fn harness_with(store: Arc<dyn EventStore>, settings: Settings) -> Harness {
     let provider = Arc::new(UnreliableProvider {
         inner: gateway.clone(),
         outage: Mutex::new(Outage::None),
-        charge_delay: Mutex::new(std::time::Duration::ZERO),
+        gate: Mutex::new(None),
     });
     let app = Ticketing::new(
         store.clone(),

@@ -201,6 +201,10 @@ impl Setup {
     }
 }
 
+/// The partitions the projector consumes: the four event topics, three each (the
+/// dead-letter topic is only written).
+const EVENT_PARTITIONS: usize = 4 * tansu::PARTITIONS as usize;
+
 /// The `projector` binary as a child process.
 struct ProjectorProcess {
     child: Child,
@@ -252,6 +256,50 @@ impl ProjectorProcess {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits until the process has joined the group with every one of `partitions`
+    /// assigned and nothing left on them to consume, by its consumer lag metric: what
+    /// it would apply again, it has read by then.
+    async fn wait_until_caught_up(&self, partitions: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(exposition) = self.metrics().await {
+                let lags: Vec<f64> = exposition
+                    .lines()
+                    .filter(|line| line.starts_with("projector_consumer_lag{"))
+                    .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+                    .collect();
+                if lags.len() == partitions && lags.iter().all(|&lag| lag == 0.0) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not caught up within 60 s; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Its `/metrics`, once its log names the endpoint's address.
+    async fn metrics(&self) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.log().lines().find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).ok()?;
+            (line["message"] == "metrics endpoint listening")
+                .then(|| line["addr"].as_str().map(str::to_owned))
+                .flatten()
+        })?;
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
     }
 
     /// SIGKILL: no chance to finish anything.
@@ -401,7 +449,7 @@ async fn published_purchases_are_projected_by_the_projector_binary(setup: Setup)
     // nothing again.
     let before = setup.env.read_models.dump().await.unwrap();
     let mut again = setup.spawn_projector("projector-again", &[]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    again.wait_until_caught_up(EVENT_PARTITIONS).await;
     assert_eq!(again.terminate().code(), Some(0));
     assert_eq!(setup.env.read_models.dump().await.unwrap(), before);
 }

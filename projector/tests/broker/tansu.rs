@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use ticketing_bus::KafkaConfig;
 
+/// Partitions per topic.
+pub const PARTITIONS: i32 = 3;
+
 pub struct Tansu {
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -50,7 +53,7 @@ impl Tansu {
         broker.resume();
         let created = ticketing_bus::kafka::ensure_topics(
             &KafkaConfig::new(broker.brokers()),
-            3,
+            PARTITIONS,
             1,
             None,
             Duration::from_secs(20),

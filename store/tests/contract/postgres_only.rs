@@ -137,8 +137,25 @@ async fn stream_version_races_are_reported_as_conflicts_not_database_errors() {
                     .await
             })
         };
-        // Let the store's insert reach the unique index and wait on `first`.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Only once the store's insert waits on `first` (at the unique index) does
+        // `first` commit: the race this test is about, not the ordinary conflict an
+        // insert after the commit would meet. The database is this test's own.
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if waiting > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the store's insert waits on the uncommitted one");
         first.commit().await.unwrap();
 
         let err = racing.await.unwrap().unwrap_err();
