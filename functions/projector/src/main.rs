@@ -6,6 +6,8 @@ use lambda_runtime::{service_fn, tracing, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // A `.env` file, for local runs; a variable already set wins.
+    ticketing_store::load_env_file()?;
     ticketing_fn_support::init_logging();
     ticketing_fn_support::init_metrics();
     // Built once per cold start and shared by every invocation; the PostgreSQL pool
