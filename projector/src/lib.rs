@@ -52,7 +52,8 @@ pub use error::{ConnectError, ProjectionError, ReadModelError};
 pub use live::{follow_store, run_live, LiveReport, LiveSettings};
 pub use metrics::ProjectorMetrics;
 pub use model::{
-    BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals, SectionView,
+    BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals,
+    SectionHolds, SectionView,
 };
 
 /// The checkpoint that [`Projector::rebuild`] and [`Projector::catch_up`] keep in

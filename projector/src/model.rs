@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DurationRound, TimeDelta};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::inventory::expiry_slot;
 use ticketing_domain::{
     Currency, CustomerId, DomainEvent, InventoryEvent, Money, ReservationEvent, ReservationId,
     ReservationStatus, SectionName, ShowId, Timestamp,
@@ -40,20 +41,148 @@ pub struct SectionView {
     /// Seats sold and not returned.
     pub sold: u32,
     pub unit_price: Money,
-    /// Holds neither confirmed nor released, by reservation id; expired ones included
-    /// until the sweeper records their release.
-    pub holds: Vec<HoldView>,
+    /// Seats in holds neither confirmed nor released, by expiry second.
+    pub holds: SectionHolds,
     pub sales: SalesTotals,
 }
 
 impl SectionView {
     /// Seats in holds that have not expired at `now`.
     pub fn held_at(&self, now: Timestamp) -> u32 {
-        self.holds
-            .iter()
-            .filter(|h| h.expires_at > now)
-            .map(|h| h.quantity)
+        self.holds.held_at(now)
+    }
+}
+
+/// A section's open holds, counted as the domain counts them (ADR 14): seats per
+/// expiry second, so that a row stays as small in a sold-out section of 50,000 seats
+/// as in an empty one, and folding a hold costs the same whatever the section holds.
+/// A slot that has expired is dropped at the next hold; a hold that ends later finds
+/// nothing to take off.
+///
+/// Holds recorded before schema v3 of `SeatsHeld` (no `held_at`) are also kept one
+/// by one (`legacy`): their confirmation or release may be from before schema v2 and
+/// not say when they expire, so their own record says which slot to take them off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SectionHolds {
+    /// Seats held, by expiry second (`ticketing_domain::inventory::expiry_slot`).
+    pub held_until: BTreeMap<Timestamp, u32>,
+    /// Holds recorded without `held_at`, by reservation.
+    pub legacy: Vec<HoldView>,
+}
+
+impl SectionHolds {
+    /// Seats in slots that have not expired at `now`.
+    pub fn held_at(&self, now: Timestamp) -> u32 {
+        self.held_until
+            .range(now..)
+            .filter(|(slot, _)| **slot > now)
+            .map(|(_, seats)| seats)
             .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held_until.is_empty() && self.legacy.is_empty()
+    }
+
+    fn hold(&mut self, hold: &ticketing_domain::inventory::SeatsHeld) {
+        match hold.held_at {
+            Some(held_at) => self.forget_expired(held_at),
+            None => {
+                self.legacy
+                    .retain(|h| h.reservation_id != hold.reservation_id);
+                self.legacy.push(HoldView {
+                    reservation_id: hold.reservation_id,
+                    quantity: hold.quantity,
+                    expires_at: hold.expires_at,
+                });
+            }
+        }
+        *self
+            .held_until
+            .entry(expiry_slot(hold.expires_at))
+            .or_default() += hold.quantity;
+    }
+
+    /// Takes a confirmed or released hold off its slot.
+    fn end(&mut self, reservation_id: ReservationId, quantity: u32, expires_at: Option<Timestamp>) {
+        let legacy = self
+            .legacy
+            .iter()
+            .position(|h| h.reservation_id == reservation_id)
+            .map(|at| self.legacy.remove(at));
+        let (quantity, slot) = match (legacy, expires_at) {
+            (Some(hold), _) => (hold.quantity, expiry_slot(hold.expires_at)),
+            (None, Some(expires_at)) => (quantity, expiry_slot(expires_at)),
+            // Ended before v2 and held before v3: nothing of it is counted.
+            (None, None) => return,
+        };
+        if let Some(seats) = self.held_until.get_mut(&slot) {
+            *seats = seats.saturating_sub(quantity);
+            if *seats == 0 {
+                self.held_until.remove(&slot);
+            }
+        }
+    }
+
+    /// Drops the slots, and the legacy holds, that had expired at `instant`.
+    fn forget_expired(&mut self, instant: Timestamp) {
+        let mut later = self.held_until.split_off(&instant);
+        later.remove(&instant);
+        self.held_until = later;
+        self.legacy
+            .retain(|hold| expiry_slot(hold.expires_at) > instant);
+    }
+
+    /// Holds stored one by one, as rows written before the slots were: each is legacy
+    /// (its end takes it off by its own record) and counted in its slot.
+    pub(crate) fn from_holds(holds: Vec<HoldView>) -> Self {
+        let mut held_until = BTreeMap::new();
+        for hold in &holds {
+            *held_until.entry(expiry_slot(hold.expires_at)).or_default() += hold.quantity;
+        }
+        Self {
+            held_until,
+            legacy: holds,
+        }
+    }
+}
+
+/// How [`SectionHolds`] is stored in JSON (the SQL read models' `holds` column).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredHolds {
+    Slots {
+        held_until: Vec<(Timestamp, u32)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        legacy: Vec<HoldView>,
+    },
+    /// Rows written before the slots: every open hold.
+    Holds(Vec<HoldView>),
+}
+
+impl Serialize for SectionHolds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredHolds::Slots {
+            held_until: self
+                .held_until
+                .iter()
+                .map(|(slot, seats)| (*slot, *seats))
+                .collect(),
+            legacy: self.legacy.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SectionHolds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match StoredHolds::deserialize(deserializer)? {
+            StoredHolds::Slots { held_until, legacy } => Self {
+                held_until: held_until.into_iter().collect(),
+                legacy,
+            },
+            StoredHolds::Holds(holds) => Self::from_holds(holds),
+        })
     }
 }
 
@@ -230,7 +359,7 @@ impl BatchFold {
                     capacity: e.capacity,
                     sold: 0,
                     unit_price: e.unit_price,
-                    holds: Vec::new(),
+                    holds: SectionHolds::default(),
                     sales: SalesTotals::default(),
                 },
             );
@@ -245,23 +374,15 @@ impl BatchFold {
         let mut delta = SalesTotals::default();
         match event {
             InventoryEvent::SectionInitialized(_) => {}
-            InventoryEvent::SeatsHeld(e) => {
-                view.holds.retain(|h| h.reservation_id != e.reservation_id);
-                view.holds.push(HoldView {
-                    reservation_id: e.reservation_id,
-                    quantity: e.quantity,
-                    expires_at: e.expires_at,
-                });
-                view.holds.sort_by_key(|h| h.reservation_id.0);
-            }
+            InventoryEvent::SeatsHeld(e) => view.holds.hold(&e),
             InventoryEvent::SeatsConfirmed(e) => {
-                view.holds.retain(|h| h.reservation_id != e.reservation_id);
+                view.holds.end(e.reservation_id, e.quantity, e.expires_at);
                 view.sold += e.quantity;
                 delta.tickets_sold = i64::from(e.quantity);
                 delta.gross_minor = i64::from(e.quantity) * price;
             }
             InventoryEvent::SeatsReleased(e) => {
-                view.holds.retain(|h| h.reservation_id != e.reservation_id);
+                view.holds.end(e.reservation_id, e.quantity, e.expires_at);
             }
             InventoryEvent::SeatsReturned(e) => {
                 view.sold = view.sold.saturating_sub(e.quantity);
@@ -509,6 +630,84 @@ mod tests {
         );
         assert_eq!(write.hours.len(), 1, "both in the 12:00 bucket");
         assert_eq!(write.applied, vec![("inventory-s-Floor".into(), 0, 4)]);
+    }
+
+    fn held(
+        reservation: u128,
+        quantity: u32,
+        expires_at: Timestamp,
+        held_at: Option<Timestamp>,
+    ) -> SeatsHeld {
+        SeatsHeld {
+            reservation_id: ReservationId(Uuid::from_u128(reservation)),
+            quantity,
+            expires_at,
+            held_at,
+        }
+    }
+
+    #[test]
+    fn a_section_s_holds_take_one_slot_per_expiry_second_however_many_there_are() {
+        let mut holds = SectionHolds::default();
+        for reservation in 0..10_000 {
+            holds.hold(&held(reservation, 2, at(12, 10), Some(at(12, 0))));
+        }
+        holds.hold(&held(10_000, 1, at(12, 11), Some(at(12, 1))));
+        assert_eq!(holds.held_until.len(), 2);
+        assert_eq!(holds.held_at(at(12, 5)), 20_001);
+        holds.end(ReservationId(Uuid::from_u128(3)), 2, Some(at(12, 10)));
+        assert_eq!(holds.held_at(at(12, 5)), 19_999);
+        assert_eq!(
+            holds.held_at(at(12, 10)),
+            1,
+            "the 12:10 slot has expired at 12:10"
+        );
+
+        // The next hold drops the slots that had expired when it was decided; a hold
+        // of an expired slot that ends afterwards takes nothing off.
+        holds.hold(&held(10_001, 4, at(12, 20), Some(at(12, 10))));
+        assert_eq!(holds.held_until.len(), 2);
+        holds.end(ReservationId(Uuid::from_u128(4)), 2, Some(at(12, 10)));
+        assert_eq!(holds.held_at(at(12, 10)), 5);
+        assert!(holds.legacy.is_empty());
+    }
+
+    #[test]
+    fn a_hold_from_before_held_at_ends_by_its_own_record_even_when_its_end_has_no_expiry() {
+        let mut holds = SectionHolds::default();
+        holds.hold(&held(1, 3, at(12, 10), None));
+        holds.hold(&held(2, 2, at(12, 10), Some(at(12, 0))));
+        assert_eq!(holds.held_at(at(12, 5)), 5);
+        // A release from before schema v2 says nothing of the expiry.
+        holds.end(ReservationId(Uuid::from_u128(1)), 3, None);
+        assert_eq!(holds.held_at(at(12, 5)), 2);
+        assert!(holds.legacy.is_empty());
+        // Neither a v3 hold nor an expiry: nothing of it was counted.
+        holds.end(ReservationId(Uuid::from_u128(9)), 7, None);
+        assert_eq!(holds.held_at(at(12, 5)), 2);
+    }
+
+    #[test]
+    fn holds_are_stored_as_slots_and_rows_written_before_the_slots_still_read() {
+        let mut holds = SectionHolds::default();
+        holds.hold(&held(1, 3, at(12, 10), None));
+        holds.hold(&held(2, 2, at(12, 10), Some(at(12, 0))));
+        let stored = serde_json::to_value(&holds).unwrap();
+        assert_eq!(stored["held_until"], json!([["2026-06-01T12:10:00Z", 5]]));
+        assert_eq!(
+            serde_json::from_value::<SectionHolds>(stored).unwrap(),
+            holds
+        );
+
+        // A row of the read model as it was stored before: every open hold.
+        let before = json!([
+            {"reservation_id": Uuid::from_u128(1), "quantity": 3, "expires_at": "2026-06-01T12:10:00Z"},
+            {"reservation_id": Uuid::from_u128(2), "quantity": 2, "expires_at": "2026-06-01T12:11:00Z"},
+        ]);
+        let mut read: SectionHolds = serde_json::from_value(before).unwrap();
+        assert_eq!(read.held_at(at(12, 5)), 5);
+        read.end(ReservationId(Uuid::from_u128(2)), 2, None);
+        assert_eq!(read.held_at(at(12, 5)), 3, "ended by its stored record");
     }
 
     #[test]

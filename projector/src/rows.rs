@@ -9,7 +9,7 @@ use ticketing_domain::{
 use ticketing_store::StreamVersion;
 use uuid::Uuid;
 
-use crate::model::{HoldView, HourKey, ReservationView, SalesTotals, SectionView};
+use crate::model::{HourKey, ReservationView, SalesTotals, SectionHolds, SectionView};
 use crate::{
     ReadModelDump, ReadModelError, ReservationCursor, ReservationPage, SectionAvailability,
     StoredDeadLetter,
@@ -95,7 +95,7 @@ pub(crate) struct SectionColumns {
     pub sold: i64,
     pub unit_price_minor: i64,
     pub currency: String,
-    pub holds: Vec<HoldView>,
+    pub holds: SectionHolds,
 }
 
 pub(crate) fn section(

@@ -34,7 +34,7 @@ use uuid::Uuid;
 pub use config::{DynamoDbConfig, TableNames, BY_CUSTOMER, BY_SHOW, DEFAULT_TABLE_PREFIX};
 
 use crate::model::{BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals};
-use crate::model::{HourDelta, SectionView};
+use crate::model::{HourDelta, SectionHolds, SectionView};
 use crate::rows::{self as d, instant, parse_instant};
 use crate::{
     unique, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
@@ -521,6 +521,34 @@ fn decode_holds(bytes: &[u8]) -> Result<Vec<HoldView>, ReadModelError> {
         .collect()
 }
 
+/// Held seats by expiry second, 12 bytes a slot (the second in microseconds, the
+/// seats, big-endian): a section's item holds at most one slot per second of
+/// `HOLD_DURATION_SECONDS`, whatever the number of holds.
+fn encode_slots(slots: &BTreeMap<Timestamp, u32>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(slots.len() * 12);
+    for (slot, seats) in slots {
+        bytes.extend_from_slice(&slot.timestamp_micros().to_be_bytes());
+        bytes.extend_from_slice(&seats.to_be_bytes());
+    }
+    bytes
+}
+
+fn decode_slots(bytes: &[u8]) -> Result<BTreeMap<Timestamp, u32>, ReadModelError> {
+    if bytes.len() % 12 != 0 {
+        return Err(corrupt("held_until"));
+    }
+    bytes
+        .chunks_exact(12)
+        .map(|chunk| {
+            let micros: [u8; 8] = chunk[..8].try_into().map_err(|_| corrupt("held_until"))?;
+            let seats: [u8; 4] = chunk[8..].try_into().map_err(|_| corrupt("held_until"))?;
+            let slot = chrono::DateTime::from_timestamp_micros(i64::from_be_bytes(micros))
+                .ok_or_else(|| corrupt("held_until"))?;
+            Ok((slot, u32::from_be_bytes(seats)))
+        })
+        .collect()
+}
+
 fn section_item(row: &SectionView) -> Item {
     let mut item = Item::from([
         ("stream_id".into(), s(&row.stream_id)),
@@ -532,10 +560,17 @@ fn section_item(row: &SectionView) -> Item {
         ("currency".into(), s(row.unit_price.currency.as_str())),
     ]);
     item.extend(sales_attributes(&row.sales));
-    if !row.holds.is_empty() {
+    if !row.holds.held_until.is_empty() {
+        item.insert(
+            "held_until".into(),
+            AttributeValue::B(Blob::new(encode_slots(&row.holds.held_until))),
+        );
+    }
+    // The holds recorded before `SeatsHeld` v3, one by one (see `SectionHolds`).
+    if !row.holds.legacy.is_empty() {
         item.insert(
             "holds".into(),
-            AttributeValue::B(Blob::new(encode_holds(&row.holds))),
+            AttributeValue::B(Blob::new(encode_holds(&row.holds.legacy))),
         );
     }
     item
@@ -560,10 +595,19 @@ fn sales(item: &Item) -> Result<SalesTotals, ReadModelError> {
 }
 
 fn section_row(item: &Item) -> Result<SectionView, ReadModelError> {
-    let holds = match item.get("holds") {
+    let legacy = match item.get("holds") {
         None => Vec::new(),
         Some(AttributeValue::B(bytes)) => decode_holds(bytes.as_ref())?,
         Some(_) => return Err(corrupt("holds")),
+    };
+    let holds = match item.get("held_until") {
+        Some(AttributeValue::B(bytes)) => SectionHolds {
+            held_until: decode_slots(bytes.as_ref())?,
+            legacy,
+        },
+        Some(_) => return Err(corrupt("held_until")),
+        // An item written before the slots: its holds are all it has.
+        None => SectionHolds::from_holds(legacy),
     };
     d::section(
         d::SectionColumns {
@@ -988,6 +1032,27 @@ mod tests {
         assert_eq!(decode_holds(&bytes).unwrap(), holds);
         assert!(matches!(
             decode_holds(&bytes[..55]),
+            Err(ReadModelError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn held_seats_by_expiry_second_survive_their_binary_encoding() {
+        let slots = BTreeMap::from([
+            (
+                chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap(),
+                4_999,
+            ),
+            (
+                chrono::DateTime::from_timestamp(1_780_000_001, 0).unwrap(),
+                1,
+            ),
+        ]);
+        let bytes = encode_slots(&slots);
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(decode_slots(&bytes).unwrap(), slots);
+        assert!(matches!(
+            decode_slots(&bytes[..23]),
             Err(ReadModelError::Corrupt(_))
         ));
     }

@@ -46,7 +46,7 @@ const RESERVATION_COLUMNS: &str = "stream_id, reservation_id, customer_id, show_
      updated_at from read_customer_reservations";
 
 fn section_row(row: &PgRow) -> Result<SectionView, ReadModelError> {
-    let holds: Json<Vec<crate::model::HoldView>> = row.try_get("holds")?;
+    let holds: Json<crate::model::SectionHolds> = row.try_get("holds")?;
     d::section(
         d::SectionColumns {
             stream_id: row.try_get("stream_id")?,
