@@ -21,43 +21,24 @@ use crate::ApiError;
 /// A section name as [`SectionName::parse`] accepts it: letters and digits (what
 /// `char::is_alphanumeric` accepts), spaces, `-` and `_`, no space at either end.
 ///
-/// The letters and digits are spelled out as ranges of characters, computed from
-/// `char::is_alphanumeric` itself: `\p{Alphabetic}` would say the same, but the
-/// Unicode classes that schema-driven generators understand (`\p{L}`, `\p{N}`) do
-/// not, and a client must be able to build the names the server takes.
+/// The letters and digits are spelled out as ranges of characters
+/// ([`ALPHANUMERIC_CLASS`]): `\p{Alphabetic}` would say the same, but the Unicode
+/// classes that schema-driven generators understand (`\p{L}`, `\p{N}`) do not, and a
+/// client must be able to build the names the server takes.
 pub fn section_name_pattern() -> &'static str {
     static PATTERN: OnceLock<String> = OnceLock::new();
     PATTERN.get_or_init(|| {
-        let mut class = String::new();
-        let mut push = |(first, last): (char, char)| {
-            class.push(first);
-            if last != first {
-                if u32::from(last) > u32::from(first) + 1 {
-                    class.push('-');
-                }
-                class.push(last);
-            }
-        };
-        let mut run: Option<(char, char)> = None;
-        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
-            if !c.is_alphanumeric() {
-                continue;
-            }
-            run = match run {
-                Some((first, last)) if u32::from(last) + 1 == u32::from(c) => Some((first, c)),
-                Some(done) => {
-                    push(done);
-                    Some((c, c))
-                }
-                None => Some((c, c)),
-            };
-        }
-        if let Some(done) = run {
-            push(done);
-        }
+        let class = ALPHANUMERIC_CLASS.trim_end_matches('\n');
         format!("^[{class}_-]([{class} _-]*[{class}_-])?$")
     })
 }
+
+/// Every character `char::is_alphanumeric` accepts, as the ranges of a regular
+/// expression's character class (`a-z` style, single characters alone). Generated
+/// once rather than at start-up, where scanning every code point cost a Lambda cold
+/// start about 20 ms; `the_alphanumeric_class_is_what_char_is_alphanumeric_accepts`
+/// checks it against the standard library in use and says how to regenerate it.
+pub const ALPHANUMERIC_CLASS: &str = include_str!("alphanumeric_class.txt");
 
 /// Integers in request bodies. JSON Schema's `integer` is any number without a
 /// fractional part, `2.0` as much as `2`; serde's integer types refuse the former, so
@@ -697,4 +678,54 @@ pub struct SectionBucketsView {
     /// Free seats moved between buckets by this request.
     #[schema(example = 1200)]
     pub moved: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    /// [`ALPHANUMERIC_CLASS`] computed from `char::is_alphanumeric` over every code point.
+    fn alphanumeric_class() -> String {
+        let mut class = String::new();
+        let mut push = |(first, last): (char, char)| {
+            class.push(first);
+            if last != first {
+                if u32::from(last) > u32::from(first) + 1 {
+                    class.push('-');
+                }
+                class.push(last);
+            }
+        };
+        let mut run: Option<(char, char)> = None;
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if !c.is_alphanumeric() {
+                continue;
+            }
+            run = match run {
+                Some((first, last)) if u32::from(last) + 1 == u32::from(c) => Some((first, c)),
+                Some(done) => {
+                    push(done);
+                    Some((c, c))
+                }
+                None => Some((c, c)),
+            };
+        }
+        if let Some(done) = run {
+            push(done);
+        }
+        class
+    }
+
+    #[test]
+    fn the_alphanumeric_class_is_what_char_is_alphanumeric_accepts() {
+        let computed = alphanumeric_class();
+        if std::env::var_os("UPDATE_ALPHANUMERIC_CLASS").is_some() {
+            let file = concat!(env!("CARGO_MANIFEST_DIR"), "/src/alphanumeric_class.txt");
+            std::fs::write(file, format!("{computed}\n")).unwrap();
+        }
+        assert!(
+            super::ALPHANUMERIC_CLASS.trim_end_matches('\n') == computed,
+            "api/src/alphanumeric_class.txt is not what this Rust's char::is_alphanumeric \
+             accepts: regenerate it with UPDATE_ALPHANUMERIC_CLASS=1 cargo test -p \
+             ticketing-api --lib alphanumeric_class"
+        );
+    }
 }
