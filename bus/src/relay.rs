@@ -125,11 +125,17 @@ pub async fn relay_once(
 async fn observe_outbox(store: &dyn EventStore) {
     if let Ok(status) = store.outbox_status().await {
         metrics::gauge!("outbox_depth").set(status.depth as f64);
-        let age = status.oldest.map_or(0.0, |oldest| {
-            (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1_000.0
-        });
+        let now = Utc::now();
+        let age = status
+            .oldest
+            .map_or(0.0, |oldest| seconds_between(oldest, now));
         metrics::gauge!("outbox_oldest_age_seconds").set(age);
     }
+}
+
+/// Seconds from `earlier` to `later`, never negative (clocks of two machines).
+fn seconds_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> f64 {
+    (later - earlier).num_milliseconds().max(0) as f64 / 1_000.0
 }
 
 async fn publish_outbox(
@@ -157,7 +163,7 @@ async fn publish_outbox(
     bus.publish(&routable).await?;
     let now = Utc::now();
     for event in &routable {
-        let lag = (now - event.recorded_at).num_milliseconds().max(0) as f64 / 1_000.0;
+        let lag = seconds_between(event.recorded_at, now);
         metrics::histogram!("relay_lag_seconds").record(lag);
     }
     let positions: Vec<i64> = routable.iter().map(RecordedEvent::position).collect();
