@@ -34,6 +34,9 @@ pub enum Role {
     Customer,
     /// Everything.
     Admin,
+    /// Checks tickets in at the doors of one organizer's shows (named by the token's
+    /// `org` claim).
+    Scanner,
 }
 
 impl Role {
@@ -42,6 +45,7 @@ impl Role {
             "organizer" => Some(Role::Organizer),
             "customer" => Some(Role::Customer),
             "admin" => Some(Role::Admin),
+            "scanner" => Some(Role::Scanner),
             _ => None,
         }
     }
@@ -53,6 +57,8 @@ pub struct Principal {
     /// The token's `sub`.
     pub subject: String,
     pub roles: Vec<Role>,
+    /// The organizer a scanner works for: the token's `org` claim.
+    pub organization: Option<String>,
 }
 
 impl Principal {
@@ -117,6 +123,9 @@ pub struct Claims {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<serde_json::Value>,
+    /// For a scanner: the organizer whose shows it checks tickets in for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +232,7 @@ impl Authenticator {
                 claims
                     .get("roles")
                     .map(|r| serde_json::Value::String(r.clone())),
+                claims.get("org").cloned(),
             );
         }
         let header = parts
@@ -252,7 +262,12 @@ impl Authenticator {
             tracing::debug!(error = %e, "token refused");
             ApiError::unauthorized(format!("invalid token: {e}"))
         })?;
-        principal_from(Some(data.claims.sub), data.claims.role, data.claims.roles)
+        principal_from(
+            Some(data.claims.sub),
+            data.claims.role,
+            data.claims.roles,
+            data.claims.org,
+        )
     }
 }
 
@@ -273,6 +288,7 @@ fn principal_from(
     subject: Option<String>,
     role: Option<String>,
     roles: Option<serde_json::Value>,
+    organization: Option<String>,
 ) -> Result<Principal, ApiError> {
     let subject = subject
         .filter(|s| !s.is_empty())
@@ -299,10 +315,14 @@ fn principal_from(
     roles.dedup();
     if roles.is_empty() {
         return Err(ApiError::unauthorized(
-            "the token grants no known role (organizer, customer, admin)",
+            "the token grants no known role (organizer, customer, admin, scanner)",
         ));
     }
-    Ok(Principal { subject, roles })
+    Ok(Principal {
+        subject,
+        roles,
+        organization: organization.filter(|o| !o.is_empty()),
+    })
 }
 
 impl FromRequestParts<ApiState> for Principal {
@@ -356,6 +376,35 @@ pub fn mint_hs256(
     role: Role,
     valid_for: chrono::TimeDelta,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    mint(secret, subject, role, None, valid_for)
+}
+
+/// Signs a development token (HS256) for a scanner of `organization`'s shows.
+///
+/// # Errors
+/// As [`mint_hs256`].
+pub fn mint_scanner_hs256(
+    secret: &[u8],
+    subject: &str,
+    organization: &str,
+    valid_for: chrono::TimeDelta,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    mint(
+        secret,
+        subject,
+        Role::Scanner,
+        Some(organization),
+        valid_for,
+    )
+}
+
+fn mint(
+    secret: &[u8],
+    subject: &str,
+    role: Role,
+    organization: Option<&str>,
+    valid_for: chrono::TimeDelta,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let claims = Claims {
         sub: subject.to_owned(),
         exp: (chrono::Utc::now() + valid_for).timestamp(),
@@ -363,6 +412,7 @@ pub fn mint_hs256(
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned)),
         roles: None,
+        org: organization.map(str::to_owned),
         iss: None,
         aud: None,
     };

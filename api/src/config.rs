@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use ticketing_app::payments::SimulatedGateway;
-use ticketing_app::{Settings, SystemClock, Ticketing};
+use ticketing_app::{Settings, SystemClock, TicketKeys, Ticketing};
 use ticketing_bus::EventBus;
 use ticketing_projector::ReadModelStore;
 use ticketing_store::{EventStore, StoreConfig};
@@ -30,6 +30,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error(transparent)]
     Key(#[from] crate::auth::InvalidKey),
+    #[error(transparent)]
+    TicketKeys(#[from] ticketing_app::tickets::codes::InvalidKeys),
     #[error(transparent)]
     Store(#[from] ticketing_store::StoreError),
     #[error(transparent)]
@@ -85,6 +87,25 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
+/// The keys that sign ticket codes, from `TICKET_SIGNING_KEYS`
+/// (`kid=<base64url 32-byte seed>`, comma separated, the first signing; `ticketing
+/// keygen` prints one). `None` when unset: no ticket is issued until one is set, and a
+/// warning says so.
+///
+/// # Errors
+/// [`ConfigError::TicketKeys`] for a malformed value.
+pub fn ticket_keys_from_env() -> Result<Option<TicketKeys>, ConfigError> {
+    match var("TICKET_SIGNING_KEYS") {
+        Some(text) => Ok(Some(TicketKeys::parse(&text)?)),
+        None => {
+            tracing::warn!(
+                "TICKET_SIGNING_KEYS is not set: confirmed purchases get their tickets once a key is configured"
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// The variable `name` as a number of `unit` in `range`, if it is set.
 fn number_var(
     name: &'static str,
@@ -119,12 +140,14 @@ pub fn state_with(
     read_models: Arc<dyn ReadModelStore>,
     auth: &AuthConfig,
     settings: Settings,
+    ticket_keys: Option<TicketKeys>,
 ) -> Result<ApiState, ConfigError> {
-    state_with_bus(store, read_models, None, auth, settings)
+    state_with_bus(store, read_models, None, auth, settings, ticket_keys)
 }
 
 /// As [`state_with`], with commands publishing their events to `bus` right after
-/// they commit (what the bus misses, the outbox relay publishes later).
+/// they commit (what the bus misses, the outbox relay publishes later). Tickets are
+/// signed with `ticket_keys`; without keys none is issued.
 ///
 /// # Errors
 /// [`ConfigError::Key`] for an unusable verification key.
@@ -134,6 +157,7 @@ pub fn state_with_bus(
     bus: Option<Arc<dyn EventBus>>,
     auth: &AuthConfig,
     settings: Settings,
+    ticket_keys: Option<TicketKeys>,
 ) -> Result<ApiState, ConfigError> {
     let mut ticketing = Ticketing::new(
         store,
@@ -143,6 +167,9 @@ pub fn state_with_bus(
     );
     if let Some(bus) = bus {
         ticketing = ticketing.with_bus(bus);
+    }
+    if let Some(keys) = ticket_keys {
+        ticketing = ticketing.with_ticket_keys(keys);
     }
     Ok(ApiState {
         ticketing: Arc::new(ticketing),
@@ -190,6 +217,7 @@ async fn state_from_environment(publishes: bool) -> Result<ApiState, ConfigError
         bus,
         &auth_from_env()?,
         settings_from_env()?,
+        ticket_keys_from_env()?,
     )
 }
 

@@ -729,3 +729,197 @@ mod tests {
         );
     }
 }
+
+/// Where a ticket stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// It admits its holder once.
+    Valid,
+    /// It was let in (see `admitted_at`, `gate`).
+    Admitted,
+    /// It admits no one: its purchase was refunded or cancelled (see `revoked_because`).
+    Revoked,
+}
+
+/// One ticket: one seat's right of entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketView {
+    pub ticket_id: Uuid,
+    pub reservation_id: Uuid,
+    pub show_id: Uuid,
+    pub section: String,
+    /// The customer who may use it: the buyer, or whoever it was transferred to.
+    pub holder: String,
+    pub status: TicketStatus,
+    /// What its QR code carries, to show at the door: a signed code (see
+    /// `GET /v1/keys`). Only its holder sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Counts its codes: 0 when issued, one more per transfer.
+    pub generation: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// `refunded` or `cancelled`, for a revoked ticket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_because: Option<String>,
+}
+
+impl From<ticketing_app::tickets::TicketView> for TicketView {
+    fn from(t: ticketing_app::tickets::TicketView) -> Self {
+        use ticketing_app::tickets::TicketState as S;
+        let (status, admitted_at, gate, revoked_because) = match t.state {
+            S::Valid => (TicketStatus::Valid, None, None, None),
+            S::Admitted { scanned_at, gate } => {
+                (TicketStatus::Admitted, Some(scanned_at), gate, None)
+            }
+            S::Revoked { reason } => (TicketStatus::Revoked, None, None, Some(reason.to_string())),
+        };
+        Self {
+            ticket_id: t.ticket_id.0,
+            reservation_id: t.reservation_id.0,
+            show_id: t.show_id.0,
+            section: t.section.to_string(),
+            holder: t.holder.to_string(),
+            status,
+            code: t.code,
+            generation: t.generation,
+            admitted_at,
+            gate,
+            revoked_because,
+        }
+    }
+}
+
+/// A reservation's tickets, one per seat.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketList {
+    pub reservation_id: Uuid,
+    pub tickets: Vec<TicketView>,
+}
+
+/// A public key that verifies ticket codes: a JSON Web Key (RFC 8037).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketPublicKey {
+    /// `OKP`
+    pub kty: String,
+    /// `Ed25519`
+    pub crv: String,
+    /// `EdDSA`
+    pub alg: String,
+    /// `sig`
+    #[serde(rename = "use")]
+    pub usage: String,
+    /// The key id a code names (its second dot-separated part).
+    pub kid: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+}
+
+/// The keys that verify ticket codes, as a JWK set. A code is
+/// `T1.<kid>.<claims>.<signature>`: the Ed25519 signature (base64url) of the text
+/// `T1.<kid>.<claims>`; the claims (base64url, 36 bytes) are the ticket id (16 bytes),
+/// the show id (16) and the code's generation (4, big-endian). A code whose `kid` is
+/// not here is refused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketKeySet {
+    pub keys: Vec<TicketPublicKey>,
+}
+
+/// A scan at the door.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckIn {
+    /// The code read from the ticket's QR code.
+    #[schema(min_length = 1, max_length = 512)]
+    pub code: String,
+    /// The show being let in: a ticket for another show is refused (422 `wrong-show`).
+    #[serde(default)]
+    pub show_id: Option<Uuid>,
+    /// Where it was scanned, kept with the admission.
+    #[schema(min_length = 1, max_length = 64)]
+    #[serde(default)]
+    pub gate: Option<String>,
+    /// When it was scanned (a scanner that was offline uploads its scans later); now
+    /// when absent (required in an upload). At most 5 minutes ahead of the server's
+    /// clock.
+    #[serde(default)]
+    pub scanned_at: Option<DateTime<Utc>>,
+}
+
+/// A ticket let in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckInAdmitted {
+    pub ticket_id: Uuid,
+    pub show_id: Uuid,
+    pub section: String,
+    /// When the admitting scan was made.
+    pub scanned_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// Set when this scan, uploaded late, was earlier than the admission recorded
+    /// before: that one was the duplicate, and this one is the admission now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_scan_at: Option<DateTime<Utc>>,
+}
+
+impl From<ticketing_app::tickets::Admitted> for CheckInAdmitted {
+    fn from(a: ticketing_app::tickets::Admitted) -> Self {
+        Self {
+            ticket_id: a.ticket_id.0,
+            show_id: a.show_id.0,
+            section: a.section.to_string(),
+            scanned_at: a.scanned_at,
+            gate: a.gate,
+            superseded_scan_at: a.superseded.map(|s| s.scanned_at),
+        }
+    }
+}
+
+/// Scans collected offline, uploaded together.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckInBatch {
+    #[schema(min_items = 1, max_items = 200)]
+    pub scans: Vec<NewCheckIn>,
+}
+
+/// The answer to one scan of a batch: `admitted`, or the problem a single scan would
+/// have been answered with (`already-admitted`, `ticket-revoked`,
+/// `invalid-ticket-code`, `wrong-show`, ...).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckInOutcome {
+    /// The scan's position in the upload.
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<CheckInAdmitted>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<crate::Problem>,
+}
+
+/// One answer per scan, in the order uploaded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckInBatchResult {
+    pub results: Vec<CheckInOutcome>,
+}
+
+/// Who gets a ticket.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransfer {
+    /// The customer id of the new holder (the `sub` of their token).
+    #[schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{1,128}$")]
+    pub to_customer_id: String,
+}
+
+/// A ticket given away: its old code no longer admits; the new holder sees the new
+/// one at `GET /v1/tickets/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketTransferred {
+    pub ticket_id: Uuid,
+    pub to_customer_id: String,
+    pub generation: u32,
+    pub transferred_at: DateTime<Utc>,
+}

@@ -26,6 +26,24 @@ pub struct Problem {
     /// Seats still available, for `sold-out`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available: Option<u32>,
+    /// When the ticket was let in, for `already-admitted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// At which gate, for `already-admitted` (when the scan named one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// Why, for `ticket-revoked`: `refunded`, `cancelled` or `transferred`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The members of [`Problem`] that only some problem types have.
+#[derive(Debug, Clone, Default)]
+struct Extras {
+    available: Option<u32>,
+    admitted_at: Option<chrono::DateTime<chrono::Utc>>,
+    gate: Option<String>,
+    reason: Option<String>,
 }
 
 /// An error answer: a status, a problem type and what happened.
@@ -35,7 +53,8 @@ pub struct ApiError {
     slug: &'static str,
     title: &'static str,
     detail: String,
-    available: Option<u32>,
+    /// The members some problem types add, boxed: most answers carry none.
+    extras: Option<Box<Extras>>,
     retry_after_seconds: Option<u32>,
     www_authenticate: bool,
 }
@@ -52,7 +71,7 @@ impl ApiError {
             slug,
             title,
             detail: detail.into(),
-            available: None,
+            extras: None,
             retry_after_seconds: None,
             www_authenticate: false,
         }
@@ -123,12 +142,16 @@ impl ApiError {
     }
 
     pub fn problem(&self) -> Problem {
+        let extras = self.extras.as_deref().cloned().unwrap_or_default();
         Problem {
             kind: format!("urn:ticketing:problem:{}", self.slug),
             title: self.title.to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            available: self.available,
+            available: extras.available,
+            admitted_at: extras.admitted_at,
+            gate: extras.gate,
+            reason: extras.reason,
         }
     }
 }
@@ -186,9 +209,27 @@ impl From<DomainError> for ApiError {
                 "unknown-section",
                 "Unknown section",
             ),
-            D::ShowNotFound | D::ReservationNotFound | D::PaymentNotFound => {
-                (StatusCode::NOT_FOUND, "not-found", "Not found")
+            D::ShowNotFound
+            | D::ReservationNotFound
+            | D::PaymentNotFound
+            | D::TicketNotFound
+            // A ticket that is someone else's is not shown to exist.
+            | D::NotTicketHolder => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            D::TicketAlreadyAdmitted { .. } => {
+                (StatusCode::CONFLICT, "already-admitted", "Already admitted")
             }
+            D::TicketRevoked(_) => (StatusCode::CONFLICT, "ticket-revoked", "Ticket revoked"),
+            D::TicketForAnotherShow => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong-show",
+                "Ticket for another show",
+            ),
+            D::NotTheShowsOrganizer => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            D::TransferToHolder | D::InvalidScanTime => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
             D::SoldOut { .. } => (StatusCode::CONFLICT, "sold-out", "Sold out"),
             D::SalesNotOpen => (StatusCode::CONFLICT, "sales-not-open", "Sales are not open"),
             D::BucketsNotRaised { .. } => (
@@ -218,16 +259,34 @@ impl From<DomainError> for ApiError {
             | D::RefundRequired
             | D::PaymentAlreadyRecorded
             | D::NotEnoughFreeSeats { .. }
-            | D::NotRefundable => (
+            | D::NotRefundable
+            | D::TicketAlreadyIssued
+            | D::TicketsAlreadyIssued
+            | D::TicketCountMismatch { .. }
+            | D::StaleTicketGeneration => (
                 StatusCode::CONFLICT,
                 "state-conflict",
                 "Not possible in the current state",
             ),
         };
         let mut api = ApiError::new(status, slug, title, detail);
-        if let D::SoldOut { available, .. } = error {
-            api.available = Some(available);
+        api.extras = match error {
+            D::SoldOut { available, .. } => Some(Extras {
+                available: Some(available),
+                ..Extras::default()
+            }),
+            D::TicketAlreadyAdmitted { scanned_at, gate } => Some(Extras {
+                admitted_at: Some(scanned_at),
+                gate,
+                ..Extras::default()
+            }),
+            D::TicketRevoked(reason) => Some(Extras {
+                reason: Some(reason.to_string()),
+                ..Extras::default()
+            }),
+            _ => None,
         }
+        .map(Box::new);
         api
     }
 }
@@ -254,6 +313,21 @@ impl From<AppError> for ApiError {
         match error {
             AppError::Domain(e) => e.into(),
             AppError::InvalidCardToken(e) => ApiError::invalid(e.to_string()),
+            AppError::InvalidTicketCode(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-ticket-code",
+                "Invalid ticket code",
+                e.to_string(),
+            ),
+            AppError::TicketsNotConfigured => {
+                tracing::error!("a ticket was asked for, and no TICKET_SIGNING_KEYS is configured");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "tickets-not-configured",
+                    "Tickets not configured",
+                    "this deployment has no ticket signing key; tickets cannot be issued or checked",
+                )
+            }
             AppError::Contention { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "contention",

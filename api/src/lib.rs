@@ -9,6 +9,7 @@
 //! - [`dto`]: the request and response shapes.
 //! - [`config`]: building the state from the environment.
 //! - [`metrics`]: requests counted and timed by route and status.
+//! - [`qr`]: ticket codes drawn as QR codes.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod qr;
 pub mod routes;
 
 use std::sync::Arc;
@@ -62,18 +64,22 @@ pub enum RouteGroup {
     Payments,
     /// Every read, and the OpenAPI document.
     Queries,
+    /// Check-in at the door, and the keys that verify ticket codes: a function of its
+    /// own, so that a door scan never waits behind a flash sale.
+    Checkin,
 }
 
 impl RouteGroup {
-    pub const ALL: [RouteGroup; 4] = [
+    pub const ALL: [RouteGroup; 5] = [
         Self::Shows,
         Self::Reservations,
         Self::Payments,
         Self::Queries,
+        Self::Checkin,
     ];
 
     fn routes(self) -> OpenApiRouter<ApiState> {
-        use routes::{payments, queries, reservations, sections, shows};
+        use routes::{payments, queries, reservations, sections, shows, tickets};
         let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
         match self {
             Self::Shows => router
@@ -86,14 +92,23 @@ impl RouteGroup {
             Self::Reservations => router
                 .routes(routes!(reservations::create_reservation))
                 .routes(routes!(reservations::pay))
-                .routes(routes!(reservations::cancel_reservation)),
+                .routes(routes!(reservations::cancel_reservation))
+                .routes(routes!(tickets::transfer_ticket)),
             Self::Payments => router.routes(routes!(payments::refund)),
             Self::Queries => router
                 .routes(routes!(queries::get_show))
                 .routes(routes!(queries::availability))
                 .routes(routes!(queries::sales))
                 .routes(routes!(queries::get_reservation))
-                .routes(routes!(queries::my_reservations)),
+                .routes(routes!(queries::my_reservations))
+                .routes(routes!(tickets::reservation_tickets))
+                .routes(routes!(tickets::get_ticket))
+                .routes(routes!(tickets::ticket_qr_svg))
+                .routes(routes!(tickets::ticket_qr_png)),
+            Self::Checkin => router
+                .routes(routes!(tickets::check_in))
+                .routes(routes!(tickets::check_in_batch))
+                .routes(routes!(tickets::ticket_keys)),
         }
     }
 }
@@ -102,7 +117,7 @@ impl RouteGroup {
 #[openapi(
     info(
         title = "Ticketing API",
-        description = "Shows, seat holds, payments and refunds. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.\n\nConsistency: `GET /v1/shows/{id}/availability`, `GET /v1/shows/{id}/sales` and `GET /v1/customers/me/reservations` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
+        description = "Shows, seat holds, payments, refunds and tickets. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.\n\nConsistency: `GET /v1/shows/{id}/availability`, `GET /v1/shows/{id}/sales` and `GET /v1/customers/me/reservations` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem)),
@@ -111,6 +126,7 @@ impl RouteGroup {
         (name = "reservations", description = "Customer commands"),
         (name = "payments", description = "Refunds"),
         (name = "queries", description = "Reads"),
+        (name = "tickets", description = "Tickets, their QR codes, transfers and check-in"),
     )
 )]
 struct ApiDoc;

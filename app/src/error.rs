@@ -3,6 +3,7 @@ use ticketing_domain::{DecodeError, DomainError};
 use ticketing_store::StoreError;
 
 use crate::payments::{GatewayError, InvalidCardToken};
+use crate::tickets::codes::CodeError;
 
 /// Why a command or query failed.
 #[derive(Debug, Error)]
@@ -30,6 +31,14 @@ pub enum AppError {
     /// finished by a retry with the same idempotency key or by the sweeper. HTTP 503.
     #[error("payment provider unavailable: {0}")]
     PaymentProvider(#[source] GatewayError),
+    /// A ticket code that is not one, is signed by an unknown or retired key, or
+    /// whose signature does not match. HTTP 422.
+    #[error("invalid ticket code: {0}")]
+    InvalidTicketCode(#[from] CodeError),
+    /// No ticket signing key is configured (`TICKET_SIGNING_KEYS`): tickets can be
+    /// neither issued nor checked. HTTP 503.
+    #[error("tickets are not configured: no signing key")]
+    TicketsNotConfigured,
     /// The event store failed. HTTP 503 when transient, else an opaque 500.
     #[error(transparent)]
     Store(StoreError),

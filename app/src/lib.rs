@@ -22,6 +22,7 @@
 //!   fan-out over every hold and purchase.
 //! - [`sweeper`]: [`Ticketing::sweep`], the timeout sweeper, finding its work through
 //!   the store's stream index.
+//! - [`tickets`]: tickets issued on confirmation, signed codes, check-in, transfer.
 //! - [`queries`]: reads of current state from the store.
 //! - [`command`]: the decide-append-retry loop and idempotency.
 //! - [`repository`]: loading aggregates, turning decisions into appends, snapshots.
@@ -42,6 +43,7 @@ pub mod queries;
 pub mod repository;
 pub mod service;
 pub mod sweeper;
+pub mod tickets;
 
 pub use cancellation::ShowCancellation;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -49,3 +51,4 @@ pub use command::{CommandContext, RetryPolicy};
 pub use error::AppError;
 pub use service::{Cancelled, HeldSeats, HoldSeats, PaymentResult, Settings, Ticketing};
 pub use sweeper::{SweepLimits, SweepReport};
+pub use tickets::codes::TicketKeys;

@@ -11,6 +11,7 @@
 //! | `payments_total` | counter | `outcome`: captured, declined, unavailable, timeout, rejected | charges asked of the provider |
 //! | `refunds_total` | counter | `outcome`: refunded, unavailable, timeout, rejected | refunds asked of the provider |
 //! | `payment_provider_seconds` | histogram | `call`: charge, refund, find_charge | the provider's answer time |
+//! | `checkins_total` | counter | `result`: admitted, already_admitted, revoked, invalid, refused | scans at the door, by answer |
 //! | `sweeper_runs_total` | counter | `result`: ok, failed | sweeper runs |
 //! | `sweeper_work_total` | counter | `kind` | what the sweeper did (one per [`SweepReport`] field) |
 
@@ -51,6 +52,7 @@ pub fn register() {
         Unit::Seconds,
         "The payment provider's answer time, by call"
     );
+    describe_counter!("checkins_total", "Scans at the door, by answer");
     describe_counter!("sweeper_runs_total", "Timeout sweeper runs, by result");
     describe_counter!(
         "sweeper_work_total",
@@ -69,6 +71,9 @@ pub fn register() {
     for outcome in ["refunded", "unavailable", "timeout", "rejected"] {
         metrics::counter!("refunds_total", "outcome" => outcome).absolute(0);
     }
+    for result in CHECKIN_RESULTS {
+        metrics::counter!("checkins_total", "result" => result).absolute(0);
+    }
     for result in ["ok", "failed"] {
         metrics::counter!("sweeper_runs_total", "result" => result).absolute(0);
     }
@@ -80,6 +85,26 @@ pub fn register() {
     for call in ["charge", "refund", "find_charge"] {
         let _ = metrics::histogram!("payment_provider_seconds", "call" => call);
     }
+}
+
+const CHECKIN_RESULTS: [&str; 5] = [
+    "admitted",
+    "already_admitted",
+    "revoked",
+    "invalid",
+    "refused",
+];
+
+/// Counts a scan's answer at the door.
+pub(crate) fn checked_in<T>(result: &Result<T, AppError>) {
+    let result = match result {
+        Ok(_) => "admitted",
+        Err(AppError::Domain(DomainError::TicketAlreadyAdmitted { .. })) => "already_admitted",
+        Err(AppError::Domain(DomainError::TicketRevoked(_))) => "revoked",
+        Err(AppError::InvalidTicketCode(_)) => "invalid",
+        Err(_) => "refused",
+    };
+    metrics::counter!("checkins_total", "result" => result).increment(1);
 }
 
 const SWEEP_KINDS: [&str; 6] = [

@@ -58,6 +58,8 @@ pub struct Ticketing {
     relay_bus: Option<Arc<dyn EventBus>>,
     /// Which buckets of a section this process last saw with free seats.
     pub(crate) bucket_hints: Arc<crate::holds::BucketHints>,
+    /// What signs and checks ticket codes; `None`: no ticket is issued.
+    pub(crate) ticket_keys: Option<Arc<crate::tickets::codes::TicketKeys>>,
 }
 
 /// A request to hold seats.
@@ -150,6 +152,7 @@ impl Ticketing {
             bus: None,
             relay_bus: None,
             bucket_hints: Arc::default(),
+            ticket_keys: None,
         }
     }
 
@@ -575,6 +578,10 @@ impl Ticketing {
                     Seats::Confirmable(seats) => {
                         let paid = reservation.state.clone().fold(&reservation_events);
                         reservation_events.extend(paid.decide(ReservationCommand::Confirm, now)?);
+                        let confirmed = reservation.state.clone().fold(&reservation_events);
+                        let (issued, tickets) = self.issue_tickets(&confirmed, now)?;
+                        reservation_events.extend(issued);
+                        changes.extend(tickets);
                         changes.extend(seats);
                         Settled::Confirmed(PaymentResult::Confirmed {
                             reservation_id,

@@ -9,7 +9,9 @@ use crate::BusError;
 pub const SHOW_TOPIC: &str = "ticketing-show-events";
 /// The topic of `inventory-<show_id>-<section>` streams.
 pub const INVENTORY_TOPIC: &str = "ticketing-inventory-events";
-/// The topic of `reservation-<id>` streams.
+/// The topic of `reservation-<id>` streams, and of `ticket-<id>` streams: a ticket is
+/// part of its purchase's life, and a topic of its own would need one more trigger and
+/// consumer group for nothing.
 pub const RESERVATION_TOPIC: &str = "ticketing-reservation-events";
 /// The topic of `payment-<id>` streams.
 pub const PAYMENT_TOPIC: &str = "ticketing-payment-events";
@@ -48,12 +50,13 @@ pub mod headers {
 }
 
 /// The topic of a stream, by the type prefix of its id; `None` for a stream that is
-/// not one of the system's four types.
+/// not one of the system's types.
 pub fn topic_for(stream_id: &str) -> Option<&'static str> {
     [
         ("show-", SHOW_TOPIC),
         ("inventory-", INVENTORY_TOPIC),
         ("reservation-", RESERVATION_TOPIC),
+        ("ticket-", RESERVATION_TOPIC),
         ("payment-", PAYMENT_TOPIC),
     ]
     .into_iter()
@@ -161,6 +164,7 @@ mod tests {
         assert_eq!(topic_for("inventory-1-floor"), Some(INVENTORY_TOPIC));
         assert_eq!(topic_for("reservation-9"), Some(RESERVATION_TOPIC));
         assert_eq!(topic_for("payment-9"), Some(PAYMENT_TOPIC));
+        assert_eq!(topic_for("ticket-9"), Some(RESERVATION_TOPIC));
         assert_eq!(topic_for("shows-1"), None);
         assert_eq!(topic_for("raw-1"), None);
         assert_eq!(topic_for(""), None);

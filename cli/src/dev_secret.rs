@@ -10,6 +10,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
+use ticketing_app::TicketKeys;
 
 /// Where the development secret is kept.
 pub const DEV_SECRET_FILE: &str = ".ticketing-dev-secret";
@@ -25,6 +27,20 @@ pub fn signing_secret(dir: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
         }
     }
     Ok((development_secret(dir)?, true))
+}
+
+/// The ticket signing key of the embedded default (key id `dev`), derived from the
+/// development secret in `dir`: codes stay valid across restarts in one directory.
+///
+/// # Errors
+/// When the development secret cannot be read or created.
+pub fn development_ticket_keys(dir: &Path) -> anyhow::Result<TicketKeys> {
+    let secret = development_secret(dir)?;
+    let mut hasher = Sha256::new();
+    hasher.update(b"ticketing ticket signing key\n");
+    hasher.update(&secret);
+    let seed: [u8; 32] = hasher.finalize().into();
+    Ok(TicketKeys::from_seeds(&[("dev", seed)])?)
 }
 
 /// Reads the development secret in `dir`, creating it first if needed.

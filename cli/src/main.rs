@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ticketing_api::auth::{mint_hs256, VerificationKey};
+use ticketing_api::auth::{mint_hs256, mint_scanner_hs256, VerificationKey};
 use ticketing_api::Role;
 use ticketing_cli::{demo, dev_secret, serve};
 use ticketing_store::StoreConfig;
@@ -36,6 +36,7 @@ enum RoleArg {
     Organizer,
     Customer,
     Admin,
+    Scanner,
 }
 
 impl From<RoleArg> for Role {
@@ -44,6 +45,7 @@ impl From<RoleArg> for Role {
             RoleArg::Organizer => Role::Organizer,
             RoleArg::Customer => Role::Customer,
             RoleArg::Admin => Role::Admin,
+            RoleArg::Scanner => Role::Scanner,
         }
     }
 }
@@ -71,15 +73,25 @@ enum Command {
     Token {
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// The subject: the organizer's or customer's id.
+        /// The subject: the organizer's or customer's id (a scanner's own name).
         #[arg(long)]
         sub: String,
+        /// For a scanner: the organizer whose shows it checks tickets in for.
+        #[arg(long, required_if_eq("role", "scanner"))]
+        org: Option<String>,
         /// How long the token is valid, in minutes.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..=10080))]
         ttl_minutes: i64,
     },
     /// Applies the event store's migrations to the configured database.
     Migrate,
+    /// Prints a new ticket signing key as `TICKET_SIGNING_KEYS` reads it. To rotate,
+    /// put the new key first and keep the old one after it until its tickets are used.
+    Keygen {
+        /// The key id that codes signed with it carry (1-32 of `A-Z a-z 0-9 _ -`).
+        #[arg(long, default_value = "k1")]
+        kid: String,
+    },
 }
 
 #[tokio::main]
@@ -121,19 +133,27 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Command::Keygen { kid } => {
+            let entry = format!("{kid}={}", ticketing_app::TicketKeys::generate_seed());
+            ticketing_app::TicketKeys::parse(&entry).context("--kid")?;
+            println!("{entry}");
+        }
         Command::Token {
             role,
             sub,
+            org,
             ttl_minutes,
         } => {
             ticketing_domain::CustomerId::parse(&sub).context("--sub")?;
             let (secret, _) = dev_secret::signing_secret(Path::new("."))?;
-            let token = mint_hs256(
-                &secret,
-                &sub,
-                role.into(),
-                chrono::TimeDelta::minutes(ttl_minutes),
-            )
+            let valid_for = chrono::TimeDelta::minutes(ttl_minutes);
+            let token = match (role, org) {
+                (RoleArg::Scanner, Some(org)) => {
+                    ticketing_domain::OrganizerId::parse(&org).context("--org")?;
+                    mint_scanner_hs256(&secret, &sub, &org, valid_for)
+                }
+                (role, _) => mint_hs256(&secret, &sub, role.into(), valid_for),
+            }
             .context("signing the token")?;
             println!("{token}");
         }
@@ -162,6 +182,16 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let settings = ticketing_api::config::settings_from_env()?;
+            let ticket_keys = match ticketing_api::config::ticket_keys_from_env()? {
+                Some(keys) => keys,
+                None => {
+                    eprintln!(
+                        "signing tickets with a key derived from {}; set TICKET_SIGNING_KEYS for your own (`ticketing keygen`)",
+                        dev_secret::DEV_SECRET_FILE
+                    );
+                    dev_secret::development_ticket_keys(Path::new("."))?
+                }
+            };
             // KAFKA_BROKERS set: RedPanda/Kafka; unset: an in-process bus, and the server
             // runs the projector itself. Either way the relay publishes what a command
             // could not.
@@ -173,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(bus.publisher()),
                 &auth,
                 settings,
+                Some(ticket_keys),
             )?;
             eprintln!("serving the API on http://{addr}/v1 with {}; OpenAPI at http://{addr}/v1/openapi.json", describe(&config));
             let options = serve::ServeOptions {

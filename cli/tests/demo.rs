@@ -46,6 +46,14 @@ fn assert_demo_outcome(report: &DemoReport) {
             available: 0
         })
     );
+    assert_eq!(report.tickets.len(), 2, "one ticket per seat");
+    assert!(report.tickets.iter().all(|t| t.code.is_some()));
+    let admitted = report.first_scan.as_ref().expect("the first scan admits");
+    assert_eq!(admitted.ticket_id, report.tickets[0].ticket_id);
+    assert!(matches!(
+        report.second_scan,
+        Some(DomainError::TicketAlreadyAdmitted { .. })
+    ));
 }
 
 #[tokio::test]

@@ -117,6 +117,7 @@ impl LocalServer {
             Some(publisher),
             &auth,
             ticketing_app::Settings::default(),
+            Some(dev_secret::development_ticket_keys(dir.path()).unwrap()),
         )
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,6 +1,8 @@
 use thiserror::Error;
 
 use crate::reservation::ReservationStatus;
+use crate::ticket::Revocation;
+use crate::Timestamp;
 
 /// Why the domain refused a command. Every variant is the caller's to act on: nothing
 /// was changed. In an HTTP API the validation variants are 400/422, the
@@ -60,6 +62,8 @@ pub enum DomainError {
     PaymentNotFound,
     #[error("no hold for this reservation in the section")]
     HoldNotFound,
+    #[error("ticket not found")]
+    TicketNotFound,
 
     // -- Conflicts with the current state (HTTP 409) --
     #[error("show already exists")]
@@ -103,6 +107,32 @@ pub enum DomainError {
     PaymentAlreadyRecorded,
     #[error("only a captured payment can be refunded")]
     NotRefundable,
+    #[error("the ticket is already issued")]
+    TicketAlreadyIssued,
+    /// The ticket let someone in already (at `scanned_at`, at `gate`).
+    #[error("the ticket was already admitted at {scanned_at}")]
+    TicketAlreadyAdmitted {
+        scanned_at: Timestamp,
+        gate: Option<String>,
+    },
+    #[error("the ticket is revoked ({0})")]
+    TicketRevoked(Revocation),
+    #[error("only the ticket's holder can do this")]
+    NotTicketHolder,
+    #[error("the ticket already belongs to that customer")]
+    TransferToHolder,
+    #[error("the code is not the ticket's current one")]
+    StaleTicketGeneration,
+    #[error("the ticket is for another show")]
+    TicketForAnotherShow,
+    #[error("only the show's organizer (or an admin) may do this")]
+    NotTheShowsOrganizer,
+    #[error("a scan cannot be in the future")]
+    InvalidScanTime,
+    #[error("the tickets of this reservation are already issued")]
+    TicketsAlreadyIssued,
+    #[error("a reservation of {quantity} seats needs {quantity} tickets, not {tickets}")]
+    TicketCountMismatch { quantity: u32, tickets: usize },
 
     // -- Gone (HTTP 410) --
     /// The hold expired before payment and its seats have been taken since.

@@ -8,8 +8,8 @@
 //!
 //! Layout:
 //! - [`values`]: checked value types (`Quantity`, `Money`, `SectionName`, ids).
-//! - [`show`], [`inventory`], [`reservation`], [`payment`]: the four aggregates, each
-//!   with its commands, events and state, one stream per instance.
+//! - [`show`], [`inventory`], [`reservation`], [`payment`], [`ticket`]: the five
+//!   aggregates, each with its commands, events and state, one stream per instance.
 //! - [`schema`]: the stored form of events, their schema versions and upcasters.
 //! - [`error`]: [`DomainError`], every way a command can be refused.
 #![forbid(unsafe_code)]
@@ -20,6 +20,7 @@ pub mod payment;
 pub mod reservation;
 pub mod schema;
 pub mod show;
+pub mod ticket;
 pub mod values;
 
 pub use error::DomainError;
@@ -36,9 +37,10 @@ pub use schema::{DecodeError, DomainEvent, EncodedEvent, EventPayload};
 pub use show::{
     default_buckets, show_stream, SalesStatus, SectionSpec, Show, ShowCommand, ShowEvent, ShowPlan,
 };
+pub use ticket::{ticket_stream, Revocation, Ticket, TicketCommand, TicketEvent};
 pub use values::{
     Currency, CustomerId, Money, OrganizerId, PaymentId, Quantity, ReservationId, SectionName,
-    ShowId, Timestamp,
+    ShowId, TicketId, Timestamp,
 };
 
 use serde::{de::DeserializeOwned, Serialize};

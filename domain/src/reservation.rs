@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Aggregate, CustomerId, DomainError, Money, PaymentId, Quantity, ReservationId, SectionName,
-    ShowId, Timestamp,
+    ShowId, TicketId, Timestamp,
 };
 
 /// Where a purchase stands.
@@ -115,6 +115,11 @@ pub enum ReservationCommand {
     Refund {
         reason: RefundReason,
     },
+    /// Issue a confirmed purchase's tickets, one per seat (their streams are started
+    /// by the caller in the same append). Once: a purchase's tickets are issued once.
+    IssueTickets {
+        tickets: Vec<TicketId>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +190,15 @@ pub struct ReservationRefunded {
     pub refunded_at: Timestamp,
 }
 
+/// The tickets of a confirmed purchase, one per seat, each its own stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketsIssued {
+    pub reservation_id: ReservationId,
+    pub show_id: ShowId,
+    pub tickets: Vec<TicketId>,
+    pub issued_at: Timestamp,
+}
+
 /// The events of a reservation's stream. Variant names are the stored event types.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -197,6 +211,7 @@ pub enum ReservationEvent {
     ReservationCancelled(ReservationCancelled),
     ReservationPaymentDeclined(ReservationPaymentDeclined),
     ReservationRefunded(ReservationRefunded),
+    TicketsIssued(TicketsIssued),
 }
 
 /// A purchase as its events describe it.
@@ -220,6 +235,9 @@ pub struct ReservationDetails {
     /// Where its seats are held; empty when all are in the section's first bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<BucketShare>,
+    /// Its tickets, once issued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tickets: Vec<TicketId>,
 }
 
 impl ReservationDetails {
@@ -244,8 +262,8 @@ impl Aggregate for Reservation {
     type Command = ReservationCommand;
     type Event = ReservationEvent;
     const KIND: &'static str = "reservation";
-    /// 2: `ReservationDetails` gained `payment_requested_at`.
-    const SNAPSHOT_VERSION: u32 = 2;
+    /// 2: `ReservationDetails` gained `payment_requested_at`; 3: `tickets`.
+    const SNAPSHOT_VERSION: u32 = 3;
 
     fn decide(
         &self,
@@ -423,6 +441,27 @@ impl Aggregate for Reservation {
             (S::Paid | S::Confirmed, ReservationCommand::Refund { reason }) => {
                 Ok(vec![refunded(reason)?])
             }
+
+            (S::Confirmed, ReservationCommand::IssueTickets { .. }) if !r.tickets.is_empty() => {
+                Err(DomainError::TicketsAlreadyIssued)
+            }
+            (S::Confirmed, ReservationCommand::IssueTickets { tickets }) => {
+                if tickets.len() != r.quantity as usize {
+                    return Err(DomainError::TicketCountMismatch {
+                        quantity: r.quantity,
+                        tickets: tickets.len(),
+                    });
+                }
+                Ok(vec![ReservationEvent::TicketsIssued(TicketsIssued {
+                    reservation_id,
+                    show_id: r.show_id,
+                    tickets,
+                    issued_at: now,
+                })])
+            }
+            (S::Held | S::PaymentPending, ReservationCommand::IssueTickets { .. }) => {
+                Err(DomainError::NotPaid)
+            }
             (S::Held | S::PaymentPending, ReservationCommand::Refund { .. }) => {
                 Err(DomainError::NotPaid)
             }
@@ -462,6 +501,7 @@ impl Aggregate for Reservation {
                     payment_id: None,
                     payment_requested_at: None,
                     buckets: e.buckets.clone(),
+                    tickets: Vec::new(),
                 }))
             }
             (None, _) => return Reservation(None),
@@ -480,6 +520,7 @@ impl Aggregate for Reservation {
             ReservationEvent::ReservationCancelled(_) => r.status = S::Cancelled,
             ReservationEvent::ReservationPaymentDeclined(_) => r.status = S::PaymentDeclined,
             ReservationEvent::ReservationRefunded(_) => r.status = S::Refunded,
+            ReservationEvent::TicketsIssued(e) => r.tickets.clone_from(&e.tickets),
         }
         Reservation(Some(r))
     }

@@ -11,7 +11,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::{InventoryEvent, PaymentEvent, ReservationEvent, ShowEvent};
+use crate::{InventoryEvent, PaymentEvent, ReservationEvent, ShowEvent, TicketEvent};
 
 /// An event in its stored form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +207,16 @@ impl EventPayload for ReservationEvent {
         "ReservationCancelled",
         "ReservationPaymentDeclined",
         "ReservationRefunded",
+        "TicketsIssued",
+    ];
+}
+
+impl EventPayload for TicketEvent {
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "TicketIssued",
+        "TicketAdmitted",
+        "TicketAdmissionBackdated",
+        "TicketTransferred",
     ];
 }
 
@@ -222,6 +232,7 @@ pub enum DomainEvent {
     Inventory(InventoryEvent),
     Reservation(ReservationEvent),
     Payment(PaymentEvent),
+    Ticket(TicketEvent),
 }
 
 impl DomainEvent {
@@ -239,6 +250,8 @@ impl DomainEvent {
             ReservationEvent::decode(event_type, schema_version, data).map(Self::Reservation)
         } else if PaymentEvent::EVENT_TYPES.contains(&event_type) {
             PaymentEvent::decode(event_type, schema_version, data).map(Self::Payment)
+        } else if TicketEvent::EVENT_TYPES.contains(&event_type) {
+            TicketEvent::decode(event_type, schema_version, data).map(Self::Ticket)
         } else {
             Err(DecodeError::UnknownType(event_type.to_owned()))
         }
@@ -250,6 +263,7 @@ impl DomainEvent {
             Self::Inventory(e) => e.encode(),
             Self::Reservation(e) => e.encode(),
             Self::Payment(e) => e.encode(),
+            Self::Ticket(e) => e.encode(),
         }
     }
 }

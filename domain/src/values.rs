@@ -59,6 +59,10 @@ uuid_id!(
     /// Identifies one payment; also the payment provider's idempotency key.
     PaymentId
 );
+uuid_id!(
+    /// Identifies one ticket: one seat's right of entry.
+    TicketId
+);
 
 macro_rules! principal_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {

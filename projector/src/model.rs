@@ -334,7 +334,7 @@ impl BatchFold {
             Ok(DomainEvent::Reservation(e)) => self.apply_reservation(&event.stream_id, e),
             // Shows and payments have no read model of their own: a section's seats
             // and sales come from its stream, purchases from theirs.
-            Ok(DomainEvent::Show(_) | DomainEvent::Payment(_)) => {}
+            Ok(DomainEvent::Show(_) | DomainEvent::Payment(_) | DomainEvent::Ticket(_)) => {}
             Err(error) => self.dead_letters.push(DeadLetter {
                 stream_id: event.stream_id.clone(),
                 version: event.version,
@@ -447,7 +447,7 @@ impl BatchFold {
         };
         use ReservationStatus as S;
         let (state, at) = match event {
-            ReservationEvent::ReservationPlaced(_) => return,
+            ReservationEvent::ReservationPlaced(_) | ReservationEvent::TicketsIssued(_) => return,
             ReservationEvent::PaymentRequested(e) => (S::PaymentPending, e.requested_at),
             ReservationEvent::ReservationPaid(e) => {
                 view.paid_at = Some(e.paid_at);

@@ -5,3 +5,4 @@ pub mod queries;
 pub mod reservations;
 pub mod sections;
 pub mod shows;
+pub mod tickets;

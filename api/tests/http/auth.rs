@@ -12,6 +12,7 @@ fn claims(sub: &str, role: &str, exp_offset_seconds: i64) -> Claims {
         exp: chrono::Utc::now().timestamp() + exp_offset_seconds,
         role: Some(role.into()),
         roles: None,
+        org: None,
         iss: None,
         aud: None,
     }

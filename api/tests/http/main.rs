@@ -12,6 +12,7 @@
 //! - `openapi.rs`: the document covers every route.
 //! - `read_models.rs`: the projected reads: paging, sales with refunds, a show not
 //!   projected yet, and the live projector following commands.
+//! - `tickets.rs`: tickets, their QR codes, transfers and check-in.
 
 mod auth;
 mod errors;
@@ -20,3 +21,4 @@ mod idempotency;
 mod openapi;
 mod read_models;
 mod support;
+mod tickets;

@@ -20,7 +20,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/reservations/{id}"),
     ("post", "/v1/payments/{id}/refund"),
     ("get", "/v1/customers/me/reservations"),
+    ("get", "/v1/reservations/{id}/tickets"),
+    ("get", "/v1/tickets/{id}"),
+    ("get", "/v1/tickets/{id}/qr.svg"),
+    ("get", "/v1/tickets/{id}/qr.png"),
+    ("post", "/v1/tickets/{id}/transfer"),
+    ("get", "/v1/keys"),
+    ("post", "/v1/checkins"),
+    ("post", "/v1/checkins/batch"),
 ];
+
+/// Routes that read nothing from the store, and so never answer 503.
+const STORELESS: &[&str] = &["/v1/keys"];
 
 #[tokio::test]
 async fn the_openapi_document_is_served_and_documents_every_route() {
@@ -117,7 +128,9 @@ fn every_route_documents_the_statuses_of_its_extractors() {
         for (method, operation) in item.as_object().unwrap() {
             let statuses = documented(operation);
             let at = format!("{method} {path}");
-            assert!(statuses.contains(&"503"), "{at}: {statuses:?}");
+            if !STORELESS.contains(&path.as_str()) {
+                assert!(statuses.contains(&"503"), "{at}: {statuses:?}");
+            }
             let params = operation["parameters"]
                 .as_array()
                 .cloned()

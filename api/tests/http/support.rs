@@ -6,10 +6,12 @@ use axum::Router;
 use chrono::{TimeDelta, TimeZone, Utc};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use ticketing_api::auth::{mint_hs256, AuthConfig, Authenticator, VerificationKey};
+use ticketing_api::auth::{
+    mint_hs256, mint_scanner_hs256, AuthConfig, Authenticator, VerificationKey,
+};
 use ticketing_api::{ApiState, Role, RouteGroup};
 use ticketing_app::payments::{ChargeGate, SimulatedGateway};
-use ticketing_app::{ManualClock, Settings, Ticketing};
+use ticketing_app::{ManualClock, Settings, TicketKeys, Ticketing};
 use ticketing_bus::InProcessBus;
 use ticketing_projector::sqlite::SqliteReadModels;
 use ticketing_projector::{run_live, LiveSettings, Projector, ProjectorMetrics};
@@ -79,7 +81,8 @@ fn api_with(store: SqliteStore, gateway: SimulatedGateway, projection: Projectio
         gateway.clone(),
         Arc::new(clock.clone()),
         Settings::default(),
-    );
+    )
+    .with_ticket_keys(ticket_keys());
     let projector = Projector::new(store, read_models.clone());
     let mut live = None;
     if projection == Projection::Live {
@@ -165,6 +168,15 @@ where
     }
 }
 
+/// The keys the app under test signs ticket codes with.
+pub fn ticket_keys() -> TicketKeys {
+    TicketKeys::from_seeds(&[("test", [7; 32])]).unwrap()
+}
+
+pub fn scanner(sub: &str, organizer: &str) -> String {
+    mint_scanner_hs256(SECRET, sub, organizer, TimeDelta::minutes(30)).unwrap()
+}
+
 pub fn token(role: Role, sub: &str) -> String {
     mint_hs256(SECRET, sub, role, TimeDelta::minutes(30)).unwrap()
 }
@@ -187,6 +199,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as sent (an image's bytes).
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -278,6 +292,7 @@ pub async fn send_request(api: &TestApi, request: Request<Body>) -> Reply {
         status,
         headers,
         body,
+        raw: bytes.to_vec(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `storage.rs`: snapshots and upcasting through the store.
 //! - `sweeper.rs`: the timeout sweeper, moving time with the manual clock.
 //! - `cancellation.rs`: cancelling a show and its fan-out.
+//! - `tickets.rs`: tickets issued on confirmation, check-in races, transfers.
 //! - `publishing.rs`: publishing to the bus after commit, and the relay (in-process
 //!   bus on both backends; Kafka against librdkafka's mock broker).
 
@@ -20,6 +21,7 @@ mod retries;
 mod storage;
 mod support;
 mod sweeper;
+mod tickets;
 
 macro_rules! on_both_backends {
     ($($module:ident :: $scenario:ident),+ $(,)?) => {
@@ -78,6 +80,11 @@ on_both_backends! {
     retries::a_retried_cancellation_that_refunded_answers_the_same,
     retries::a_retried_payment_that_ended_in_a_refund_answers_the_same,
     storage::loading_from_snapshots_gives_the_same_state_as_replaying,
+    tickets::a_confirmed_purchase_has_one_ticket_per_seat_and_a_retry_issues_none,
+    tickets::twenty_gates_scanning_one_ticket_at_once_admit_it_exactly_once,
+    tickets::a_purchase_confirmed_without_a_key_gets_its_tickets_when_first_listed,
+    tickets::a_payment_the_sweeper_settles_is_confirmed_with_its_tickets,
+    tickets::a_cancelled_show_revokes_its_tickets,
     storage::an_unusable_snapshot_is_ignored,
     storage::a_version_one_event_in_the_store_is_read_in_the_current_shape,
     sweeper::a_sweep_with_nothing_to_do_reports_zeros,

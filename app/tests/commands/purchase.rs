@@ -47,7 +47,8 @@ pub async fn a_purchase_goes_from_hold_to_paid_to_confirmed(store: Arc<dyn Event
     );
     assert_eq!(h.gateway.captured_count(), 1);
 
-    // The reservation's stream tells the saga: placed, payment requested, paid, confirmed.
+    // The reservation's stream tells the saga: placed, payment requested, paid,
+    // confirmed, and its tickets issued.
     let events = h
         .store
         .read_stream(&reservation_stream(held.reservation_id), 0)
@@ -60,12 +61,13 @@ pub async fn a_purchase_goes_from_hold_to_paid_to_confirmed(store: Arc<dyn Event
             "ReservationPlaced",
             "PaymentRequested",
             "ReservationPaid",
-            "ReservationConfirmed"
+            "ReservationConfirmed",
+            "TicketsIssued"
         ]
     );
     assert_eq!(
         events.iter().map(|e| e.version).collect::<Vec<_>>(),
-        [1, 2, 3, 4]
+        [1, 2, 3, 4, 5]
     );
     assert!(events
         .iter()

@@ -88,6 +88,11 @@ impl PaymentGateway for UnreliableProvider {
     }
 }
 
+/// The key the harness signs ticket codes with.
+pub fn ticket_keys() -> ticketing_app::TicketKeys {
+    ticketing_app::TicketKeys::from_seeds(&[("test", [7; 32])]).unwrap()
+}
+
 pub fn harness(store: Arc<dyn EventStore>) -> Harness {
     harness_with(store, Settings::default())
 }
@@ -110,6 +115,7 @@ pub fn harness_with_bus_and(
         Arc::new(h.clock.clone()),
         settings,
     )
+    .with_ticket_keys(ticket_keys())
     .with_bus(bus);
     h.app = Arc::new(app);
     h
@@ -128,7 +134,8 @@ pub fn harness_with(store: Arc<dyn EventStore>, settings: Settings) -> Harness {
         provider.clone(),
         Arc::new(clock.clone()),
         settings,
-    );
+    )
+    .with_ticket_keys(ticket_keys());
     Harness {
         app: Arc::new(app),
         clock,

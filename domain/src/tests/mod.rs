@@ -7,6 +7,7 @@ mod properties;
 mod reservation;
 mod schema;
 mod show;
+mod ticket;
 
 use chrono::{TimeDelta, TimeZone};
 

@@ -363,3 +363,54 @@ fn commands_on_an_unknown_reservation_are_refused() {
         DomainError::ReservationNotFound
     );
 }
+
+#[test]
+fn a_confirmed_purchase_issues_one_ticket_per_seat_once() {
+    let (r, p) = (ReservationId::new(), PaymentId::new());
+    let confirmed = history(
+        r,
+        vec![
+            ReservationCommand::RequestPayment { payment_id: p },
+            ReservationCommand::RecordPaymentCaptured { payment_id: p },
+            ReservationCommand::Confirm,
+        ],
+    );
+    assert_eq!(
+        when(
+            &confirmed,
+            ReservationCommand::IssueTickets {
+                tickets: vec![TicketId::new()]
+            }
+        ),
+        Err(DomainError::TicketCountMismatch {
+            quantity: 2,
+            tickets: 1
+        })
+    );
+    let tickets = vec![TicketId::new(), TicketId::new()];
+    let mut events = confirmed.clone();
+    events.extend(
+        when(
+            &confirmed,
+            ReservationCommand::IssueTickets {
+                tickets: tickets.clone(),
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(given::<Reservation>(&events).0.unwrap().tickets, tickets);
+    assert_eq!(
+        when(
+            &events,
+            ReservationCommand::IssueTickets {
+                tickets: vec![TicketId::new(), TicketId::new()]
+            }
+        ),
+        Err(DomainError::TicketsAlreadyIssued)
+    );
+    let held = history(r, vec![]);
+    assert_eq!(
+        when(&held, ReservationCommand::IssueTickets { tickets }),
+        Err(DomainError::NotPaid)
+    );
+}

@@ -153,8 +153,8 @@ impl TestStore {
     }
 
     /// The API state a deployed function builds, over this store: no local token key
-    /// (only API Gateway's claims are accepted), default settings, the system clock
-    /// and the simulated payment provider.
+    /// (only API Gateway's claims are accepted), default settings, the system clock,
+    /// the simulated payment provider and [`test_ticket_keys`].
     ///
     /// # Panics
     /// Never with the default configuration.
@@ -164,9 +164,18 @@ impl TestStore {
             Arc::clone(&self.read_models),
             &AuthConfig::default(),
             Settings::default(),
+            Some(test_ticket_keys()),
         )
         .expect("the default API configuration is valid")
     }
+}
+
+/// The ticket signing key of the functions' tests (key id `test`).
+///
+/// # Panics
+/// Never: the key is well formed.
+pub fn test_ticket_keys() -> ticketing_app::TicketKeys {
+    ticketing_app::TicketKeys::from_seeds(&[("test", [7; 32])]).expect("a valid test key")
 }
 
 /// What a router answered.

@@ -116,12 +116,16 @@ const RELAY_BATCH: usize = 5_000;
 /// Any [`ConfigError`] of the environment, or an embedded store that cannot be opened.
 pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
     let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
-    let ticketing = Ticketing::new(
+    let mut ticketing = Ticketing::new(
         store,
         Arc::new(SimulatedGateway::new()),
         Arc::new(SystemClock),
         settings_from_env()?,
     );
+    // A payment the sweeper settles is confirmed with its tickets.
+    if let Some(keys) = ticketing_api::config::ticket_keys_from_env()? {
+        ticketing = ticketing.with_ticket_keys(keys);
+    }
     Ok(match bus_from_env().await? {
         Some(bus) => ticketing.with_bus(bus),
         None => ticketing,
