@@ -190,9 +190,10 @@ pub async fn state_from_env() -> Result<ApiState, ConfigError> {
     state_from_environment(true).await
 }
 
-/// [`state_from_env`] without a bus, for a function that only reads (the `queries`
-/// function): it records no events, so it has nothing to publish, and it neither
-/// starts a producer nor asks MSK for brokers at cold start.
+/// [`state_from_env`] without a bus, for a function that reads (the `queries`
+/// function): it neither starts a producer nor asks MSK for brokers at cold start.
+/// The only events it records, the tickets of a purchase confirmed before tickets
+/// existed (issued at their first listing), wait in the outbox for the relay.
 ///
 /// # Errors
 /// Any [`ConfigError`].

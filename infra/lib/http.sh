@@ -82,7 +82,7 @@ warm_functions() { # WATCH_PID PORT
     fail "cargo lambda watch did not listen on port $port within two minutes"
   say "starting the functions"
   local function attempt status
-  for function in shows reservations payments queries; do
+  for function in shows reservations payments queries checkin; do
     for attempt in 1 2 3; do
       status=$(curl -s -o /dev/null -m 600 -w '%{http_code}' "$base/lambda-url/$function/v1/openapi.json") ||
         fail "the $function function did not answer within ten minutes"

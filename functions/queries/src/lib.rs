@@ -2,8 +2,8 @@
 //! Gateway's HTTP API.
 //!
 //! Routes: `GET /v1/shows/{id}`, `/availability`, `/sales`,
-//! `GET /v1/reservations/{id}`, `GET /v1/customers/me/reservations`,
-//! `GET /v1/openapi.json`.
+//! `GET /v1/reservations/{id}`, `/tickets`, `GET /v1/customers/me/reservations`,
+//! `GET /v1/tickets/{id}`, `/qr.svg`, `/qr.png`, `GET /v1/openapi.json`.
 //!
 //! Layout:
 //! - `lib.rs`: [`app`], the router this function serves; its tests call it too.
