@@ -31,11 +31,27 @@ def _is(context, method, path):
 @schemathesis.hook
 def map_case(context, case):
     """Each generated request is a new request, so it gets a key of its own: reusing
-    a key for another request is refused (422) by design."""
+    a key for another request is refused (422) by design. A scan was made in the past
+    (one in the future is refused), while the date-time strategy above gives instants
+    from tomorrow on, for shows."""
     key = (case.headers or {}).get("Idempotency-Key")
     if isinstance(key, str) and _VALID_KEY.fullmatch(key):
         case.headers["Idempotency-Key"] = key[:222] + uuid.uuid4().hex
+    if _is(context, "POST", "/v1/checkins") or _is(context, "POST", "/v1/checkins/batch"):
+        body = case.body
+        scans = body.get("scans") if isinstance(body, dict) and "scans" in body else [body]
+        for scan in scans if isinstance(scans, list) else []:
+            # Only a valid instant: an invalid one is a negative case, to be refused.
+            instant = scan.get("scanned_at") if isinstance(scan, dict) else None
+            if isinstance(instant, str) and _DATE_TIME.fullmatch(instant):
+                scan["scanned_at"] = _an_hour_ago
     return case
+
+
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_an_hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @schemathesis.hook

@@ -832,8 +832,10 @@ pub struct TicketKeySet {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCheckIn {
-    /// The code read from the ticket's QR code.
-    #[schema(min_length = 1, max_length = 512)]
+    /// The code read from the ticket's QR code: `T1.<kid>.<claims>.<signature>` (see
+    /// `GET /v1/keys`). One in this form that no key of this deployment signed is
+    /// answered `404 invalid-ticket-code`.
+    #[schema(pattern = r"^T1\.[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{48}\.[A-Za-z0-9_-]{86}$")]
     pub code: String,
     /// The show being let in: a ticket for another show is refused (422 `wrong-show`).
     #[serde(default)]
@@ -843,8 +845,7 @@ pub struct NewCheckIn {
     #[serde(default)]
     pub gate: Option<String>,
     /// When it was scanned (a scanner that was offline uploads its scans later); now
-    /// when absent (required in an upload). At most 5 minutes ahead of the server's
-    /// clock.
+    /// when absent. At most 5 minutes ahead of the server's clock.
     #[serde(default)]
     pub scanned_at: Option<DateTime<Utc>>,
 }
@@ -878,12 +879,40 @@ impl From<ticketing_app::tickets::Admitted> for CheckInAdmitted {
     }
 }
 
+/// A scan made offline: as [`NewCheckIn`], with the instant it was made.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOfflineScan {
+    /// As in `POST /v1/checkins`.
+    #[schema(pattern = r"^T1\.[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{48}\.[A-Za-z0-9_-]{86}$")]
+    pub code: String,
+    #[serde(default)]
+    pub show_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 64)]
+    #[serde(default)]
+    pub gate: Option<String>,
+    /// When it was scanned: the earliest scan of a ticket admits it. At most 5 minutes
+    /// ahead of the server's clock.
+    pub scanned_at: DateTime<Utc>,
+}
+
+impl From<NewOfflineScan> for NewCheckIn {
+    fn from(scan: NewOfflineScan) -> Self {
+        Self {
+            code: scan.code,
+            show_id: scan.show_id,
+            gate: scan.gate,
+            scanned_at: Some(scan.scanned_at),
+        }
+    }
+}
+
 /// Scans collected offline, uploaded together.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCheckInBatch {
     #[schema(min_items = 1, max_items = 200)]
-    pub scans: Vec<NewCheckIn>,
+    pub scans: Vec<NewOfflineScan>,
 }
 
 /// The answer to one scan of a batch: `admitted`, or the problem a single scan would

@@ -313,11 +313,13 @@ impl From<AppError> for ApiError {
         match error {
             AppError::Domain(e) => e.into(),
             AppError::InvalidCardToken(e) => ApiError::invalid(e.to_string()),
+            // A code in the documented form that does not verify names no ticket this
+            // deployment issued: not found, as a scanner should read it.
             AppError::InvalidTicketCode(e) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::NOT_FOUND,
                 "invalid-ticket-code",
                 "Invalid ticket code",
-                e.to_string(),
+                format!("no ticket has this code: {e}"),
             ),
             AppError::TicketsNotConfigured => {
                 tracing::error!("a ticket was asked for, and no TICKET_SIGNING_KEYS is configured");

@@ -4,8 +4,7 @@
 use ticketing_fn_checkin::app;
 use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{
-    call, purchase, show_on_sale, test_ticket_keys, Fixture, TestStore, CUSTOMER,
-    RESERVATION_ID,
+    call, purchase, show_on_sale, test_ticket_keys, Fixture, TestStore, CUSTOMER, RESERVATION_ID,
 };
 
 /// The codes of a confirmed purchase's tickets, as its customer lists them through the
