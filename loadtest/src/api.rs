@@ -65,6 +65,8 @@ pub struct HoldAnswer {
     pub problem_type: Option<String>,
     /// Seats held, for a `201`.
     pub granted_seats: Option<u32>,
+    /// The new reservation, for a `201`.
+    pub reservation_id: Option<String>,
 }
 
 impl HoldAnswer {
@@ -218,6 +220,28 @@ impl Api {
         let body = response.bytes().await?;
         Ok(read_hold_answer(status, &body))
     }
+
+    /// `POST /v1/reservations/{id}/payment` with `tok_visa` and a fresh
+    /// `Idempotency-Key`; its status.
+    ///
+    /// # Errors
+    /// Only when no HTTP answer came.
+    pub async fn pay(&self, token: &str, reservation_id: &str) -> Result<u16, reqwest::Error> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/reservations/{reservation_id}/payment",
+                self.targets.reservations
+            ))
+            .bearer_auth(token)
+            .header("idempotency-key", fresh_key())
+            .json(&json!({"card_token": "tok_visa"}))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        response.bytes().await?;
+        Ok(status)
+    }
 }
 
 /// Classifies a hold's answer from its status and body.
@@ -237,10 +261,18 @@ pub fn read_hold_answer(status: u16, body: &[u8]) -> HoldAnswer {
             // that the checks, not this parser, say something is wrong.
             .unwrap_or(0)
     });
+    let reservation_id = (status == 201)
+        .then(|| {
+            field("reservation_id")
+                .and_then(|r| r.as_str())
+                .map(str::to_owned)
+        })
+        .flatten();
     HoldAnswer {
         status,
         problem_type,
         granted_seats,
+        reservation_id,
     }
 }
 
@@ -275,6 +307,7 @@ mod tests {
     fn a_201_grants_the_quantity_in_its_body() {
         let answer = read_hold_answer(201, br#"{"reservation_id":"x","quantity":3}"#);
         assert_eq!(answer.granted_seats, Some(3));
+        assert_eq!(answer.reservation_id.as_deref(), Some("x"));
         assert_eq!(answer.problem_type, None);
     }
 

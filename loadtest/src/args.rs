@@ -73,6 +73,10 @@ pub struct Args {
     /// Run until a hold of 1 seat is answered sold out (at most --max-duration).
     #[arg(long)]
     pub until_sold_out: bool,
+    /// Pay for every granted hold at once (`POST /v1/reservations/{id}/payment` with
+    /// `tok_visa`): the purchase path, a hold then its payment, each timed on its own.
+    #[arg(long)]
+    pub pay: bool,
     /// The longest an --until-sold-out run may take, in seconds. Keep it below the
     /// server's HOLD_DURATION_SECONDS (600 by default): an expired hold gives its seats
     /// back, and the checks would no longer balance.
@@ -146,6 +150,7 @@ pub struct Settings {
     pub buyers: u32,
     pub quantity: u32,
     pub stop: StopRule,
+    pub pay: bool,
     pub settle_timeout: Duration,
     pub request_timeout: Duration,
     pub organizer_token: Option<String>,
@@ -203,6 +208,7 @@ impl Args {
             buyers: self.buyers,
             quantity: self.quantity,
             stop,
+            pay: self.pay,
             settle_timeout: Duration::from_secs(self.settle_timeout),
             request_timeout: Duration::from_secs(self.request_timeout),
             organizer_token: token(self.organizer_token, "--organizer-token")?,

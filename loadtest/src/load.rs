@@ -29,6 +29,8 @@ pub struct LoadPlan {
     /// One token per buyer, or one shared by all (buyer `i` uses `i % len`).
     pub customer_tokens: Vec<String>,
     pub buyers: u32,
+    /// Pay for each granted hold right after it.
+    pub pay: bool,
 }
 
 /// The merged counts and how the load ended.
@@ -83,19 +85,13 @@ pub async fn run(api: &Api, plan: &LoadPlan) -> anyhow::Result<LoadOutcome> {
             let api = api.clone();
             let shared = Arc::clone(&shared);
             let token = plan.customer_tokens[index % plan.customer_tokens.len()].clone();
-            let (show_id, section, quantity) = (plan.show_id, plan.section.clone(), plan.quantity);
-            tokio::spawn(async move {
-                buyer(
-                    &api,
-                    &shared,
-                    &token,
-                    show_id,
-                    &section,
-                    quantity,
-                    until_sold_out,
-                )
-                .await
-            })
+            let order = Order {
+                show_id: plan.show_id,
+                section: plan.section.clone(),
+                quantity: plan.quantity,
+                pay: plan.pay,
+            };
+            tokio::spawn(async move { buyer(&api, &shared, &token, order, until_sold_out).await })
         })
         .collect();
 
@@ -122,20 +118,30 @@ pub async fn run(api: &Api, plan: &LoadPlan) -> anyhow::Result<LoadOutcome> {
     })
 }
 
+/// What one buyer asks for, again and again.
+struct Order {
+    show_id: Uuid,
+    section: String,
+    quantity: u32,
+    pay: bool,
+}
+
 /// One buyer's closed loop.
 async fn buyer(
     api: &Api,
     shared: &Shared,
     token: &str,
-    show_id: Uuid,
-    section: &str,
-    mut quantity: u32,
+    order: Order,
     until_sold_out: bool,
 ) -> Tally {
     let mut tally = Tally::default();
+    let mut quantity = order.quantity;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < shared.deadline {
         let sent = Instant::now();
-        match api.hold(token, show_id, section, quantity).await {
+        match api
+            .hold(token, order.show_id, &order.section, quantity)
+            .await
+        {
             Ok(answer) => {
                 let answered = Instant::now();
                 tally.record_answer(
@@ -145,6 +151,13 @@ async fn buyer(
                     answer.granted_seats,
                     answered - shared.started,
                 );
+                if let (true, Some(reservation_id)) = (order.pay, &answer.reservation_id) {
+                    let paying = Instant::now();
+                    match api.pay(token, reservation_id).await {
+                        Ok(status) => tally.record_payment(paying.elapsed(), status),
+                        Err(error) => tally.record_transport_error(transport_error_kind(&error)),
+                    }
+                }
                 if until_sold_out && answer.is_sold_out() {
                     if quantity == 1 {
                         shared.sold_out.store(true, Ordering::Relaxed);

@@ -127,6 +127,7 @@ async fn run(settings: Settings) -> anyhow::Result<bool> {
         stop: settings.stop,
         customer_tokens,
         buyers: settings.buyers,
+        pay: settings.pay,
     };
     let outcome = load::run(&api, &plan).await?;
     let granted = outcome.tally.seats_granted();

@@ -44,6 +44,9 @@ pub struct Tally {
     /// Requests that got no HTTP answer, by kind (connect, timeout, ...).
     pub transport_errors: BTreeMap<String, u64>,
     pub grants: Vec<Grant>,
+    /// Every answered payment (`--pay`), in microseconds, and its statuses.
+    pub latency_payments: Histogram<u64>,
+    pub payment_statuses: BTreeMap<u16, u64>,
 }
 
 impl Default for Tally {
@@ -55,6 +58,8 @@ impl Default for Tally {
             problem_types: BTreeMap::new(),
             transport_errors: BTreeMap::new(),
             grants: Vec::new(),
+            latency_payments: latency_histogram(),
+            payment_statuses: BTreeMap::new(),
         }
     }
 }
@@ -81,6 +86,13 @@ impl Tally {
         }
     }
 
+    /// Counts one answered payment.
+    pub fn record_payment(&mut self, latency: Duration, status: u16) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_payments.saturating_record(micros.max(1));
+        *self.payment_statuses.entry(status).or_default() += 1;
+    }
+
     /// Counts a request that got no HTTP answer.
     pub fn record_transport_error(&mut self, kind: &str) {
         *self.transport_errors.entry(kind.to_owned()).or_default() += 1;
@@ -91,6 +103,10 @@ impl Tally {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_all.add(&other.latency_all);
         let _ = self.latency_granted.add(&other.latency_granted);
+        let _ = self.latency_payments.add(&other.latency_payments);
+        for (status, n) in other.payment_statuses {
+            *self.payment_statuses.entry(status).or_default() += n;
+        }
         for (status, n) in other.statuses {
             *self.statuses.entry(status).or_default() += n;
         }
@@ -278,6 +294,17 @@ pub struct Latencies {
     pub granted: Option<LatencySummary>,
 }
 
+/// The payments of a `--pay` run: one right after each granted hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Payments {
+    pub answered: u64,
+    /// `200` answers: paid and confirmed.
+    pub confirmed: u64,
+    pub confirmed_per_second: f64,
+    pub latency_ms: Option<LatencySummary>,
+    pub statuses: BTreeMap<u16, u64>,
+}
+
 /// The whole report: printed as a table, written as JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -289,6 +316,9 @@ pub struct Report {
     pub problem_types: BTreeMap<String, u64>,
     pub transport_errors: BTreeMap<String, u64>,
     pub selling_pace: Option<SellingPace>,
+    /// The payments of `--pay` runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments: Option<Payments>,
     pub checks: Vec<Check>,
     /// Every check passed.
     pub passed: bool,
@@ -326,6 +356,16 @@ impl Report {
             problem_types: tally.problem_types.clone(),
             transport_errors: tally.transport_errors.clone(),
             selling_pace: selling_pace(&tally.grants),
+            payments: (!tally.payment_statuses.is_empty()).then(|| {
+                let confirmed = tally.payment_statuses.get(&200).copied().unwrap_or(0);
+                Payments {
+                    answered: tally.latency_payments.len(),
+                    confirmed,
+                    confirmed_per_second: per_second(confirmed),
+                    latency_ms: LatencySummary::of(&tally.latency_payments),
+                    statuses: tally.payment_statuses.clone(),
+                }
+            }),
             checks,
             passed,
             run,
@@ -405,6 +445,24 @@ impl Report {
                     name, s.count, s.mean_ms, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
                 )?,
                 None => writeln!(out, "  {name:<20}{:>8}", 0)?,
+            }
+        }
+
+        if let Some(payments) = &self.payments {
+            writeln!(
+                out,
+                "\npayments: {} answered, {} confirmed ({:.1} per second), statuses {:?}",
+                payments.answered,
+                payments.confirmed,
+                payments.confirmed_per_second,
+                payments.statuses
+            )?;
+            if let Some(s) = &payments.latency_ms {
+                writeln!(
+                    out,
+                    "  {:<20}{:>8}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
+                    "payment (ms)", s.count, s.mean_ms, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+                )?;
             }
         }
 
