@@ -577,8 +577,9 @@ impl Ticketing {
                 let outcome = match self.seats_for(&details, now).await? {
                     Seats::Confirmable(seats) => {
                         let paid = reservation.state.clone().fold(&reservation_events);
-                        reservation_events.extend(paid.decide(ReservationCommand::Confirm, now)?);
-                        let confirmed = reservation.state.clone().fold(&reservation_events);
+                        let confirm = paid.decide(ReservationCommand::Confirm, now)?;
+                        let confirmed = paid.fold(&confirm);
+                        reservation_events.extend(confirm);
                         let (issued, tickets) = self.issue_tickets(&confirmed, now)?;
                         reservation_events.extend(issued);
                         changes.extend(tickets);

@@ -179,23 +179,31 @@ impl Ticketing {
         let (_, mut details) = self.load_existing_reservation(reservation_id).await?;
         if details.status == ReservationStatus::Confirmed && details.tickets.is_empty() {
             self.keys()?;
-            self.execute(ctx, None, move || async move {
-                let (reservation, _) = self.load_existing_reservation(reservation_id).await?;
-                let (events, mut changes) =
-                    self.issue_tickets(&reservation.state, self.clock.now())?;
-                changes.push(reservation.change(events));
-                Ok(Decision {
-                    completes: true,
-                    changes,
-                    outcome: (),
+            details = self
+                .execute(ctx, None, move || async move {
+                    let (reservation, details) =
+                        self.load_existing_reservation(reservation_id).await?;
+                    let (events, mut changes) =
+                        self.issue_tickets(&reservation.state, self.clock.now())?;
+                    // Issued by a concurrent listing: nothing new, and `details` has them.
+                    let issued = reservation.state.clone().fold(&events).0.unwrap_or(details);
+                    changes.push(reservation.change(events));
+                    Ok(Decision {
+                        completes: true,
+                        changes,
+                        outcome: issued,
+                    })
                 })
-            })
-            .await?;
-            details = self.load_existing_reservation(reservation_id).await?.1;
+                .await?;
         }
         let mut views = Vec::with_capacity(details.tickets.len());
         for ticket_id in &details.tickets {
-            let ticket = self.load_ticket_with(*ticket_id, details.status).await?;
+            let (loaded, ticket) = self.load_existing_ticket(*ticket_id).await?;
+            let ticket = LoadedTicket {
+                loaded,
+                details: ticket,
+                purchase: details.status,
+            };
             let shown_to_buyer = ticket.details.holder == details.customer_id;
             views.push(view(&ticket, shown_to_buyer));
         }
@@ -212,9 +220,9 @@ impl Ticketing {
         Ok(view(&ticket, true))
     }
 
+    /// A ticket and the state of its purchase, read from the purchase's stream.
     async fn load_ticket(&self, ticket_id: TicketId) -> Result<LoadedTicket, AppError> {
-        let loaded = self.load::<Ticket>(&ticket_stream(ticket_id)).await?;
-        let details = loaded.state.0.clone().ok_or(DomainError::TicketNotFound)?;
+        let (loaded, details) = self.load_existing_ticket(ticket_id).await?;
         let (_, purchase) = self
             .load_existing_reservation(details.reservation_id)
             .await?;
@@ -225,18 +233,13 @@ impl Ticketing {
         })
     }
 
-    async fn load_ticket_with(
+    async fn load_existing_ticket(
         &self,
         ticket_id: TicketId,
-        purchase: ReservationStatus,
-    ) -> Result<LoadedTicket, AppError> {
+    ) -> Result<(Loaded<Ticket>, TicketDetails), AppError> {
         let loaded = self.load::<Ticket>(&ticket_stream(ticket_id)).await?;
         let details = loaded.state.0.clone().ok_or(DomainError::TicketNotFound)?;
-        Ok(LoadedTicket {
-            loaded,
-            details,
-            purchase,
-        })
+        Ok((loaded, details))
     }
 
     /// Lets a ticket in, once: the code's signature is checked, then the scanner's
