@@ -89,21 +89,30 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
 
 /// The keys that sign ticket codes, from `TICKET_SIGNING_KEYS`
 /// (`kid=<base64url 32-byte seed>`, comma separated, the first signing; `ticketing
-/// keygen` prints one). `None` when unset: no ticket is issued until one is set, and a
-/// warning says so.
+/// keygen` prints one); `None` when unset.
 ///
 /// # Errors
 /// [`ConfigError::TicketKeys`] for a malformed value.
 pub fn ticket_keys_from_env() -> Result<Option<TicketKeys>, ConfigError> {
-    match var("TICKET_SIGNING_KEYS") {
-        Some(text) => Ok(Some(TicketKeys::parse(&text)?)),
-        None => {
-            tracing::warn!(
-                "TICKET_SIGNING_KEYS is not set: confirmed purchases get their tickets once a key is configured"
-            );
-            Ok(None)
-        }
+    var("TICKET_SIGNING_KEYS")
+        .map(|text| TicketKeys::parse(&text))
+        .transpose()
+        .map_err(ConfigError::from)
+}
+
+/// [`ticket_keys_from_env`] for a deployed process, which has no other key to fall
+/// back on: unset, a warning says that no ticket is issued until one is set.
+///
+/// # Errors
+/// As [`ticket_keys_from_env`].
+pub fn deployed_ticket_keys() -> Result<Option<TicketKeys>, ConfigError> {
+    let keys = ticket_keys_from_env()?;
+    if keys.is_none() {
+        tracing::warn!(
+            "TICKET_SIGNING_KEYS is not set: confirmed purchases get their tickets once a key is configured"
+        );
     }
+    Ok(keys)
 }
 
 /// The variable `name` as a number of `unit` in `range`, if it is set.
@@ -218,7 +227,7 @@ async fn state_from_environment(publishes: bool) -> Result<ApiState, ConfigError
         bus,
         &auth_from_env()?,
         settings_from_env()?,
-        ticket_keys_from_env()?,
+        deployed_ticket_keys()?,
     )
 }
 

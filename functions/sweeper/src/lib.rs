@@ -123,7 +123,7 @@ pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
         settings_from_env()?,
     );
     // A payment the sweeper settles is confirmed with its tickets.
-    if let Some(keys) = ticketing_api::config::ticket_keys_from_env()? {
+    if let Some(keys) = ticketing_api::config::deployed_ticket_keys()? {
         ticketing = ticketing.with_ticket_keys(keys);
     }
     Ok(match bus_from_env().await? {
