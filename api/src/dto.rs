@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use ticketing_domain::reservation::{ReservationDetails, ReservationStatus};
 use ticketing_domain::show::{SalesStatus, ShowDetails};
 use ticketing_domain::*;
-use ticketing_projector::{ReservationCursor, SalesFigures, SectionAvailability, ShowSales};
+use ticketing_projector::{
+    ReservationCursor, SalesFigures, SectionAvailability, ShowSales, TicketCursor,
+};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -522,12 +524,13 @@ pub struct ReservationList {
     pub next_cursor: Option<String>,
 }
 
-/// The query of `GET /v1/customers/me/reservations`.
+/// The query of a customer's pages: `GET /v1/customers/me/reservations` and
+/// `GET /v1/customers/me/tickets`.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ReservationPageQuery {
-    /// Reservations per page, 1 to 100 (default 20).
+pub struct PageQuery {
+    /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; opaque.
@@ -535,12 +538,12 @@ pub struct ReservationPageQuery {
     pub cursor: Option<String>,
 }
 
-/// The largest page of `GET /v1/customers/me/reservations`.
+/// The largest page of a customer's reservations or tickets.
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// The page size when none is asked for.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
-impl ReservationPageQuery {
+impl PageQuery {
     /// The page size asked for.
     ///
     /// # Errors
@@ -554,24 +557,43 @@ impl ReservationPageQuery {
         }
     }
 
-    /// Where the page starts.
+    /// Where a page of reservations starts.
     ///
     /// # Errors
     /// A 400 problem for a cursor that no page handed out.
-    pub fn cursor(&self) -> Result<Option<ReservationCursor>, ApiError> {
+    pub fn reservation_cursor(&self) -> Result<Option<ReservationCursor>, ApiError> {
+        Ok(self.page_key()?.map(|(placed_at, id)| ReservationCursor {
+            placed_at,
+            reservation_id: ReservationId(id),
+        }))
+    }
+
+    /// Where a page of tickets starts.
+    ///
+    /// # Errors
+    /// A 400 problem for a cursor that no page handed out.
+    pub fn ticket_cursor(&self) -> Result<Option<TicketCursor>, ApiError> {
+        Ok(self.page_key()?.map(|(held_since, id)| TicketCursor {
+            held_since,
+            ticket_id: TicketId(id),
+        }))
+    }
+
+    fn page_key(&self) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
         self.cursor.as_deref().map(decode_cursor).transpose()
     }
 }
 
-/// A page cursor on the wire: `<placed_at in Unix nanoseconds>_<reservation id>`. It is
-/// documented as opaque so that it may change; URL-safe as it is.
-pub fn encode_cursor(cursor: &ReservationCursor) -> String {
-    // Instants outside 1677..2262 cannot be placed_at values; 0 keeps the cursor valid.
-    let nanos = cursor.placed_at.timestamp_nanos_opt().unwrap_or_default();
-    format!("{nanos}_{}", cursor.reservation_id.0.simple())
+/// A page cursor on the wire: `<instant in Unix nanoseconds>_<id>` (a reservation's
+/// `placed_at` and id, a ticket's `held_since` and id). It is documented as opaque so
+/// that it may change; URL-safe as it is.
+pub fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    // Instants outside 1677..2262 cannot be stored instants; 0 keeps the cursor valid.
+    let nanos = at.timestamp_nanos_opt().unwrap_or_default();
+    format!("{nanos}_{}", id.simple())
 }
 
-fn decode_cursor(raw: &str) -> Result<ReservationCursor, ApiError> {
+fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let malformed = || {
         ApiError::bad_request(format!(
             "cursor {raw:?} is not one this API handed out; pass a `next_cursor` unchanged"
@@ -594,10 +616,7 @@ fn decode_cursor(raw: &str) -> Result<ReservationCursor, ApiError> {
     let nanos: i128 = nanos.parse().map_err(|_| malformed())?;
     let nanos = i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX });
     let id = Uuid::try_parse(id).map_err(|_| malformed())?;
-    Ok(ReservationCursor {
-        placed_at: DateTime::from_timestamp_nanos(nanos),
-        reservation_id: ReservationId(id),
-    })
+    Ok((DateTime::from_timestamp_nanos(nanos), id))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -789,6 +808,171 @@ impl From<ticketing_app::tickets::TicketView> for TicketView {
             admitted_at,
             gate,
             revoked_because,
+        }
+    }
+}
+
+impl From<ticketing_projector::HeldTicket> for TicketView {
+    fn from(held: ticketing_projector::HeldTicket) -> Self {
+        let t = held.ticket;
+        let status = match (held.revoked, t.admitted_at) {
+            (Some(_), _) => TicketStatus::Revoked,
+            (None, Some(_)) => TicketStatus::Admitted,
+            (None, None) => TicketStatus::Valid,
+        };
+        let admitted = held.revoked.is_none();
+        Self {
+            ticket_id: t.ticket_id.0,
+            reservation_id: t.reservation_id.0,
+            show_id: t.show_id.0,
+            section: t.section.to_string(),
+            holder: t.holder.to_string(),
+            status,
+            // A list is not where a code is shown: `GET /v1/tickets/{id}` is.
+            code: None,
+            generation: t.generation,
+            admitted_at: t.admitted_at.filter(|_| admitted),
+            gate: t.gate.filter(|_| admitted),
+            revoked_because: held.revoked.map(|reason| reason.to_string()),
+        }
+    }
+}
+
+/// A page of the tickets the caller holds, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HeldTicketList {
+    /// Without their codes: `GET /v1/tickets/{id}` shows a ticket's code.
+    pub tickets: Vec<TicketView>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The query of `GET /v1/shows/{id}/revoked-tickets`.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RevokedTicketsQuery {
+    /// Only tickets revoked after this instant (RFC 3339); every one without it.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// A ticket scanners must refuse.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevokedTicketView {
+    pub ticket_id: Uuid,
+    /// `refunded` or `cancelled` (every code of the ticket is refused), or
+    /// `transferred` (only a code of `valid_generation` admits).
+    pub reason: String,
+    pub revoked_at: DateTime<Utc>,
+    /// For a transferred ticket: the generation of its one valid code (the third
+    /// claim of a code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_generation: Option<u32>,
+}
+
+impl From<ticketing_projector::RevokedTicket> for RevokedTicketView {
+    fn from(r: ticketing_projector::RevokedTicket) -> Self {
+        Self {
+            ticket_id: r.ticket_id.0,
+            reason: r.reason.to_string(),
+            revoked_at: r.revoked_at,
+            valid_generation: r.valid_generation,
+        }
+    }
+}
+
+/// What an offline scanner must refuse at a show's door, oldest revocation first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevokedTicketList {
+    pub show_id: Uuid,
+    /// When this answer was read. The list is projected, so a revocation can show
+    /// up shortly after its `revoked_at`: poll with `since` a few minutes before the
+    /// last `as_of` (entries already known are harmless to receive again).
+    pub as_of: DateTime<Utc>,
+    pub revoked: Vec<RevokedTicketView>,
+}
+
+/// Tickets at the door: issued = admitted + revoked + remaining.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct AdmissionFigures {
+    /// Every ticket issued.
+    pub issued: u64,
+    /// Let in (an admission stays counted if its purchase is refunded afterwards).
+    pub admitted: u64,
+    /// Revoked by a refund or a cancellation before being used.
+    pub revoked: u64,
+    /// Valid and not let in yet: who is still to come.
+    pub remaining: u64,
+}
+
+impl From<&ticketing_projector::SectionAdmissions> for AdmissionFigures {
+    fn from(s: &ticketing_projector::SectionAdmissions) -> Self {
+        Self {
+            issued: s.issued,
+            admitted: s.admitted,
+            revoked: s.revoked,
+            remaining: s.remaining,
+        }
+    }
+}
+
+impl AdmissionFigures {
+    fn add(&mut self, other: Self) {
+        self.issued += other.issued;
+        self.admitted += other.admitted;
+        self.revoked += other.revoked;
+        self.remaining += other.remaining;
+    }
+}
+
+/// One section's tickets at the door.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SectionAdmissionsView {
+    pub name: String,
+    #[serde(flatten)]
+    pub figures: AdmissionFigures,
+}
+
+/// A show's tickets at the door, in total and by section (every section of the
+/// show, in its order).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Admissions {
+    pub show_id: Uuid,
+    pub as_of: DateTime<Utc>,
+    pub total: AdmissionFigures,
+    pub sections: Vec<SectionAdmissionsView>,
+}
+
+impl Admissions {
+    /// Every section of `show`, with the figures projected for it (zero for one
+    /// without tickets yet).
+    pub fn of(
+        show: &ticketing_domain::show::ShowDetails,
+        projected: &[ticketing_projector::SectionAdmissions],
+        as_of: DateTime<Utc>,
+    ) -> Self {
+        let sections: Vec<SectionAdmissionsView> = show
+            .sections
+            .iter()
+            .map(|section| SectionAdmissionsView {
+                name: section.name.to_string(),
+                figures: projected
+                    .iter()
+                    .find(|p| p.section == section.name)
+                    .map(AdmissionFigures::from)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let mut total = AdmissionFigures::default();
+        for section in &sections {
+            total.add(section.figures);
+        }
+        Self {
+            show_id: show.show_id.0,
+            as_of,
+            total,
+            sections,
         }
     }
 }

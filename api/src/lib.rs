@@ -101,6 +101,9 @@ impl RouteGroup {
                 .routes(routes!(queries::sales))
                 .routes(routes!(queries::get_reservation))
                 .routes(routes!(queries::my_reservations))
+                .routes(routes!(tickets::my_tickets))
+                .routes(routes!(tickets::revoked_tickets))
+                .routes(routes!(tickets::admissions))
                 .routes(routes!(tickets::reservation_tickets))
                 .routes(routes!(tickets::get_ticket))
                 .routes(routes!(tickets::ticket_qr_svg))
@@ -117,7 +120,7 @@ impl RouteGroup {
 #[openapi(
     info(
         title = "Ticketing API",
-        description = "Shows, seat holds, payments, refunds and tickets. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.\n\nConsistency: `GET /v1/shows/{id}/availability`, `GET /v1/shows/{id}/sales` and `GET /v1/customers/me/reservations` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
+        description = "Shows, seat holds, payments, refunds and tickets. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.\n\nConsistency: `GET /v1/shows/{id}/availability`, `/sales`, `/admissions`, `/revoked-tickets`, `GET /v1/customers/me/reservations` and `/tickets` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem)),

@@ -41,7 +41,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use ticketing_domain::{CustomerId, Money, ReservationId, SectionName, ShowId, Timestamp};
+use ticketing_domain::ticket::Revocation;
+use ticketing_domain::{
+    CustomerId, Money, ReservationId, SectionName, ShowId, TicketId, Timestamp,
+};
 use ticketing_store::sqlite::SqliteStore;
 use ticketing_store::{
     Backend, EventStore, GlobalPosition, RecordedEvent, StoreConfig, StoreError, StreamVersion,
@@ -52,8 +55,8 @@ pub use error::{ConnectError, ProjectionError, ReadModelError};
 pub use live::{follow_store, run_live, LiveReport, LiveSettings};
 pub use metrics::ProjectorMetrics;
 pub use model::{
-    BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals,
-    SectionHolds, SectionView,
+    BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, LoadedRows, ReservationView, SalesTotals,
+    SectionHolds, SectionView, TicketRevocationView, TicketView,
 };
 
 /// The checkpoint that [`Projector::rebuild`] and [`Projector::catch_up`] keep in
@@ -165,6 +168,54 @@ pub struct ReservationPage {
     pub next: Option<ReservationCursor>,
 }
 
+/// A ticket that scanners must refuse, as an offline scanner downloads the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedTicket {
+    pub ticket_id: TicketId,
+    pub reason: Revocation,
+    /// When its purchase was refunded or cancelled, or when it was last transferred.
+    pub revoked_at: Timestamp,
+    /// For a transferred ticket, the generation of its one valid code: a code of any
+    /// other generation is refused. `None`: every code of the ticket is refused.
+    pub valid_generation: Option<u32>,
+}
+
+/// A section's tickets at the door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionAdmissions {
+    pub section: SectionName,
+    /// Every ticket issued.
+    pub issued: u64,
+    /// Let in (an admission stays counted if its purchase is refunded afterwards).
+    pub admitted: u64,
+    /// Revoked by a refund or a cancellation before they were used.
+    pub revoked: u64,
+    /// Valid and not let in yet: who is still to come.
+    pub remaining: u64,
+}
+
+/// A ticket in its holder's history, with whether its purchase revoked it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldTicket {
+    pub ticket: TicketView,
+    pub revoked: Option<Revocation>,
+}
+
+/// Where a page of a holder's tickets ends: pass it back for the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketCursor {
+    pub held_since: Timestamp,
+    pub ticket_id: TicketId,
+}
+
+/// A page of a holder's tickets, newest first (by `held_since`, then id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketPage {
+    pub tickets: Vec<HeldTicket>,
+    /// Present when there may be more.
+    pub next: Option<TicketCursor>,
+}
+
 /// A dead letter as stored, with its id and when it was recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredDeadLetter {
@@ -207,6 +258,8 @@ pub struct ReadModelDump {
     pub sections: Vec<SectionView>,
     pub hours: Vec<(HourKey, SalesTotals)>,
     pub reservations: Vec<ReservationView>,
+    pub tickets: Vec<TicketView>,
+    pub revocations: Vec<TicketRevocationView>,
     pub applied: Vec<(String, StreamVersion)>,
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -224,15 +277,12 @@ pub trait ReadModelStore: Send + Sync {
         stream_ids: &[String],
     ) -> Result<BTreeMap<String, StreamVersion>, ReadModelError>;
 
-    /// The stored section and purchase rows of `stream_ids` (streams without a row are
-    /// left out).
+    /// The stored section, purchase and ticket rows of `stream_ids` (streams without
+    /// a row are left out).
     ///
     /// # Errors
     /// Infrastructure failures; [`ReadModelError::Corrupt`] for an unreadable row.
-    async fn load(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError>;
+    async fn load(&self, stream_ids: &[String]) -> Result<LoadedRows, ReadModelError>;
 
     /// Writes a batch in ONE transaction: the rows, the hourly deltas, the dead
     /// letters, the checkpoint, and the new applied versions, each checked against
@@ -292,6 +342,40 @@ pub trait ReadModelStore: Send + Sync {
         cursor: Option<ReservationCursor>,
     ) -> Result<ReservationPage, ReadModelError>;
 
+    /// The tickets of a show that scanners must refuse, revoked after `since` (all
+    /// of them without it), oldest revocation first: those of refunded or cancelled
+    /// purchases, and the old codes of transferred tickets.
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn revoked_tickets(
+        &self,
+        show_id: ShowId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<RevokedTicket>, ReadModelError>;
+
+    /// A show's tickets at the door, by section name (sections without tickets are
+    /// absent).
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn show_admissions(
+        &self,
+        show_id: ShowId,
+    ) -> Result<Vec<SectionAdmissions>, ReadModelError>;
+
+    /// Up to `limit` of the tickets `holder` holds now (bought or received), newest
+    /// first, after `cursor`.
+    ///
+    /// # Errors
+    /// Infrastructure failures; [`ReadModelError::Corrupt`].
+    async fn holder_tickets(
+        &self,
+        holder: &CustomerId,
+        limit: usize,
+        cursor: Option<TicketCursor>,
+    ) -> Result<TicketPage, ReadModelError>;
+
     /// The dead letters, oldest first.
     ///
     /// # Errors
@@ -337,6 +421,8 @@ pub async fn connect_with_read_models(
 
 /// Where the read models are kept, from `READ_MODEL_STORE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Read once at start-up: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ReadModelConfig {
     /// `sql` (the default): beside the events, in the event store's database.
     SameDatabase,
@@ -594,8 +680,8 @@ impl Projector {
         }
 
         let touched: Vec<String> = ordered.iter().map(|(s, _)| s.clone()).collect();
-        let (sections, reservations) = self.read_models.load(&touched).await?;
-        let mut fold = BatchFold::new(sections, reservations, applied);
+        let rows = self.read_models.load(&touched).await?;
+        let mut fold = BatchFold::new(rows, applied);
         let mut applied_events = 0;
         let mut rounds = rounds(ordered, self.read_models.max_hours_per_stream())
             .into_iter()

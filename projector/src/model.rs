@@ -2,7 +2,8 @@
 //!
 //! Every row belongs to exactly one stream: a section's seats and sales to its
 //! `inventory-` stream, a purchase in the customer history to its `reservation-`
-//! stream. A row is therefore a function of the prefix of its stream applied so far,
+//! stream, a ticket to its `ticket-` stream, and a ticket's revocation by its
+//! purchase's refund or cancellation to that purchase's `reservation-` stream. A row is therefore a function of the prefix of its stream applied so far,
 //! which is what makes the projection idempotent (see [`crate::Projector`]). The only
 //! rows that several events add to are the hourly sales buckets, and they are written
 //! as deltas of newly applied events only.
@@ -15,9 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DurationRound, TimeDelta};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::inventory::expiry_slot;
+use ticketing_domain::ticket::{Revocation, TicketEvent};
 use ticketing_domain::{
     Currency, CustomerId, DomainEvent, InventoryEvent, Money, ReservationEvent, ReservationId,
-    ReservationStatus, SectionName, ShowId, Timestamp,
+    ReservationStatus, SectionName, ShowId, TicketId, Timestamp,
 };
 use ticketing_store::{GlobalPosition, RecordedEvent, StreamVersion};
 
@@ -247,6 +249,54 @@ pub struct ReservationView {
     pub refunded_at: Option<Timestamp>,
     /// When the purchase last changed (the instant its last event carries).
     pub updated_at: Timestamp,
+    /// Its tickets, once issued, in seat order: what its refund or cancellation
+    /// revokes.
+    #[serde(default)]
+    pub ticket_ids: Vec<TicketId>,
+}
+
+/// A ticket as its own stream describes it (`read_tickets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketView {
+    pub stream_id: String,
+    pub ticket_id: TicketId,
+    pub reservation_id: ReservationId,
+    pub show_id: ShowId,
+    pub section: SectionName,
+    /// The buyer, or whoever it was last transferred to.
+    pub holder: CustomerId,
+    /// The generation of its current code: 0 when issued, one more per transfer.
+    pub generation: u32,
+    /// Since when its holder holds it: its issue, or its last transfer.
+    pub held_since: Timestamp,
+    /// The scan that let it in (the earliest, once late uploads are in).
+    pub admitted_at: Option<Timestamp>,
+    pub gate: Option<String>,
+    /// When it last changed (the instant its last event carries).
+    pub updated_at: Timestamp,
+}
+
+/// A ticket revoked by its purchase's refund or cancellation
+/// (`read_ticket_revocations`): a row of the purchase's stream, written when the
+/// purchase ends, whether or not the ticket's own row is projected yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRevocationView {
+    /// The purchase's stream, which the row belongs to.
+    pub stream_id: String,
+    pub ticket_id: TicketId,
+    pub reservation_id: ReservationId,
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub reason: Revocation,
+    pub revoked_at: Timestamp,
+}
+
+/// The stored rows a batch starts from: those of the batch's streams.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadedRows {
+    pub sections: Vec<SectionView>,
+    pub reservations: Vec<ReservationView>,
+    pub tickets: Vec<TicketView>,
 }
 
 /// An event the projector could not decode, kept for inspection.
@@ -267,6 +317,11 @@ pub struct BatchWrite {
     pub sections: Vec<SectionView>,
     /// Each touched purchase once.
     pub reservations: Vec<ReservationView>,
+    /// Each touched ticket once.
+    pub tickets: Vec<TicketView>,
+    /// Tickets revoked by the purchases of this batch (written again, they change
+    /// nothing).
+    pub revocations: Vec<TicketRevocationView>,
     /// Additions to hourly buckets.
     pub hours: Vec<(HourKey, HourDelta)>,
     /// `(stream, applied before, applied after)` for every stream that moved on: the
@@ -282,6 +337,9 @@ pub struct BatchWrite {
 pub struct BatchFold {
     sections: BTreeMap<String, SectionView>,
     reservations: BTreeMap<String, ReservationView>,
+    tickets: BTreeMap<String, TicketView>,
+    /// By ticket: a purchase revoked twice in one batch writes its last word once.
+    revocations: BTreeMap<TicketId, TicketRevocationView>,
     hours: BTreeMap<HourKey, HourDelta>,
     applied_before: BTreeMap<String, StreamVersion>,
     applied: BTreeMap<String, StreamVersion>,
@@ -291,19 +349,22 @@ pub struct BatchFold {
 
 impl BatchFold {
     /// Starts from the stored rows and applied versions of the batch's streams.
-    pub fn new(
-        sections: Vec<SectionView>,
-        reservations: Vec<ReservationView>,
-        applied: BTreeMap<String, StreamVersion>,
-    ) -> Self {
+    pub fn new(rows: LoadedRows, applied: BTreeMap<String, StreamVersion>) -> Self {
         Self {
-            sections: sections
+            sections: rows
+                .sections
                 .into_iter()
                 .map(|s| (s.stream_id.clone(), s))
                 .collect(),
-            reservations: reservations
+            reservations: rows
+                .reservations
                 .into_iter()
                 .map(|r| (r.stream_id.clone(), r))
+                .collect(),
+            tickets: rows
+                .tickets
+                .into_iter()
+                .map(|t| (t.stream_id.clone(), t))
                 .collect(),
             applied_before: applied.clone(),
             applied,
@@ -332,9 +393,10 @@ impl BatchFold {
         match DomainEvent::decode(&event.event_type, event.schema_version, event.data.clone()) {
             Ok(DomainEvent::Inventory(e)) => self.apply_inventory(event, e),
             Ok(DomainEvent::Reservation(e)) => self.apply_reservation(&event.stream_id, e),
+            Ok(DomainEvent::Ticket(e)) => self.apply_ticket(&event.stream_id, e),
             // Shows and payments have no read model of their own: a section's seats
             // and sales come from its stream, purchases from theirs.
-            Ok(DomainEvent::Show(_) | DomainEvent::Payment(_) | DomainEvent::Ticket(_)) => {}
+            Ok(DomainEvent::Show(_) | DomainEvent::Payment(_)) => {}
             Err(error) => self.dead_letters.push(DeadLetter {
                 stream_id: event.stream_id.clone(),
                 version: event.version,
@@ -438,6 +500,7 @@ impl BatchFold {
                     paid_at: None,
                     refunded_at: None,
                     updated_at: e.placed_at,
+                    ticket_ids: Vec::new(),
                 },
             );
             return;
@@ -447,7 +510,11 @@ impl BatchFold {
         };
         use ReservationStatus as S;
         let (state, at) = match event {
-            ReservationEvent::ReservationPlaced(_) | ReservationEvent::TicketsIssued(_) => return,
+            ReservationEvent::ReservationPlaced(_) => return,
+            ReservationEvent::TicketsIssued(e) => {
+                view.ticket_ids = e.tickets;
+                return;
+            }
             ReservationEvent::PaymentRequested(e) => (S::PaymentPending, e.requested_at),
             ReservationEvent::ReservationPaid(e) => {
                 view.paid_at = Some(e.paid_at);
@@ -464,6 +531,66 @@ impl BatchFold {
         };
         view.state = state;
         view.updated_at = at;
+        if let Some(reason) = Revocation::of_purchase(state) {
+            for &ticket_id in &view.ticket_ids {
+                self.revocations.insert(
+                    ticket_id,
+                    TicketRevocationView {
+                        stream_id: stream_id.to_owned(),
+                        ticket_id,
+                        reservation_id: view.reservation_id,
+                        show_id: view.show_id,
+                        section: view.section.clone(),
+                        reason,
+                        revoked_at: at,
+                    },
+                );
+            }
+        }
+    }
+
+    fn apply_ticket(&mut self, stream_id: &str, event: TicketEvent) {
+        if let TicketEvent::TicketIssued(e) = event {
+            self.tickets.insert(
+                stream_id.to_owned(),
+                TicketView {
+                    stream_id: stream_id.to_owned(),
+                    ticket_id: e.ticket_id,
+                    reservation_id: e.reservation_id,
+                    show_id: e.show_id,
+                    section: e.section,
+                    holder: e.holder,
+                    generation: e.generation,
+                    held_since: e.issued_at,
+                    admitted_at: None,
+                    gate: None,
+                    updated_at: e.issued_at,
+                },
+            );
+            return;
+        }
+        let Some(view) = self.tickets.get_mut(stream_id) else {
+            return;
+        };
+        match event {
+            TicketEvent::TicketIssued(_) => {}
+            TicketEvent::TicketAdmitted(e) => {
+                view.admitted_at = Some(e.scanned_at);
+                view.gate = e.gate;
+                view.updated_at = e.recorded_at;
+            }
+            TicketEvent::TicketAdmissionBackdated(e) => {
+                view.admitted_at = Some(e.scanned_at);
+                view.gate = e.gate;
+                view.updated_at = e.recorded_at;
+            }
+            TicketEvent::TicketTransferred(e) => {
+                view.holder = e.to;
+                view.generation = e.generation;
+                view.held_since = e.transferred_at;
+                view.updated_at = e.transferred_at;
+            }
+        }
     }
 
     /// The rows to write: each touched row once, the hourly deltas, the streams'
@@ -482,6 +609,12 @@ impl BatchFold {
                 .into_values()
                 .filter(|r| touched.contains(&r.stream_id))
                 .collect(),
+            tickets: self
+                .tickets
+                .into_values()
+                .filter(|t| touched.contains(&t.stream_id))
+                .collect(),
+            revocations: self.revocations.into_values().collect(),
             hours: self.hours.into_iter().collect(),
             applied,
             dead_letters: self.dead_letters,
@@ -509,6 +642,15 @@ impl BatchFold {
                 .values()
                 .filter(|r| touched.contains(&r.stream_id))
                 .cloned()
+                .collect(),
+            tickets: self
+                .tickets
+                .values()
+                .filter(|t| touched.contains(&t.stream_id))
+                .cloned()
+                .collect(),
+            revocations: std::mem::take(&mut self.revocations)
+                .into_values()
                 .collect(),
             hours: std::mem::take(&mut self.hours).into_iter().collect(),
             applied,

@@ -3,16 +3,21 @@
 //! values over here.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use ticketing_domain::ticket::Revocation;
 use ticketing_domain::{
-    Currency, CustomerId, Money, ReservationId, ReservationStatus, SectionName, ShowId, Timestamp,
+    Currency, CustomerId, Money, ReservationId, ReservationStatus, SectionName, ShowId, TicketId,
+    Timestamp,
 };
 use ticketing_store::StreamVersion;
 use uuid::Uuid;
 
-use crate::model::{HourKey, ReservationView, SalesTotals, SectionHolds, SectionView};
+use crate::model::{
+    HourKey, ReservationView, SalesTotals, SectionHolds, SectionView, TicketRevocationView,
+    TicketView,
+};
 use crate::{
-    ReadModelDump, ReadModelError, ReservationCursor, ReservationPage, SectionAvailability,
-    StoredDeadLetter,
+    HeldTicket, ReadModelDump, ReadModelError, ReservationCursor, ReservationPage, RevokedTicket,
+    SectionAdmissions, SectionAvailability, StoredDeadLetter, TicketCursor, TicketPage,
 };
 
 /// Every table [`crate::ReadModelStore::clear`] empties.
@@ -21,6 +26,8 @@ pub(crate) const TABLES: &[&str] = &[
     "read_section_sales",
     "read_sales_by_hour",
     "read_customer_reservations",
+    "read_tickets",
+    "read_ticket_revocations",
     "projection_applied",
     "projection_dead_letters",
     "projection_checkpoint",
@@ -133,6 +140,8 @@ pub(crate) struct ReservationColumns {
     pub paid_at: Option<Timestamp>,
     pub refunded_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// JSON: the ticket ids.
+    pub ticket_ids: String,
 }
 
 pub(crate) fn reservation(columns: ReservationColumns) -> Result<ReservationView, ReadModelError> {
@@ -153,7 +162,187 @@ pub(crate) fn reservation(columns: ReservationColumns) -> Result<ReservationView
         paid_at: columns.paid_at,
         refunded_at: columns.refunded_at,
         updated_at: columns.updated_at,
+        ticket_ids: serde_json::from_str(&columns.ticket_ids)
+            .map_err(|e| corrupt("ticket ids", e))?,
     })
+}
+
+/// A purchase's ticket ids as stored (JSON text).
+pub(crate) fn ticket_ids(view: &ReservationView) -> String {
+    serde_json::to_string(&view.ticket_ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// The ticket table's columns, as read.
+pub(crate) struct TicketColumns {
+    pub stream_id: String,
+    pub ticket_id: String,
+    pub reservation_id: String,
+    pub show_id: String,
+    pub section: String,
+    pub holder: String,
+    pub generation: i64,
+    pub held_since: Timestamp,
+    pub admitted_at: Option<Timestamp>,
+    pub gate: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+pub(crate) fn ticket(columns: TicketColumns) -> Result<TicketView, ReadModelError> {
+    Ok(TicketView {
+        stream_id: columns.stream_id,
+        ticket_id: TicketId(uuid(&columns.ticket_id)?),
+        reservation_id: ReservationId(uuid(&columns.reservation_id)?),
+        show_id: ShowId(uuid(&columns.show_id)?),
+        section: section_name(columns.section)?,
+        holder: CustomerId::parse(columns.holder).map_err(|e| corrupt("holder", e))?,
+        generation: count(columns.generation)?,
+        held_since: columns.held_since,
+        admitted_at: columns.admitted_at,
+        gate: columns.gate,
+        updated_at: columns.updated_at,
+    })
+}
+
+/// The revocation table's columns, as read.
+pub(crate) struct RevocationColumns {
+    pub stream_id: String,
+    pub ticket_id: String,
+    pub reservation_id: String,
+    pub show_id: String,
+    pub section: String,
+    pub reason: String,
+    pub revoked_at: Timestamp,
+}
+
+pub(crate) fn revocation(
+    columns: RevocationColumns,
+) -> Result<TicketRevocationView, ReadModelError> {
+    Ok(TicketRevocationView {
+        stream_id: columns.stream_id,
+        ticket_id: TicketId(uuid(&columns.ticket_id)?),
+        reservation_id: ReservationId(uuid(&columns.reservation_id)?),
+        show_id: ShowId(uuid(&columns.show_id)?),
+        section: section_name(columns.section)?,
+        reason: reason(columns.reason)?,
+        revoked_at: columns.revoked_at,
+    })
+}
+
+pub(crate) fn reason_name(reason: Revocation) -> String {
+    reason.to_string()
+}
+
+pub(crate) fn reason(text: String) -> Result<Revocation, ReadModelError> {
+    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| corrupt("reason", e))
+}
+
+/// The revocation list of a show from its revoked purchases' tickets and its
+/// transferred tickets (generation above 0), each revoked after `since`, oldest first.
+pub(crate) fn revoked_list(
+    revocations: impl IntoIterator<Item = TicketRevocationView>,
+    transferred: impl IntoIterator<Item = TicketView>,
+    since: Option<Timestamp>,
+) -> Vec<RevokedTicket> {
+    let mut list: Vec<RevokedTicket> = revocations
+        .into_iter()
+        .map(|r| RevokedTicket {
+            ticket_id: r.ticket_id,
+            reason: r.reason,
+            revoked_at: r.revoked_at,
+            valid_generation: None,
+        })
+        .chain(
+            transferred
+                .into_iter()
+                .filter(|t| t.generation > 0)
+                .map(|t| RevokedTicket {
+                    ticket_id: t.ticket_id,
+                    reason: Revocation::Transferred,
+                    revoked_at: t.held_since,
+                    valid_generation: Some(t.generation),
+                }),
+        )
+        .filter(|r| since.is_none_or(|since| r.revoked_at > since))
+        .collect();
+    list.sort_by(|a, b| {
+        (a.revoked_at, a.ticket_id.0, a.valid_generation).cmp(&(
+            b.revoked_at,
+            b.ticket_id.0,
+            b.valid_generation,
+        ))
+    });
+    list
+}
+
+/// Adds one ticket to its section's figures: `admitted` wins over `revoked`.
+pub(crate) fn count_admission(
+    sections: &mut Vec<SectionAdmissions>,
+    section: &SectionName,
+    admitted: bool,
+    revoked: bool,
+) {
+    let at = match sections.iter().position(|s| &s.section == section) {
+        Some(at) => at,
+        None => {
+            sections.push(SectionAdmissions {
+                section: section.clone(),
+                issued: 0,
+                admitted: 0,
+                revoked: 0,
+                remaining: 0,
+            });
+            sections.len() - 1
+        }
+    };
+    let figures = &mut sections[at];
+    figures.issued += 1;
+    if admitted {
+        figures.admitted += 1;
+    } else if revoked {
+        figures.revoked += 1;
+    } else {
+        figures.remaining += 1;
+    }
+}
+
+/// A ticket of a holder's page and the stored reason of its revocation, if any.
+pub(crate) fn held_ticket(
+    ticket: TicketView,
+    revoked: Option<String>,
+) -> Result<HeldTicket, ReadModelError> {
+    Ok(HeldTicket {
+        ticket,
+        revoked: revoked.map(reason).transpose()?,
+    })
+}
+
+/// A section's figures from its counts: (section, issued, admitted, revoked before
+/// use).
+pub(crate) fn section_admissions(
+    (section, issued, admitted, revoked): (String, i64, i64, i64),
+) -> Result<SectionAdmissions, ReadModelError> {
+    let number = |n: i64| u64::try_from(n).map_err(|e| corrupt("ticket count", e));
+    let (issued, admitted, revoked) = (number(issued)?, number(admitted)?, number(revoked)?);
+    Ok(SectionAdmissions {
+        section: section_name(section)?,
+        issued,
+        admitted,
+        revoked,
+        remaining: issued.saturating_sub(admitted).saturating_sub(revoked),
+    })
+}
+
+/// A page of tickets, with a cursor when it is full (there may be more).
+pub(crate) fn ticket_page(tickets: Vec<HeldTicket>, limit: usize) -> TicketPage {
+    let next = if tickets.len() >= limit && limit > 0 {
+        tickets.last().map(|t| TicketCursor {
+            held_since: t.ticket.held_since,
+            ticket_id: t.ticket.ticket_id,
+        })
+    } else {
+        None
+    };
+    TicketPage { tickets, next }
 }
 
 pub(crate) fn availability(section: &SectionView, now: Timestamp) -> SectionAvailability {
@@ -222,12 +411,15 @@ pub(crate) fn dump(
     mut sections: Vec<SectionView>,
     mut hours: Vec<(HourKey, SalesTotals)>,
     mut reservations: Vec<ReservationView>,
+    (mut tickets, mut revocations): (Vec<TicketView>, Vec<TicketRevocationView>),
     mut applied: Vec<(String, StreamVersion)>,
     letters: Vec<StoredDeadLetter>,
 ) -> ReadModelDump {
     sections.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
     hours.sort_by(|a, b| a.0.cmp(&b.0));
     reservations.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    tickets.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+    revocations.sort_by_key(|r| r.ticket_id.0);
     applied.sort();
     let mut dead_letters: Vec<_> = letters.into_iter().map(|stored| stored.letter).collect();
     dead_letters.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
@@ -235,6 +427,8 @@ pub(crate) fn dump(
         sections,
         hours,
         reservations,
+        tickets,
+        revocations,
         applied,
         dead_letters,
     }

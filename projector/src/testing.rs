@@ -16,10 +16,11 @@ use async_trait::async_trait;
 use ticketing_domain::{CustomerId, ShowId, Timestamp};
 use ticketing_store::{GlobalPosition, StreamVersion};
 
-use crate::model::{BatchWrite, ReservationView, SectionView};
+use crate::model::{BatchWrite, LoadedRows};
 use crate::{
     ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
-    SectionAvailability, ShowSales, StoredDeadLetter,
+    RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales, StoredDeadLetter,
+    TicketCursor, TicketPage,
 };
 
 /// Which writes fail: given the write's number (from 0, counting every write the
@@ -79,10 +80,7 @@ impl ReadModelStore for FaultyReadModels {
         self.inner.applied_versions(stream_ids).await
     }
 
-    async fn load(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError> {
+    async fn load(&self, stream_ids: &[String]) -> Result<LoadedRows, ReadModelError> {
         self.inner.load(stream_ids).await
     }
 
@@ -130,6 +128,30 @@ impl ReadModelStore for FaultyReadModels {
         self.inner
             .customer_reservations(customer_id, limit, cursor)
             .await
+    }
+
+    async fn revoked_tickets(
+        &self,
+        show_id: ShowId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<RevokedTicket>, ReadModelError> {
+        self.inner.revoked_tickets(show_id, since).await
+    }
+
+    async fn show_admissions(
+        &self,
+        show_id: ShowId,
+    ) -> Result<Vec<SectionAdmissions>, ReadModelError> {
+        self.inner.show_admissions(show_id).await
+    }
+
+    async fn holder_tickets(
+        &self,
+        holder: &CustomerId,
+        limit: usize,
+        cursor: Option<TicketCursor>,
+    ) -> Result<TicketPage, ReadModelError> {
+        self.inner.holder_tickets(holder, limit, cursor).await
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError> {

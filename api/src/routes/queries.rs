@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, Role};
 use crate::dto::{
-    encode_cursor, Availability, ReservationList, ReservationPageQuery, ReservationView, Sales,
+    encode_cursor, Availability, PageQuery, ReservationList, ReservationView, Sales,
     SalesFiguresView, SectionSeats, ShowView,
 };
 use crate::extract::ApiPath;
@@ -26,7 +26,7 @@ use crate::{ApiError, ApiState, Problem};
 pub const READ_MODEL_HEADER: &str = "x-read-model";
 
 /// An answer from the read models, marked as such.
-fn projected<T: serde::Serialize>(body: T) -> impl IntoResponse {
+pub(crate) fn projected<T: serde::Serialize>(body: T) -> impl IntoResponse {
     ([(READ_MODEL_HEADER, "projected")], Json(body))
 }
 
@@ -184,7 +184,7 @@ pub async fn get_reservation(
 #[utoipa::path(
     get, path = "/v1/customers/me/reservations", tag = "queries",
     description = "Projected (eventually consistent): a new reservation or a change of state shows here once the projector has applied it. Items carry no `payment_id`; read the reservation for it.",
-    params(ReservationPageQuery),
+    params(PageQuery),
     responses(
         (status = 200, body = ReservationList, headers(("X-Read-Model" = String, description = "`projected`"))),
         (status = 400, description = "A malformed query: an unknown parameter, a `limit` that is not a number, a `cursor` no page handed out", body = Problem, content_type = "application/problem+json"),
@@ -198,16 +198,22 @@ pub async fn get_reservation(
 pub async fn my_reservations(
     State(state): State<ApiState>,
     principal: Principal,
-    query: Result<Query<ReservationPageQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     principal.require(&[Role::Customer])?;
     let Query(query) = query?;
     let page = state
         .read_models
-        .customer_reservations(&principal.customer_id()?, query.limit()?, query.cursor()?)
+        .customer_reservations(
+            &principal.customer_id()?,
+            query.limit()?,
+            query.reservation_cursor()?,
+        )
         .await?;
     Ok(projected(ReservationList {
         reservations: page.reservations.into_iter().map(Into::into).collect(),
-        next_cursor: page.next.as_ref().map(encode_cursor),
+        next_cursor: page
+            .next
+            .map(|next| encode_cursor(next.placed_at, next.reservation_id.0)),
     }))
 }

@@ -1,7 +1,7 @@
 //! Tickets: a purchase's tickets and their QR codes (its customer), transfers (the
 //! holder), the public keys (anyone) and check-in at the door (scanners).
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,10 +12,12 @@ use uuid::Uuid;
 
 use crate::auth::{AsCustomer, Principal, Role};
 use crate::dto::{
-    CheckInAdmitted, CheckInBatchResult, CheckInOutcome, NewCheckIn, NewCheckInBatch, NewTransfer,
-    TicketKeySet, TicketList, TicketPublicKey, TicketTransferred, TicketView,
+    encode_cursor, Admissions, CheckInAdmitted, CheckInBatchResult, CheckInOutcome, HeldTicketList,
+    NewCheckIn, NewCheckInBatch, NewTransfer, PageQuery, RevokedTicketList, RevokedTicketView,
+    RevokedTicketsQuery, TicketKeySet, TicketList, TicketPublicKey, TicketTransferred, TicketView,
 };
 use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey, IdempotencyKeyHeader};
+use crate::routes::queries::projected;
 use crate::routes::reservations::own_reservation;
 use crate::{ApiError, ApiState, Problem};
 
@@ -241,6 +243,124 @@ fn scan_scope(principal: &Principal) -> Result<ScanScope, ApiError> {
     Err(ApiError::forbidden(
         "this needs the role scanner or organizer",
     ))
+}
+
+/// A show whose door the caller works: its scanners (by their `org` claim), its
+/// organizer, an admin.
+async fn door_of(
+    state: &ApiState,
+    principal: &Principal,
+    show_id: ShowId,
+) -> Result<ticketing_domain::show::ShowDetails, ApiError> {
+    let scope = scan_scope(principal)?;
+    let show = state.ticketing.show(show_id).await?;
+    match scope {
+        ScanScope::Organizer(organizer) if organizer != show.organizer_id => {
+            Err(ApiError::forbidden(
+                "only the show's scanners and organizer (or an admin) may read this",
+            ))
+        }
+        _ => Ok(show),
+    }
+}
+
+/// The tickets an offline scanner must refuse at a show's door.
+#[utoipa::path(
+    get, path = "/v1/shows/{id}/revoked-tickets", tag = "tickets",
+    description = "Projected (eventually consistent). Tickets of refunded or cancelled purchases (refuse every code of the ticket) and transferred tickets (refuse a code whose generation is not `valid_generation`), oldest revocation first. Download the whole list before the doors open, then poll with `since` a few minutes before the last answer's `as_of`.",
+    params(("id" = Uuid, Path), RevokedTicketsQuery),
+    responses(
+        (status = 200, body = RevokedTicketList, headers(("X-Read-Model" = String, description = "`projected`"))),
+        (status = 400, description = "Malformed id, or a query with an unknown parameter or a `since` that is not an RFC 3339 instant", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a scanner or organizer of the show", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the read models are unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoked_tickets(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    query: Result<Query<RevokedTicketsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query?;
+    let show = door_of(&state, &principal, ShowId(id)).await?;
+    let as_of = state.ticketing.now();
+    let revoked = state
+        .read_models
+        .revoked_tickets(show.show_id, query.since)
+        .await?;
+    Ok(projected(RevokedTicketList {
+        show_id: id,
+        as_of,
+        revoked: revoked.into_iter().map(RevokedTicketView::from).collect(),
+    }))
+}
+
+/// Tickets let in and still to come, in total and by section.
+#[utoipa::path(
+    get, path = "/v1/shows/{id}/admissions", tag = "tickets",
+    description = "Projected (eventually consistent): a scan counts here once the projector has applied it.",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Admissions, headers(("X-Read-Model" = String, description = "`projected`"))),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a scanner or organizer of the show", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store or the read models are unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn admissions(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    let show = door_of(&state, &principal, ShowId(id)).await?;
+    let as_of = state.ticketing.now();
+    let projected_sections = state.read_models.show_admissions(show.show_id).await?;
+    Ok(projected(Admissions::of(&show, &projected_sections, as_of)))
+}
+
+/// The tickets the caller holds, bought or received, newest first.
+#[utoipa::path(
+    get, path = "/v1/customers/me/tickets", tag = "tickets",
+    description = "Projected (eventually consistent): a ticket issued or received shows here once the projector has applied it. Without codes: read a ticket (`GET /v1/tickets/{id}`) for its code.",
+    params(PageQuery),
+    responses(
+        (status = 200, body = HeldTicketList, headers(("X-Read-Model" = String, description = "`projected`"))),
+        (status = 400, description = "A malformed query: an unknown parameter, a `limit` that is not a number, a `cursor` no page handed out", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `limit` outside 1 to 100", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The read models are unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn my_tickets(
+    State(state): State<ApiState>,
+    principal: Principal,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    principal.require(&[Role::Customer])?;
+    let Query(query) = query?;
+    let page = state
+        .read_models
+        .holder_tickets(
+            &principal.customer_id()?,
+            query.limit()?,
+            query.ticket_cursor()?,
+        )
+        .await?;
+    Ok(projected(HeldTicketList {
+        tickets: page.tickets.into_iter().map(TicketView::from).collect(),
+        next_cursor: page
+            .next
+            .map(|next| encode_cursor(next.held_since, next.ticket_id.0)),
+    }))
 }
 
 /// Whether `code` has the documented form `T1.<kid>.<claims>.<signature>` (what the

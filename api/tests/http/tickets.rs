@@ -444,3 +444,181 @@ async fn bad_scans_are_refused_with_nothing_changed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_door_s_figures_the_revocation_list_and_each_holder_s_tickets_are_projected() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let show_id = show_on_sale(&api, "org-a", 50).await;
+        let bought = |buyer: &'static str, quantity: u32| {
+            let (api, show_id) = (&api, &show_id);
+            async move {
+                let reservation_id = hold(api, show_id, buyer, quantity).await;
+                let paid = pay(api, &reservation_id, buyer, "tok_visa").await;
+                assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
+                (
+                    reservation_id,
+                    paid.body["payment_id"].as_str().unwrap().to_owned(),
+                )
+            }
+        };
+        // A minute between steps: the lists order by instant.
+        let minute = || api.clock.advance(chrono::TimeDelta::minutes(1));
+        let (pair, _) = bought("alice", 2).await;
+        minute();
+        let (single, payment_id) = bought("alice", 1).await;
+        let pair_tickets = tickets(&api, &pair, "alice").await;
+        let refunded_ticket = tickets(&api, &single, "alice").await[0]["ticket_id"].clone();
+        let admitted = scan(
+            &api,
+            &scanner("gate-a", "org-a"),
+            json!({"code": pair_tickets[0]["code"], "gate": "A"}),
+        )
+        .await;
+        assert_eq!(admitted.status, StatusCode::CREATED, "{:?}", admitted.body);
+        minute();
+        let given = pair_tickets[1]["ticket_id"].as_str().unwrap();
+        let moved = post(&format!("/v1/tickets/{given}/transfer"))
+            .bearer(&customer("alice"))
+            .json(json!({"to_customer_id": "bob"}))
+            .send(&api)
+            .await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+        minute();
+        let refund = post(&format!("/v1/payments/{payment_id}/refund"))
+            .bearer(&organizer("org-a"))
+            .send(&api)
+            .await;
+        assert_eq!(refund.status, StatusCode::OK, "{:?}", refund.body);
+        api.project().await;
+
+        // The door's figures, for its scanners and its organizer.
+        for who in [scanner("gate-b", "org-a"), organizer("org-a"), admin()] {
+            let figures = get(&format!("/v1/shows/{show_id}/admissions"))
+                .bearer(&who)
+                .send(&api)
+                .await;
+            assert_eq!(figures.status, StatusCode::OK, "{:?}", figures.body);
+            assert_eq!(figures.headers["x-read-model"], "projected");
+            assert_eq!(
+                figures.body["total"],
+                json!({"issued": 3, "admitted": 1, "revoked": 1, "remaining": 1})
+            );
+            assert_eq!(figures.body["sections"][0]["admitted"], 1);
+        }
+
+        // What an offline scanner must refuse: the refunded ticket, and the
+        // transferred one's codes but its new one.
+        let door = scanner("gate-b", "org-a");
+        let list = get(&format!("/v1/shows/{show_id}/revoked-tickets"))
+            .bearer(&door)
+            .send(&api)
+            .await;
+        assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+        let revoked = list.body["revoked"].as_array().unwrap();
+        assert_eq!(revoked.len(), 2, "{revoked:?}");
+        assert_eq!(revoked[0]["ticket_id"], given);
+        assert_eq!(revoked[0]["reason"], "transferred");
+        assert_eq!(revoked[0]["valid_generation"], 1);
+        assert_eq!(revoked[1]["ticket_id"], refunded_ticket);
+        assert_eq!(revoked[1]["reason"], "refunded");
+        assert!(revoked[1].get("valid_generation").is_none());
+        let since = revoked[0]["revoked_at"].as_str().unwrap();
+        let later = get(&format!(
+            "/v1/shows/{show_id}/revoked-tickets?since={}",
+            since.replace('+', "%2B")
+        ))
+        .bearer(&door)
+        .send(&api)
+        .await;
+        assert_eq!(later.status, StatusCode::OK, "{:?}", later.body);
+        assert_eq!(later.body["revoked"].as_array().unwrap(), &revoked[1..]);
+
+        // Each holder's tickets, newest first, without codes.
+        let mine = |who: &str, query: &str| {
+            get(&format!("/v1/customers/me/tickets{query}")).bearer(&customer(who))
+        };
+        let alices = mine("alice", "").send(&api).await;
+        assert_eq!(alices.status, StatusCode::OK, "{:?}", alices.body);
+        let statuses: Vec<&str> = alices.body["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["revoked", "admitted"]);
+        assert!(alices.body["tickets"][0].get("code").is_none());
+        let bobs = mine("bob", "").send(&api).await;
+        assert_eq!(bobs.body["tickets"][0]["ticket_id"], given);
+        assert_eq!(bobs.body["tickets"][0]["status"], "valid");
+        let first = mine("alice", "?limit=1").send(&api).await;
+        let cursor = first.body["next_cursor"].as_str().unwrap();
+        let second = mine("alice", &format!("?limit=1&cursor={cursor}"))
+            .send(&api)
+            .await;
+        assert_eq!(second.body["tickets"][0], alices.body["tickets"][1]);
+
+        // Who may not, and what is refused.
+        for (path, who, status, slug) in [
+            (
+                "admissions",
+                scanner("gate-x", "org-b"),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                "admissions",
+                organizer("org-b"),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                "revoked-tickets",
+                customer("alice"),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                "revoked-tickets?since=yesterday",
+                door.clone(),
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+            ),
+            (
+                "revoked-tickets?until=2026-01-01T00:00:00Z",
+                door.clone(),
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+            ),
+        ] {
+            get(&format!("/v1/shows/{show_id}/{path}"))
+                .bearer(&who)
+                .send(&api)
+                .await
+                .problem(status, slug);
+        }
+        get(&format!("/v1/shows/{}/admissions", uuid::Uuid::new_v4()))
+            .bearer(&admin())
+            .send(&api)
+            .await
+            .problem(StatusCode::NOT_FOUND, "not-found");
+        get(&format!("/v1/shows/{show_id}/revoked-tickets"))
+            .send(&api)
+            .await
+            .problem(StatusCode::UNAUTHORIZED, "unauthorized");
+        get("/v1/customers/me/tickets")
+            .bearer(&organizer("org-a"))
+            .send(&api)
+            .await
+            .problem(StatusCode::FORBIDDEN, "forbidden");
+        mine("alice", "?limit=0")
+            .send(&api)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        mine("alice", "?cursor=nonsense")
+            .send(&api)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "bad-request");
+    })
+    .await;
+}

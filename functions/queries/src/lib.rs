@@ -2,7 +2,8 @@
 //! Gateway's HTTP API.
 //!
 //! Routes: `GET /v1/shows/{id}`, `/availability`, `/sales`,
-//! `GET /v1/reservations/{id}`, `/tickets`, `GET /v1/customers/me/reservations`,
+//! `/admissions`, `/revoked-tickets`, `GET /v1/reservations/{id}`, `/tickets`,
+//! `GET /v1/customers/me/reservations`, `/tickets`,
 //! `GET /v1/tickets/{id}`, `/qr.svg`, `/qr.png`, `GET /v1/openapi.json`.
 //!
 //! Layout:

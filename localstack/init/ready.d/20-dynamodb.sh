@@ -34,6 +34,19 @@ table read-customer-reservations \
   --key-schema AttributeName=stream_id,KeyType=HASH \
   --global-secondary-indexes '[{"IndexName":"by_customer","KeySchema":[{"AttributeName":"customer_id","KeyType":"HASH"},{"AttributeName":"placed_key","KeyType":"RANGE"}],"Projection":{"ProjectionType":"ALL"}}]'
 
+table read-tickets \
+  --attribute-definitions AttributeName=stream_id,AttributeType=S \
+    AttributeName=show_id,AttributeType=S AttributeName=holder,AttributeType=S \
+    AttributeName=held_key,AttributeType=S \
+  --key-schema AttributeName=stream_id,KeyType=HASH \
+  --global-secondary-indexes '[{"IndexName":"by_show","KeySchema":[{"AttributeName":"show_id","KeyType":"HASH"},{"AttributeName":"held_key","KeyType":"RANGE"}],"Projection":{"ProjectionType":"ALL"}},{"IndexName":"by_holder","KeySchema":[{"AttributeName":"holder","KeyType":"HASH"},{"AttributeName":"held_key","KeyType":"RANGE"}],"Projection":{"ProjectionType":"ALL"}}]'
+
+table read-ticket-revocations \
+  --attribute-definitions AttributeName=ticket_id,AttributeType=S \
+    AttributeName=show_id,AttributeType=S AttributeName=revoked_at,AttributeType=S \
+  --key-schema AttributeName=ticket_id,KeyType=HASH \
+  --global-secondary-indexes '[{"IndexName":"by_show","KeySchema":[{"AttributeName":"show_id","KeyType":"HASH"},{"AttributeName":"revoked_at","KeyType":"RANGE"}],"Projection":{"ProjectionType":"ALL"}}]'
+
 table projection-applied \
   --attribute-definitions AttributeName=stream_id,AttributeType=S \
   --key-schema AttributeName=stream_id,KeyType=HASH

@@ -64,6 +64,11 @@ pub struct TableNames {
     pub sales_by_hour: String,
     /// The customer history, by `stream_id`; GSI `by_customer`.
     pub reservations: String,
+    /// Tickets, by `stream_id`; GSIs `by_show` and `by_holder`.
+    pub tickets: String,
+    /// Tickets revoked by their purchase's refund or cancellation, by `ticket_id`;
+    /// GSI `by_show`.
+    pub ticket_revocations: String,
     /// Each stream's applied version, by `stream_id`.
     pub applied: String,
     /// Dead letters, by `stream_id` and `version`.
@@ -72,11 +77,16 @@ pub struct TableNames {
     pub checkpoints: String,
 }
 
-/// The index of [`TableNames::sections`] by show, sorted by section name.
+/// The index by show: of [`TableNames::sections`] sorted by section name, of
+/// [`TableNames::tickets`] by `held_since#ticket_id`, of
+/// [`TableNames::ticket_revocations`] by `revoked_at`.
 pub const BY_SHOW: &str = "by_show";
 /// The index of [`TableNames::reservations`] by customer, sorted by
 /// `placed_at#reservation_id`.
 pub const BY_CUSTOMER: &str = "by_customer";
+/// The index of [`TableNames::tickets`] by holder, sorted by
+/// `held_since#ticket_id`.
+pub const BY_HOLDER: &str = "by_holder";
 
 impl TableNames {
     /// The table names for `prefix`.
@@ -99,6 +109,8 @@ impl TableNames {
             sections: name("read-sections"),
             sales_by_hour: name("read-sales-by-hour"),
             reservations: name("read-customer-reservations"),
+            tickets: name("read-tickets"),
+            ticket_revocations: name("read-ticket-revocations"),
             applied: name("projection-applied"),
             dead_letters: name("projection-dead-letters"),
             checkpoints: name("projection-checkpoints"),
@@ -106,11 +118,13 @@ impl TableNames {
     }
 
     /// Every table, for creating and clearing them.
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.sections,
             &self.sales_by_hour,
             &self.reservations,
+            &self.tickets,
+            &self.ticket_revocations,
             &self.applied,
             &self.dead_letters,
             &self.checkpoints,
@@ -127,6 +141,8 @@ mod tests {
         let tables = TableNames::with_prefix("prod-").unwrap();
         assert_eq!(tables.sections, "prod-read-sections");
         assert_eq!(tables.applied, "prod-projection-applied");
+        assert_eq!(tables.tickets, "prod-read-tickets");
+        assert_eq!(tables.ticket_revocations, "prod-read-ticket-revocations");
     }
 
     #[test]

@@ -7,38 +7,45 @@
 //! - `mod.rs`: [`DynamoDbReadModels`], the [`ReadModelStore`]; items to rows and back.
 //!
 //! "One transaction per batch" becomes one `TransactWriteItems` per stream: the
-//! stream's row, its hourly sales deltas and the conditional move of its applied
-//! version. Every row belongs to one stream (ADR 9), so a batch whose streams commit
-//! one by one still ends where one transaction would have: a stream that committed is
-//! skipped as a duplicate when the batch is applied again. Dead letters are written
-//! first, each once (a conditional put), and the checkpoint last.
+//! stream's row, its hourly sales deltas, the ticket revocations of a purchase's
+//! stream and the conditional move of its applied version. Every row belongs to one
+//! stream (ADR 9), so a batch whose streams commit one by one still ends where one
+//! transaction would have: a stream that committed is skipped as a duplicate when the
+//! batch is applied again. Dead letters are written first, each once (a conditional
+//! put), and the checkpoint last.
 
 mod config;
 mod error;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, TableStatus, TransactWriteItem, Update, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, DeleteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, ScalarAttributeType, TableStatus, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use ticketing_domain::{CustomerId, ReservationId, ShowId, Timestamp};
+use ticketing_domain::ticket::Revocation;
+use ticketing_domain::{CustomerId, ReservationId, ShowId, TicketId, Timestamp};
 use ticketing_store::{GlobalPosition, StreamVersion};
 use uuid::Uuid;
 
-pub use config::{DynamoDbConfig, TableNames, BY_CUSTOMER, BY_SHOW, DEFAULT_TABLE_PREFIX};
+pub use config::{
+    DynamoDbConfig, TableNames, BY_CUSTOMER, BY_HOLDER, BY_SHOW, DEFAULT_TABLE_PREFIX,
+};
 
 use crate::model::{BatchWrite, DeadLetter, HoldView, HourKey, ReservationView, SalesTotals};
-use crate::model::{HourDelta, SectionHolds, SectionView};
+use crate::model::{
+    HourDelta, LoadedRows, SectionHolds, SectionView, TicketRevocationView, TicketView,
+};
 use crate::rows::{self as d, instant, parse_instant};
 use crate::{
-    unique, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
-    SectionAvailability, ShowSales, StoredDeadLetter,
+    unique, HeldTicket, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor,
+    ReservationPage, RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales,
+    StoredDeadLetter, TicketCursor, TicketPage,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -91,23 +98,36 @@ impl DynamoDbReadModels {
     /// The service's refusal, or a table that does not become active within a minute.
     pub async fn create_tables(&self) -> Result<(), ReadModelError> {
         let t = &self.tables;
-        let specs: [(&str, &[&str], Option<IndexSpec>); 6] = [
+        let specs: [(&str, &[&str], &[IndexSpec]); 8] = [
             (
                 &t.sections,
                 &["stream_id"],
-                Some((BY_SHOW, "show_id", "section")),
+                &[(BY_SHOW, "show_id", "section")],
             ),
-            (&t.sales_by_hour, &["show_id", "bucket"], None),
+            (&t.sales_by_hour, &["show_id", "bucket"], &[]),
             (
                 &t.reservations,
                 &["stream_id"],
-                Some((BY_CUSTOMER, "customer_id", "placed_key")),
+                &[(BY_CUSTOMER, "customer_id", "placed_key")],
             ),
-            (&t.applied, &["stream_id"], None),
-            (&t.dead_letters, &["stream_id", "version"], None),
-            (&t.checkpoints, &["name"], None),
+            (
+                &t.tickets,
+                &["stream_id"],
+                &[
+                    (BY_SHOW, "show_id", "held_key"),
+                    (BY_HOLDER, "holder", "held_key"),
+                ],
+            ),
+            (
+                &t.ticket_revocations,
+                &["ticket_id"],
+                &[(BY_SHOW, "show_id", "revoked_at")],
+            ),
+            (&t.applied, &["stream_id"], &[]),
+            (&t.dead_letters, &["stream_id", "version"], &[]),
+            (&t.checkpoints, &["name"], &[]),
         ];
-        for (table, keys, index) in specs {
+        for (table, keys, indexes) in specs {
             let mut attributes: Vec<&str> = keys.to_vec();
             let mut request = self
                 .client
@@ -117,8 +137,12 @@ impl DynamoDbReadModels {
             for (key, kind) in keys.iter().zip([KeyType::Hash, KeyType::Range]) {
                 request = request.key_schema(key_element(key, kind)?);
             }
-            if let Some((name, hash, range)) = index {
-                attributes.extend([hash, range]);
+            for &(name, hash, range) in indexes {
+                for attribute in [hash, range] {
+                    if !attributes.contains(&attribute) {
+                        attributes.push(attribute);
+                    }
+                }
                 request = request.global_secondary_indexes(
                     GlobalSecondaryIndex::builder()
                         .index_name(name)
@@ -181,15 +205,21 @@ impl DynamoDbReadModels {
         ))
     }
 
-    /// Every item of `keys` in `table`, read consistently (the projector folds from
-    /// them), in no particular order.
-    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, ReadModelError> {
+    /// Every item of `keys` in `table`, in no particular order; read consistently
+    /// for the projector, which folds from them (not for the query path, which
+    /// trails the projection anyway).
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, ReadModelError> {
         let mut found = Vec::new();
         for chunk in keys.chunks(MAX_BATCH_GET) {
             let mut pending = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
+                    .consistent_read(consistent)
                     .build()
                     .map_err(error::build)?,
             );
@@ -290,16 +320,18 @@ impl DynamoDbReadModels {
         }
     }
 
-    /// The operations of one stream's transaction: the move of its applied version
-    /// (conditional on the version the batch started from), its row, its hourly
-    /// deltas.
-    fn stream_transaction(
+    /// The transactions of one stream, to send in order. The last moves its applied
+    /// version (conditional on the version the batch started from) and writes its
+    /// rows and hourly deltas. A purchase's stream revoking more tickets than fit
+    /// beside them (a purchase holds up to 100) writes the others first, in
+    /// transactions that only check the applied version: a revocation is the same
+    /// whenever it is written, and the applied version moves only once all of them
+    /// are. Anything else over [`MAX_TRANSACTION_ITEMS`] is [`ReadModelError::TooLarge`].
+    fn stream_transactions(
         &self,
         (stream_id, before, after): &(String, StreamVersion, StreamVersion),
-        section: Option<&SectionView>,
-        reservation: Option<&ReservationView>,
-        hours: &[&(HourKey, HourDelta)],
-    ) -> Result<Vec<TransactWriteItem>, ReadModelError> {
+        rows: StreamRows<'_>,
+    ) -> Result<Vec<Vec<TransactWriteItem>>, ReadModelError> {
         let condition = if *before == 0 {
             "attribute_not_exists(#version)"
         } else {
@@ -318,19 +350,22 @@ impl DynamoDbReadModels {
         let mut items = vec![TransactWriteItem::builder()
             .update(applied.build().map_err(error::build)?)
             .build()];
-        let puts = section
+        let puts = rows
+            .section
             .map(|row| (&self.tables.sections, section_item(row)))
             .into_iter()
-            .chain(reservation.map(|row| (&self.tables.reservations, reservation_item(row))));
+            .chain(
+                rows.reservation
+                    .map(|row| (&self.tables.reservations, reservation_item(row))),
+            )
+            .chain(
+                rows.ticket
+                    .map(|row| (&self.tables.tickets, ticket_item(row))),
+            );
         for (table, item) in puts {
-            let put = Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .build()
-                .map_err(error::build)?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(put(table, item)?);
         }
-        for (key, delta) in hours {
+        for (key, delta) in rows.hours {
             let t = &delta.totals;
             let update = Update::builder()
                 .table_name(&self.tables.sales_by_hour)
@@ -359,14 +394,41 @@ impl DynamoDbReadModels {
                 .map_err(error::build)?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
+        // The revocations that fit go with the rows, the others first.
+        let room = MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
+        let (early, inline) = rows
+            .revocations
+            .split_at(rows.revocations.len().saturating_sub(room));
+        for row in inline {
+            items.push(put(&self.tables.ticket_revocations, revocation_item(row))?);
+        }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(ReadModelError::TooLarge {
                 stream_id: stream_id.clone(),
-                items: items.len(),
+                items: items.len() + early.len(),
                 limit: MAX_TRANSACTION_ITEMS,
             });
         }
-        Ok(items)
+        let mut transactions = Vec::with_capacity(1 + early.len() / MAX_TRANSACTION_ITEMS);
+        for chunk in early.chunks(MAX_TRANSACTION_ITEMS - 1) {
+            let mut check = ConditionCheck::builder()
+                .table_name(&self.tables.applied)
+                .key("stream_id", s(stream_id))
+                .condition_expression(condition)
+                .expression_attribute_names("#version", "version");
+            if *before != 0 {
+                check = check.expression_attribute_values(":before", n(before));
+            }
+            let mut early_items = vec![TransactWriteItem::builder()
+                .condition_check(check.build().map_err(error::build)?)
+                .build()];
+            for row in chunk {
+                early_items.push(put(&self.tables.ticket_revocations, revocation_item(row))?);
+            }
+            transactions.push(early_items);
+        }
+        transactions.push(items);
+        Ok(transactions)
     }
 
     /// Deletes every item of `table`.
@@ -427,10 +489,96 @@ impl DynamoDbReadModels {
             .await?;
         items.iter().map(section_row).collect()
     }
+
+    /// A show's tickets (`since`: only those held since after it, and maybe some
+    /// held at that instant), from `by_show`.
+    async fn tickets_of(
+        &self,
+        show_id: ShowId,
+        since: Option<Timestamp>,
+        transferred_only: bool,
+    ) -> Result<Vec<TicketView>, ReadModelError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.tables.tickets)
+            .index_name(BY_SHOW)
+            .expression_attribute_names("#show", "show_id")
+            .expression_attribute_values(":show", s(show_id.0.to_string()));
+        request = match since {
+            None => request.key_condition_expression("#show = :show"),
+            // `held_since#ticket_id` > `since`: every ticket held since after it
+            // (and those held at that very instant, which the caller drops).
+            Some(since) => request
+                .key_condition_expression("#show = :show AND #held > :since")
+                .expression_attribute_names("#held", "held_key")
+                .expression_attribute_values(":since", s(instant(since))),
+        };
+        if transferred_only {
+            request = request
+                .filter_expression("#generation > :zero")
+                .expression_attribute_names("#generation", "generation")
+                .expression_attribute_values(":zero", n(0));
+        }
+        self.query_all(request)
+            .await?
+            .iter()
+            .map(ticket_row)
+            .collect()
+    }
+
+    /// A show's ticket revocations (`since`: only those revoked after it), from
+    /// `by_show`.
+    async fn revocations_of(
+        &self,
+        show_id: ShowId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<TicketRevocationView>, ReadModelError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.tables.ticket_revocations)
+            .index_name(BY_SHOW)
+            .expression_attribute_names("#show", "show_id")
+            .expression_attribute_values(":show", s(show_id.0.to_string()));
+        request = match since {
+            None => request.key_condition_expression("#show = :show"),
+            Some(since) => request
+                .key_condition_expression("#show = :show AND #revoked > :since")
+                .expression_attribute_names("#revoked", "revoked_at")
+                .expression_attribute_values(":since", s(instant(since))),
+        };
+        self.query_all(request)
+            .await?
+            .iter()
+            .map(revocation_row)
+            .collect()
+    }
 }
 
 /// A global secondary index: its name, hash key and range key.
 type IndexSpec = (&'static str, &'static str, &'static str);
+
+/// The rows of one stream in a batch: at most one of section, purchase and ticket;
+/// hourly deltas with a section, revocations with a purchase.
+#[derive(Default, Clone, Copy)]
+struct StreamRows<'a> {
+    section: Option<&'a SectionView>,
+    reservation: Option<&'a ReservationView>,
+    ticket: Option<&'a TicketView>,
+    revocations: &'a [&'a TicketRevocationView],
+    hours: &'a [&'a (HourKey, HourDelta)],
+}
+
+/// A put of `item` into `table`, as one operation of a transaction.
+fn put(table: &str, item: Item) -> Result<TransactWriteItem, ReadModelError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(error::build)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
 
 /// Waits a little longer after each partly processed batch request.
 async fn backoff(attempt: u32) {
@@ -486,6 +634,12 @@ fn hour_bucket(key: &HourKey) -> String {
 /// The sort key of the customer history: newest first is descending text order.
 fn placed_key(placed_at: Timestamp, reservation_id: ReservationId) -> String {
     format!("{}#{}", instant(placed_at), reservation_id.0)
+}
+
+/// The sort key of a holder's tickets (and of a show's): newest first is descending
+/// text order, by `held_since` then ticket id, as on SQL.
+fn held_key(held_since: Timestamp, ticket_id: TicketId) -> String {
+    format!("{}#{}", instant(held_since), ticket_id.0)
 }
 
 /// Holds as a compact binary attribute, 28 bytes each (reservation id, quantity,
@@ -649,6 +803,9 @@ fn reservation_item(row: &ReservationView) -> Item {
     if let Some(at) = row.refunded_at {
         item.insert("refunded_at".into(), s(instant(at)));
     }
+    if !row.ticket_ids.is_empty() {
+        item.insert("ticket_ids".into(), s(d::ticket_ids(row)));
+    }
     item
 }
 
@@ -669,6 +826,74 @@ fn reservation_row(item: &Item) -> Result<ReservationView, ReadModelError> {
         paid_at: d::opt_instant(opt_s(item, "paid_at")?)?,
         refunded_at: d::opt_instant(opt_s(item, "refunded_at")?)?,
         updated_at: at("updated_at")?,
+        // Absent before tickets, and while none are issued.
+        ticket_ids: opt_s(item, "ticket_ids")?.unwrap_or_else(|| "[]".into()),
+    })
+}
+
+fn ticket_item(row: &TicketView) -> Item {
+    let mut item = Item::from([
+        ("stream_id".into(), s(&row.stream_id)),
+        ("ticket_id".into(), s(row.ticket_id.0.to_string())),
+        ("reservation_id".into(), s(row.reservation_id.0.to_string())),
+        ("show_id".into(), s(row.show_id.0.to_string())),
+        ("section".into(), s(row.section.as_str())),
+        ("holder".into(), s(row.holder.as_str())),
+        ("generation".into(), n(row.generation)),
+        ("held_since".into(), s(instant(row.held_since))),
+        ("updated_at".into(), s(instant(row.updated_at))),
+        (
+            "held_key".into(),
+            s(held_key(row.held_since, row.ticket_id)),
+        ),
+    ]);
+    if let Some(at) = row.admitted_at {
+        item.insert("admitted_at".into(), s(instant(at)));
+    }
+    if let Some(gate) = &row.gate {
+        item.insert("gate".into(), s(gate));
+    }
+    item
+}
+
+fn ticket_row(item: &Item) -> Result<TicketView, ReadModelError> {
+    let at = |name| get_s(item, name).and_then(|text| parse_instant(&text));
+    d::ticket(d::TicketColumns {
+        stream_id: get_s(item, "stream_id")?,
+        ticket_id: get_s(item, "ticket_id")?,
+        reservation_id: get_s(item, "reservation_id")?,
+        show_id: get_s(item, "show_id")?,
+        section: get_s(item, "section")?,
+        holder: get_s(item, "holder")?,
+        generation: get_n(item, "generation")?,
+        held_since: at("held_since")?,
+        admitted_at: d::opt_instant(opt_s(item, "admitted_at")?)?,
+        gate: opt_s(item, "gate")?,
+        updated_at: at("updated_at")?,
+    })
+}
+
+fn revocation_item(row: &TicketRevocationView) -> Item {
+    Item::from([
+        ("ticket_id".into(), s(row.ticket_id.0.to_string())),
+        ("stream_id".into(), s(&row.stream_id)),
+        ("reservation_id".into(), s(row.reservation_id.0.to_string())),
+        ("show_id".into(), s(row.show_id.0.to_string())),
+        ("section".into(), s(row.section.as_str())),
+        ("reason".into(), s(d::reason_name(row.reason))),
+        ("revoked_at".into(), s(instant(row.revoked_at))),
+    ])
+}
+
+fn revocation_row(item: &Item) -> Result<TicketRevocationView, ReadModelError> {
+    d::revocation(d::RevocationColumns {
+        stream_id: get_s(item, "stream_id")?,
+        ticket_id: get_s(item, "ticket_id")?,
+        reservation_id: get_s(item, "reservation_id")?,
+        show_id: get_s(item, "show_id")?,
+        section: get_s(item, "section")?,
+        reason: get_s(item, "reason")?,
+        revoked_at: parse_instant(&get_s(item, "revoked_at")?)?,
     })
 }
 
@@ -703,7 +928,8 @@ fn stream_keys(stream_ids: &[String]) -> Vec<Item> {
 #[async_trait]
 impl ReadModelStore for DynamoDbReadModels {
     /// A stream's transaction holds its applied version and its row besides one
-    /// update per bucket.
+    /// update per bucket (buckets are a section's; a purchase's revocations that do
+    /// not fit are written before, see `stream_transactions`).
     fn max_hours_per_stream(&self) -> Option<usize> {
         Some(MAX_TRANSACTION_ITEMS - 2)
     }
@@ -713,31 +939,39 @@ impl ReadModelStore for DynamoDbReadModels {
         stream_ids: &[String],
     ) -> Result<BTreeMap<String, StreamVersion>, ReadModelError> {
         let items = self
-            .batch_get(&self.tables.applied, stream_keys(stream_ids))
+            .batch_get(&self.tables.applied, stream_keys(stream_ids), true)
             .await?;
         items.iter().map(applied_row).collect()
     }
 
-    async fn load(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError> {
+    async fn load(&self, stream_ids: &[String]) -> Result<LoadedRows, ReadModelError> {
         let keys = stream_keys(stream_ids);
         let mut sections = self
-            .batch_get(&self.tables.sections, keys.clone())
+            .batch_get(&self.tables.sections, keys.clone(), true)
             .await?
             .iter()
             .map(section_row)
             .collect::<Result<Vec<_>, _>>()?;
         let mut reservations = self
-            .batch_get(&self.tables.reservations, keys)
+            .batch_get(&self.tables.reservations, keys.clone(), true)
             .await?
             .iter()
             .map(reservation_row)
             .collect::<Result<Vec<_>, _>>()?;
+        let mut tickets = self
+            .batch_get(&self.tables.tickets, keys, true)
+            .await?
+            .iter()
+            .map(ticket_row)
+            .collect::<Result<Vec<_>, _>>()?;
         sections.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
         reservations.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
-        Ok((sections, reservations))
+        tickets.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+        Ok(LoadedRows {
+            sections,
+            reservations,
+            tickets,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(streams = batch.applied.len()))]
@@ -770,6 +1004,30 @@ impl ReadModelStore for DynamoDbReadModels {
             .iter()
             .map(|row| (row.stream_id.as_str(), row))
             .collect();
+        let tickets: HashMap<&str, &TicketView> = batch
+            .tickets
+            .iter()
+            .map(|row| (row.stream_id.as_str(), row))
+            .collect();
+        // A revocation is a row of its purchase's stream, which moved on in this
+        // batch: the revocations come from its events.
+        let mut revocations: HashMap<&str, Vec<&TicketRevocationView>> = HashMap::new();
+        for row in &batch.revocations {
+            if !batch
+                .applied
+                .iter()
+                .any(|(stream, ..)| *stream == row.stream_id)
+            {
+                return Err(ReadModelError::Corrupt(format!(
+                    "revocation of ticket {} without its stream {} in the batch",
+                    row.ticket_id, row.stream_id
+                )));
+            }
+            revocations
+                .entry(row.stream_id.as_str())
+                .or_default()
+                .push(row);
+        }
         let mut hours: HashMap<&str, Vec<&(HourKey, HourDelta)>> = HashMap::new();
         for hour in &batch.hours {
             let key = (hour.0.show_id.clone(), hour.0.section.as_str());
@@ -784,12 +1042,17 @@ impl ReadModelStore for DynamoDbReadModels {
         let mut transactions = Vec::with_capacity(batch.applied.len());
         for applied in &batch.applied {
             let stream = applied.0.as_str();
-            let items = self.stream_transaction(
-                applied,
-                sections.get(stream).copied(),
-                reservations.get(stream).copied(),
-                hours.get(stream).map(Vec::as_slice).unwrap_or_default(),
-            )?;
+            let rows = StreamRows {
+                section: sections.get(stream).copied(),
+                reservation: reservations.get(stream).copied(),
+                ticket: tickets.get(stream).copied(),
+                revocations: revocations
+                    .get(stream)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                hours: hours.get(stream).map(Vec::as_slice).unwrap_or_default(),
+            };
+            let items = self.stream_transactions(applied, rows)?;
             transactions.push((applied.0.clone(), items));
         }
 
@@ -806,16 +1069,18 @@ impl ReadModelStore for DynamoDbReadModels {
                 failure = Some(error);
             }
         };
-        for (stream_id, items) in transactions {
+        for (stream_id, stream_transactions) in transactions {
             let client = self.client.clone();
             running.spawn(async move {
-                client
-                    .transact_write_items()
-                    .set_transact_items(Some(items))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| error::transaction(&stream_id, e))
+                for items in stream_transactions {
+                    client
+                        .transact_write_items()
+                        .set_transact_items(Some(items))
+                        .send()
+                        .await
+                        .map_err(|e| error::transaction(&stream_id, e))?;
+                }
+                Ok(())
             });
             while running.len() >= CONCURRENT_TRANSACTIONS {
                 if let Some(outcome) = running.join_next().await {
@@ -851,6 +1116,8 @@ impl ReadModelStore for DynamoDbReadModels {
         self.empty(&t.sections, &["stream_id"]).await?;
         self.empty(&t.sales_by_hour, &["show_id", "bucket"]).await?;
         self.empty(&t.reservations, &["stream_id"]).await?;
+        self.empty(&t.tickets, &["stream_id"]).await?;
+        self.empty(&t.ticket_revocations, &["ticket_id"]).await?;
         self.empty(&t.dead_letters, &["stream_id", "version"])
             .await?;
         self.empty(&t.checkpoints, &["name"]).await?;
@@ -972,6 +1239,112 @@ impl ReadModelStore for DynamoDbReadModels {
         Ok(d::page(reservations, i64::from(limit)))
     }
 
+    async fn revoked_tickets(
+        &self,
+        show_id: ShowId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<RevokedTicket>, ReadModelError> {
+        let revocations = self.revocations_of(show_id, since).await?;
+        let transferred = self.tickets_of(show_id, since, true).await?;
+        Ok(d::revoked_list(revocations, transferred, since))
+    }
+
+    async fn show_admissions(
+        &self,
+        show_id: ShowId,
+    ) -> Result<Vec<SectionAdmissions>, ReadModelError> {
+        let tickets = self.tickets_of(show_id, None, false).await?;
+        let revoked: BTreeSet<Uuid> = self
+            .revocations_of(show_id, None)
+            .await?
+            .into_iter()
+            .map(|r| r.ticket_id.0)
+            .collect();
+        let mut sections = Vec::new();
+        for ticket in &tickets {
+            d::count_admission(
+                &mut sections,
+                &ticket.section,
+                ticket.admitted_at.is_some(),
+                revoked.contains(&ticket.ticket_id.0),
+            );
+        }
+        sections.sort_by(|a, b| a.section.as_str().cmp(b.section.as_str()));
+        Ok(sections)
+    }
+
+    async fn holder_tickets(
+        &self,
+        holder: &CustomerId,
+        limit: usize,
+        cursor: Option<TicketCursor>,
+    ) -> Result<TicketPage, ReadModelError> {
+        let wanted_total = i32::try_from(limit).unwrap_or(i32::MAX);
+        if wanted_total == 0 {
+            return Ok(d::ticket_page(Vec::new(), 0));
+        }
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.tables.tickets)
+            .index_name(BY_HOLDER)
+            .scan_index_forward(false)
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_values(":holder", s(holder.as_str()));
+        request = match cursor {
+            None => request.key_condition_expression("#holder = :holder"),
+            Some(cursor) => request
+                .key_condition_expression("#holder = :holder AND #held < :after")
+                .expression_attribute_names("#held", "held_key")
+                .expression_attribute_values(
+                    ":after",
+                    s(held_key(cursor.held_since, cursor.ticket_id)),
+                ),
+        };
+        let mut tickets = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let wanted = wanted_total - i32::try_from(tickets.len()).unwrap_or(i32::MAX);
+            let output = request
+                .clone()
+                .limit(wanted)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(error::classify)?;
+            for item in output.items() {
+                tickets.push(ticket_row(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() && tickets.len() < wanted_total as usize => {
+                    start = Some(key.clone());
+                }
+                _ => break,
+            }
+        }
+        let keys: Vec<Item> = tickets
+            .iter()
+            .map(|t| t.ticket_id.0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|id| Item::from([("ticket_id".to_owned(), s(id.to_string()))]))
+            .collect();
+        let revoked: HashMap<Uuid, Revocation> = self
+            .batch_get(&self.tables.ticket_revocations, keys, false)
+            .await?
+            .iter()
+            .map(|item| revocation_row(item).map(|r| (r.ticket_id.0, r.reason)))
+            .collect::<Result<_, _>>()?;
+        let tickets = tickets
+            .into_iter()
+            .map(|ticket| HeldTicket {
+                revoked: revoked.get(&ticket.ticket_id.0).copied(),
+                ticket,
+            })
+            .collect();
+        Ok(d::ticket_page(tickets, limit))
+    }
+
     async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError> {
         let mut letters = self
             .scan_rows(&self.tables.dead_letters, dead_letter_row)
@@ -1001,9 +1374,20 @@ impl ReadModelStore for DynamoDbReadModels {
             })
             .await?;
         let reservations = self.scan_rows(&t.reservations, reservation_row).await?;
+        let tickets = self.scan_rows(&t.tickets, ticket_row).await?;
+        let revocations = self
+            .scan_rows(&t.ticket_revocations, revocation_row)
+            .await?;
         let applied = self.scan_rows(&t.applied, applied_row).await?;
         let letters = self.dead_letters(usize::MAX).await?;
-        Ok(d::dump(sections, hours, reservations, applied, letters))
+        Ok(d::dump(
+            sections,
+            hours,
+            reservations,
+            (tickets, revocations),
+            applied,
+            letters,
+        ))
     }
 }
 
@@ -1055,6 +1439,172 @@ mod tests {
             decode_slots(&bytes[..23]),
             Err(ReadModelError::Corrupt(_))
         ));
+    }
+
+    fn at(micros: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp_micros(micros).unwrap()
+    }
+
+    fn ticket(n: u128, held_since: Timestamp) -> TicketView {
+        TicketView {
+            stream_id: format!("ticket-{}", Uuid::from_u128(n)),
+            ticket_id: TicketId(Uuid::from_u128(n)),
+            reservation_id: ReservationId(Uuid::from_u128(100 + n)),
+            show_id: ShowId(Uuid::from_u128(7)),
+            section: ticketing_domain::SectionName::parse("Floor").unwrap(),
+            holder: CustomerId::parse("alice").unwrap(),
+            generation: 0,
+            held_since,
+            admitted_at: None,
+            gate: None,
+            updated_at: held_since,
+        }
+    }
+
+    fn revocation(n: u128) -> TicketRevocationView {
+        TicketRevocationView {
+            stream_id: "reservation-1".into(),
+            ticket_id: TicketId(Uuid::from_u128(n)),
+            reservation_id: ReservationId(Uuid::from_u128(1)),
+            show_id: ShowId(Uuid::from_u128(7)),
+            section: ticketing_domain::SectionName::parse("Floor").unwrap(),
+            reason: Revocation::Refunded,
+            revoked_at: at(1_780_000_000_000_001),
+        }
+    }
+
+    /// A store whose requests are only built, never sent.
+    fn offline_store() -> DynamoDbReadModels {
+        let config = aws_sdk_dynamodb::config::Builder::new()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .build();
+        DynamoDbReadModels::new(
+            Client::from_conf(config),
+            TableNames::with_prefix("unit-").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_holders_newest_tickets_sort_last_in_the_holder_key() {
+        let earlier = at(1_780_000_000_000_000);
+        let later = at(1_780_000_000_000_001);
+        let (low, high) = (TicketId(Uuid::from_u128(1)), TicketId(Uuid::from_u128(2)));
+        // Descending text order (`ScanIndexForward=false`) is newest first, then the
+        // higher id first, as SQL's `order by held_since desc, ticket_id desc`.
+        let mut keys = vec![
+            held_key(later, low),
+            held_key(earlier, high),
+            held_key(later, high),
+            held_key(at(999_999_999_999), high),
+        ];
+        keys.sort_by(|a, b| b.cmp(a));
+        assert_eq!(
+            keys,
+            vec![
+                held_key(later, high),
+                held_key(later, low),
+                held_key(earlier, high),
+                held_key(at(999_999_999_999), high),
+            ]
+        );
+        // A key condition `> since` keeps every ticket held after `since`.
+        assert!(held_key(later, low) > instant(earlier));
+        assert!(held_key(at(999_999_999_999), high) < instant(earlier));
+    }
+
+    #[test]
+    fn tickets_and_revocations_survive_their_items() {
+        let mut admitted = ticket(3, at(1_780_000_000_123_456));
+        admitted.generation = 2;
+        admitted.admitted_at = Some(at(1_780_000_100_000_000));
+        admitted.gate = Some("North 2".into());
+        for row in [ticket(4, at(1_780_000_000_000_000)), admitted] {
+            let item = ticket_item(&row);
+            assert_eq!(
+                item.get("held_key"),
+                Some(&s(held_key(row.held_since, row.ticket_id)))
+            );
+            assert_eq!(ticket_row(&item).unwrap(), row);
+        }
+        for reason in [Revocation::Refunded, Revocation::Cancelled] {
+            let row = TicketRevocationView {
+                reason,
+                ..revocation(5)
+            };
+            assert_eq!(revocation_row(&revocation_item(&row)).unwrap(), row);
+        }
+    }
+
+    #[test]
+    fn a_purchases_ticket_ids_survive_its_item_and_are_none_without_the_attribute() {
+        let row = ReservationView {
+            stream_id: "reservation-1".into(),
+            reservation_id: ReservationId(Uuid::from_u128(1)),
+            customer_id: CustomerId::parse("alice").unwrap(),
+            show_id: ShowId(Uuid::from_u128(7)),
+            section: ticketing_domain::SectionName::parse("Floor").unwrap(),
+            quantity: 2,
+            amount: ticketing_domain::Money {
+                amount_minor: 4_000,
+                currency: ticketing_domain::Currency::parse("EUR").unwrap(),
+            },
+            state: ticketing_domain::ReservationStatus::Confirmed,
+            placed_at: at(1_780_000_000_000_000),
+            expires_at: at(1_780_000_600_000_000),
+            paid_at: Some(at(1_780_000_060_000_000)),
+            refunded_at: None,
+            updated_at: at(1_780_000_060_000_000),
+            ticket_ids: vec![TicketId(Uuid::from_u128(8)), TicketId(Uuid::from_u128(9))],
+        };
+        assert_eq!(reservation_row(&reservation_item(&row)).unwrap(), row);
+        let before_tickets = ReservationView {
+            ticket_ids: Vec::new(),
+            ..row
+        };
+        let item = reservation_item(&before_tickets);
+        assert!(!item.contains_key("ticket_ids"));
+        assert_eq!(reservation_row(&item).unwrap(), before_tickets);
+    }
+
+    #[test]
+    fn revocations_beyond_one_transaction_are_written_before_the_version_moves() {
+        let store = offline_store();
+        let revocations: Vec<TicketRevocationView> = (0..100).map(revocation).collect();
+        let refs: Vec<&TicketRevocationView> = revocations.iter().collect();
+        let applied = ("reservation-1".to_owned(), 6, 7);
+        let transactions = store
+            .stream_transactions(
+                &applied,
+                StreamRows {
+                    revocations: &refs,
+                    ..StreamRows::default()
+                },
+            )
+            .unwrap();
+        let sizes: Vec<usize> = transactions.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            vec![2, 100],
+            "1 check + 1 put, then 1 update + 99 puts"
+        );
+        assert!(transactions[0][0].condition_check().is_some());
+        assert!(transactions[0][1..].iter().all(|op| op.put().is_some()));
+        let last = &transactions[1];
+        assert!(last[0].update().is_some(), "the version moves last");
+        assert_eq!(last[1..].iter().filter(|op| op.put().is_some()).count(), 99);
+
+        let few = store
+            .stream_transactions(
+                &applied,
+                StreamRows {
+                    revocations: &refs[..10],
+                    ..StreamRows::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(few.len(), 1, "what fits is one transaction");
+        assert_eq!(few[0].len(), 11);
     }
 
     #[test]

@@ -14,10 +14,14 @@ use sqlx::Row;
 use ticketing_domain::{CustomerId, ShowId, Timestamp};
 use ticketing_store::{GlobalPosition, StreamVersion};
 
-use crate::model::{BatchWrite, DeadLetter, HourKey, ReservationView, SalesTotals, SectionView};
+use crate::model::{
+    BatchWrite, DeadLetter, HourKey, LoadedRows, ReservationView, SalesTotals, SectionView,
+    TicketRevocationView, TicketView,
+};
 use crate::{
     unique, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
-    SectionAvailability, ShowSales, StoredDeadLetter,
+    RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales, StoredDeadLetter,
+    TicketCursor, TicketPage,
 };
 
 use crate::rows as d;
@@ -43,7 +47,13 @@ const SECTION_COLUMNS: &str = "a.stream_id, a.show_id, a.section, a.capacity, a.
 
 const RESERVATION_COLUMNS: &str = "stream_id, reservation_id, customer_id, show_id, section, \
      quantity, amount_minor, currency, state, placed_at, expires_at, paid_at, refunded_at, \
-     updated_at from read_customer_reservations";
+     updated_at, ticket_ids from read_customer_reservations";
+
+const TICKET_COLUMNS: &str = "t.stream_id, t.ticket_id, t.reservation_id, t.show_id, \
+     t.section, t.holder, t.generation, t.held_since, t.admitted_at, t.gate, t.updated_at";
+
+const REVOCATION_COLUMNS: &str = "stream_id, ticket_id, reservation_id, show_id, section, \
+     reason, revoked_at from read_ticket_revocations";
 
 fn section_row(row: &SqliteRow) -> Result<SectionView, ReadModelError> {
     let holds: String = row.try_get("holds")?;
@@ -88,7 +98,43 @@ fn reservation_row(row: &SqliteRow) -> Result<ReservationView, ReadModelError> {
         paid_at: opt_instant(row.try_get("paid_at")?)?,
         refunded_at: opt_instant(row.try_get("refunded_at")?)?,
         updated_at: parse_instant(row.try_get("updated_at")?)?,
+        ticket_ids: row.try_get("ticket_ids")?,
     })
+}
+
+fn ticket_row(row: &SqliteRow) -> Result<TicketView, ReadModelError> {
+    d::ticket(d::TicketColumns {
+        stream_id: row.try_get("stream_id")?,
+        ticket_id: row.try_get("ticket_id")?,
+        reservation_id: row.try_get("reservation_id")?,
+        show_id: row.try_get("show_id")?,
+        section: row.try_get("section")?,
+        holder: row.try_get("holder")?,
+        generation: row.try_get("generation")?,
+        held_since: parse_instant(row.try_get("held_since")?)?,
+        admitted_at: opt_instant(row.try_get("admitted_at")?)?,
+        gate: row.try_get("gate")?,
+        updated_at: parse_instant(row.try_get("updated_at")?)?,
+    })
+}
+
+fn revocation_row(row: &SqliteRow) -> Result<TicketRevocationView, ReadModelError> {
+    d::revocation(d::RevocationColumns {
+        stream_id: row.try_get("stream_id")?,
+        ticket_id: row.try_get("ticket_id")?,
+        reservation_id: row.try_get("reservation_id")?,
+        show_id: row.try_get("show_id")?,
+        section: row.try_get("section")?,
+        reason: row.try_get("reason")?,
+        revoked_at: parse_instant(row.try_get("revoked_at")?)?,
+    })
+}
+
+fn rows<T>(
+    rows: &[SqliteRow],
+    row: fn(&SqliteRow) -> Result<T, ReadModelError>,
+) -> Result<Vec<T>, ReadModelError> {
+    rows.iter().map(row).collect()
 }
 
 #[async_trait]
@@ -112,12 +158,8 @@ impl ReadModelStore for SqliteReadModels {
         Ok(applied)
     }
 
-    async fn load(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<(Vec<SectionView>, Vec<ReservationView>), ReadModelError> {
-        let mut sections = Vec::new();
-        let mut reservations = Vec::new();
+    async fn load(&self, stream_ids: &[String]) -> Result<LoadedRows, ReadModelError> {
+        let mut loaded = LoadedRows::default();
         let mut conn = self.pool.acquire().await?;
         for stream_id in unique(stream_ids) {
             let section = sqlx::query(&format!("select {SECTION_COLUMNS} where a.stream_id = ?"))
@@ -125,7 +167,17 @@ impl ReadModelStore for SqliteReadModels {
                 .fetch_optional(&mut *conn)
                 .await?;
             if let Some(row) = section {
-                sections.push(section_row(&row)?);
+                loaded.sections.push(section_row(&row)?);
+                continue;
+            }
+            let ticket = sqlx::query(&format!(
+                "select {TICKET_COLUMNS} from read_tickets t where t.stream_id = ?"
+            ))
+            .bind(&stream_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = ticket {
+                loaded.tickets.push(ticket_row(&row)?);
                 continue;
             }
             let reservation =
@@ -134,10 +186,10 @@ impl ReadModelStore for SqliteReadModels {
                     .fetch_optional(&mut *conn)
                     .await?;
             if let Some(row) = reservation {
-                reservations.push(reservation_row(&row)?);
+                loaded.reservations.push(reservation_row(&row)?);
             }
         }
-        Ok((sections, reservations))
+        Ok(loaded)
     }
 
     #[tracing::instrument(skip_all, fields(streams = batch.applied.len()))]
@@ -234,11 +286,11 @@ impl ReadModelStore for SqliteReadModels {
             sqlx::query(
                 "insert into read_customer_reservations (stream_id, reservation_id, customer_id, \
                  show_id, section, quantity, amount_minor, currency, state, placed_at, \
-                 expires_at, paid_at, refunded_at, updated_at) \
-                 values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 expires_at, paid_at, refunded_at, updated_at, ticket_ids) \
+                 values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  on conflict (stream_id) do update set state = excluded.state, \
                  paid_at = excluded.paid_at, refunded_at = excluded.refunded_at, \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, ticket_ids = excluded.ticket_ids",
             )
             .bind(&r.stream_id)
             .bind(r.reservation_id.0.to_string())
@@ -254,6 +306,48 @@ impl ReadModelStore for SqliteReadModels {
             .bind(r.paid_at.map(instant))
             .bind(r.refunded_at.map(instant))
             .bind(instant(r.updated_at))
+            .bind(d::ticket_ids(r))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for t in &batch.tickets {
+            sqlx::query(
+                "insert into read_tickets (stream_id, ticket_id, reservation_id, show_id, \
+                 section, holder, generation, held_since, admitted_at, gate, updated_at) \
+                 values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 on conflict (stream_id) do update set holder = excluded.holder, \
+                 generation = excluded.generation, held_since = excluded.held_since, \
+                 admitted_at = excluded.admitted_at, gate = excluded.gate, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(&t.stream_id)
+            .bind(t.ticket_id.0.to_string())
+            .bind(t.reservation_id.0.to_string())
+            .bind(t.show_id.0.to_string())
+            .bind(t.section.as_str())
+            .bind(t.holder.as_str())
+            .bind(i64::from(t.generation))
+            .bind(instant(t.held_since))
+            .bind(t.admitted_at.map(instant))
+            .bind(t.gate.as_deref())
+            .bind(instant(t.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for r in &batch.revocations {
+            sqlx::query(
+                "insert into read_ticket_revocations (ticket_id, stream_id, reservation_id, \
+                 show_id, section, reason, revoked_at) values (?, ?, ?, ?, ?, ?, ?) \
+                 on conflict (ticket_id) do update set reason = excluded.reason, \
+                 revoked_at = excluded.revoked_at",
+            )
+            .bind(r.ticket_id.0.to_string())
+            .bind(&r.stream_id)
+            .bind(r.reservation_id.0.to_string())
+            .bind(r.show_id.0.to_string())
+            .bind(r.section.as_str())
+            .bind(d::reason_name(r.reason))
+            .bind(instant(r.revoked_at))
             .execute(&mut *tx)
             .await?;
         }
@@ -403,6 +497,82 @@ impl ReadModelStore for SqliteReadModels {
         Ok(d::page(reservations, limit))
     }
 
+    async fn revoked_tickets(
+        &self,
+        show_id: ShowId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<RevokedTicket>, ReadModelError> {
+        let show = show_id.0.to_string();
+        let since_text = since.map(instant);
+        let revocations = sqlx::query(&format!(
+            "select {REVOCATION_COLUMNS} where show_id = ? and (? is null or revoked_at > ?)"
+        ))
+        .bind(&show)
+        .bind(&since_text)
+        .bind(&since_text)
+        .fetch_all(&self.pool)
+        .await?;
+        let transferred = sqlx::query(&format!(
+            "select {TICKET_COLUMNS} from read_tickets t where t.show_id = ? \
+             and t.generation > 0 and (? is null or t.held_since > ?)"
+        ))
+        .bind(&show)
+        .bind(&since_text)
+        .bind(&since_text)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(d::revoked_list(
+            rows(&revocations, revocation_row)?,
+            rows(&transferred, ticket_row)?,
+            since,
+        ))
+    }
+
+    async fn show_admissions(
+        &self,
+        show_id: ShowId,
+    ) -> Result<Vec<SectionAdmissions>, ReadModelError> {
+        let counts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "select t.section, count(*), count(t.admitted_at), \
+             sum(case when t.admitted_at is null and r.ticket_id is not null then 1 else 0 end) \
+             from read_tickets t left join read_ticket_revocations r on r.ticket_id = t.ticket_id \
+             where t.show_id = ? group by t.section order by t.section",
+        )
+        .bind(show_id.0.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        counts.into_iter().map(d::section_admissions).collect()
+    }
+
+    async fn holder_tickets(
+        &self,
+        holder: &CustomerId,
+        limit: usize,
+        cursor: Option<TicketCursor>,
+    ) -> Result<TicketPage, ReadModelError> {
+        let held_since = cursor.map(|c| instant(c.held_since));
+        let rows = sqlx::query(&format!(
+            "select {TICKET_COLUMNS}, r.reason from read_tickets t \
+             left join read_ticket_revocations r on r.ticket_id = t.ticket_id \
+             where t.holder = ? and (? is null or t.held_since < ? \
+             or (t.held_since = ? and t.ticket_id < ?)) \
+             order by t.held_since desc, t.ticket_id desc limit ?"
+        ))
+        .bind(holder.as_str())
+        .bind(&held_since)
+        .bind(&held_since)
+        .bind(&held_since)
+        .bind(cursor.map(|c| c.ticket_id.0.to_string()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let tickets = rows
+            .iter()
+            .map(|row| d::held_ticket(ticket_row(row)?, row.try_get("reason")?))
+            .collect::<Result<Vec<_>, ReadModelError>>()?;
+        Ok(d::ticket_page(tickets, limit))
+    }
+
     async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError> {
         let rows = sqlx::query(
             "select id, stream_id, version, event_type, schema_version, payload, error, \
@@ -470,7 +640,23 @@ impl ReadModelStore for SqliteReadModels {
         .into_iter()
         .map(|(stream, version)| Ok((stream, d::version(version)?)))
         .collect::<Result<Vec<_>, ReadModelError>>()?;
+        let tickets = sqlx::query(&format!("select {TICKET_COLUMNS} from read_tickets t"))
+            .fetch_all(&self.pool)
+            .await?;
+        let revocations = sqlx::query(&format!("select {REVOCATION_COLUMNS}"))
+            .fetch_all(&self.pool)
+            .await?;
         let letters = self.dead_letters(usize::MAX >> 1).await?;
-        Ok(d::dump(sections, hours, reservations, applied, letters))
+        Ok(d::dump(
+            sections,
+            hours,
+            reservations,
+            (
+                rows(&tickets, ticket_row)?,
+                rows(&revocations, revocation_row)?,
+            ),
+            applied,
+            letters,
+        ))
     }
 }

@@ -96,6 +96,7 @@ impl Setup {
             Arc::new(env.clock.clone()),
             Settings::default(),
         )
+        .with_ticket_keys(support::ticket_keys())
         .with_bus(bus.clone());
         Self {
             env,
@@ -732,7 +733,8 @@ async fn events_of_a_function_that_died_after_commit_reach_the_read_models_throu
         Arc::new(SimulatedGateway::new()),
         Arc::new(setup.env.clock.clone()),
         Settings::default(),
-    );
+    )
+    .with_ticket_keys(support::ticket_keys());
     busy_day(&setup.env).await;
     let committed: Vec<RecordedEvent> = setup.env.all_events().await;
     assert_eq!(

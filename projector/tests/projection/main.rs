@@ -32,6 +32,7 @@ on_both_backends!(
     a_batch_that_starts_late_in_a_stream_fills_the_gap_from_the_store,
     catch_up_continues_from_the_rebuild_checkpoint,
     customer_history_pages_newest_first,
+    tickets_at_the_door_revocations_and_holders_say_what_the_tickets_say,
     a_rebuild_replays_the_dead_letters_the_current_code_decodes,
     a_write_from_a_stale_applied_version_is_a_conflict_and_changes_nothing,
     a_stream_selling_in_more_hours_than_one_write_holds_is_applied_whole,
@@ -377,6 +378,151 @@ async fn catch_up_continues_from_the_rebuild_checkpoint(env: Env) {
     assert_eq!(caught_up.position, events.last().unwrap().global_position);
     let live = env.read_models.dump().await.unwrap();
     assert_eq!(live, env.rebuilt().await);
+}
+
+/// Admissions per section, the revocation list and each holder's tickets agree with
+/// the tickets as the command layer loads them.
+async fn tickets_at_the_door_revocations_and_holders_say_what_the_tickets_say(env: Env) {
+    let day = busy_day(&env).await;
+    env.rebuilt().await;
+
+    let admissions = env.read_models.show_admissions(day.show_id).await.unwrap();
+    let figures: Vec<_> = admissions
+        .iter()
+        .map(|s| {
+            (
+                s.section.as_str(),
+                s.issued,
+                s.admitted,
+                s.revoked,
+                s.remaining,
+            )
+        })
+        .collect();
+    // Balcony: 1 ticket cancelled after paying, 2 refunded. Floor: the first
+    // purchase's 2 (one let in) and a later purchase's 3.
+    assert_eq!(figures, [("Balcony", 3, 0, 3, 0), ("Floor", 5, 1, 0, 4)]);
+
+    let revoked = env
+        .read_models
+        .revoked_tickets(day.show_id, None)
+        .await
+        .unwrap();
+    let mut expected: Vec<_> = day
+        .cancelled
+        .iter()
+        .chain(&day.refunded)
+        .map(|&id| (id, None))
+        .chain([(day.transferred, Some(1))])
+        .collect();
+    expected.sort_by_key(|(id, _)| id.0);
+    let mut listed: Vec<_> = revoked
+        .iter()
+        .map(|r| (r.ticket_id, r.valid_generation))
+        .collect();
+    listed.sort_by_key(|(id, _)| id.0);
+    assert_eq!(listed, expected);
+    for entry in &revoked {
+        let ticket = env.app.ticket(entry.ticket_id).await.unwrap();
+        match entry.valid_generation {
+            Some(generation) => assert_eq!(ticket.generation, generation),
+            None => assert_eq!(
+                ticket.state,
+                ticketing_app::tickets::TicketState::Revoked {
+                    reason: entry.reason
+                }
+            ),
+        }
+    }
+    assert!(revoked
+        .windows(2)
+        .all(|w| w[0].revoked_at <= w[1].revoked_at));
+    // Only what was revoked after `since`: the transfer came last.
+    let since = revoked[revoked.len() - 2].revoked_at;
+    let later = env
+        .read_models
+        .revoked_tickets(day.show_id, Some(since))
+        .await
+        .unwrap();
+    assert_eq!(later, revoked[revoked.len() - 1..]);
+    assert!(env
+        .read_models
+        .revoked_tickets(ticketing_domain::ShowId(Uuid::new_v4()), None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Customer-1 keeps one of the first purchase's tickets and the revoked one of
+    // the purchase it cancelled; customer-8 holds the one it was given.
+    for (holder, count) in [(0, 2), (7, 1), (5, 3)] {
+        let customer = &day.customers[holder];
+        let page = env
+            .read_models
+            .holder_tickets(customer, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(page.tickets.len(), count, "tickets of {customer}");
+        assert!(page.next.is_none());
+        for held in &page.tickets {
+            let ticket = env.app.ticket(held.ticket.ticket_id).await.unwrap();
+            assert_eq!(&ticket.holder, customer);
+            assert_eq!(held.ticket.generation, ticket.generation);
+            let state = match (held.revoked, held.ticket.admitted_at) {
+                (Some(reason), _) => ticketing_app::tickets::TicketState::Revoked { reason },
+                (None, Some(scanned_at)) => ticketing_app::tickets::TicketState::Admitted {
+                    scanned_at,
+                    gate: held.ticket.gate.clone(),
+                },
+                (None, None) => ticketing_app::tickets::TicketState::Valid,
+            };
+            assert_eq!(state, ticket.state);
+        }
+        assert!(page
+            .tickets
+            .windows(2)
+            .all(|w| w[0].ticket.held_since >= w[1].ticket.held_since));
+    }
+    let received = env
+        .read_models
+        .holder_tickets(&day.customers[7], 10, None)
+        .await
+        .unwrap();
+    assert_eq!(received.tickets[0].ticket.ticket_id, day.transferred);
+    let kept = env
+        .read_models
+        .holder_tickets(&day.customers[0], 10, None)
+        .await
+        .unwrap();
+    let let_in = kept
+        .tickets
+        .iter()
+        .find(|t| t.ticket.ticket_id == day.admitted)
+        .expect("customer-1 keeps the ticket it was let in with");
+    assert!(let_in.ticket.admitted_at.is_some());
+    assert_eq!(let_in.ticket.gate.as_deref(), Some("A"));
+
+    // A page at a time, newest first.
+    let all = env
+        .read_models
+        .holder_tickets(&day.customers[5], 10, None)
+        .await
+        .unwrap()
+        .tickets;
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = env
+            .read_models
+            .holder_tickets(&day.customers[5], 2, cursor)
+            .await
+            .unwrap();
+        paged.extend(page.tickets);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
 }
 
 async fn customer_history_pages_newest_first(env: Env) {

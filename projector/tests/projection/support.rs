@@ -34,7 +34,8 @@ impl Env {
             Arc::new(SimulatedGateway::new()),
             Arc::new(clock.clone()),
             Settings::default(),
-        );
+        )
+        .with_ticket_keys(ticket_keys());
         let projector = Projector::new(store.clone(), read_models.clone());
         Self {
             app,
@@ -73,6 +74,7 @@ impl Env {
             .chain(InventoryEvent::EVENT_TYPES)
             .chain(ReservationEvent::EVENT_TYPES)
             .chain(PaymentEvent::EVENT_TYPES)
+            .chain(ticketing_domain::ticket::TicketEvent::EVENT_TYPES)
             .chain(&["SeatsTeleported"])
             .copied()
             .collect();
@@ -143,6 +145,10 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+pub fn ticket_keys() -> ticketing_app::TicketKeys {
+    ticketing_app::TicketKeys::from_seeds(&[("test", [7; 32])]).unwrap()
+}
+
 pub fn ctx(who: &str) -> CommandContext {
     CommandContext::new(who)
 }
@@ -181,6 +187,14 @@ async fn on_sale(env: &Env, organizer: &CommandContext, plan: ShowPlan) -> ShowI
 pub struct Day {
     pub show_id: ShowId,
     pub customers: Vec<CustomerId>,
+    /// The first purchase's two tickets: the first let in at gate A, the second
+    /// transferred from customer-1 to customer-8.
+    pub admitted: TicketId,
+    pub transferred: TicketId,
+    /// The tickets of the purchase customer-1 cancelled after paying, and of the
+    /// one the organizer refunded.
+    pub cancelled: Vec<TicketId>,
+    pub refunded: Vec<TicketId>,
 }
 
 /// A show with two sections (the second split into three escrow buckets) and every way a purchase can end: paid, declined,
@@ -292,9 +306,48 @@ pub async fn busy_day(env: &Env) -> Day {
     // Still held.
     hold(6, "Balcony", 1).await;
 
+    // At the door: one of the first purchase's tickets let in, the other given away.
+    let tickets = |n: u32, reservation_id: ReservationId| {
+        let app = &env.app;
+        async move {
+            app.reservation_tickets(&ctx(&format!("customer-{n}")), reservation_id)
+                .await
+                .unwrap()
+                .1
+                .into_iter()
+                .map(|t| t.ticket_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = tickets(1, paid.reservation_id).await;
+    let code = env.app.ticket(first[0]).await.unwrap().code.unwrap();
+    env.clock.advance(TimeDelta::minutes(1));
+    env.app
+        .check_in(
+            &ctx("gate-a"),
+            &ticketing_app::tickets::ScanScope::AnyShow,
+            ticketing_app::tickets::CheckIn {
+                code,
+                show_id: Some(show_id),
+                gate: Some("A".into()),
+                scanned_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    env.clock.advance(TimeDelta::minutes(1));
+    env.app
+        .transfer_ticket(&ctx("customer-1"), customer(1), first[1], customer(8))
+        .await
+        .unwrap();
+
     Day {
         show_id,
-        customers: (1..=7).map(customer).collect(),
+        customers: (1..=8).map(customer).collect(),
+        admitted: first[0],
+        transferred: first[1],
+        cancelled: tickets(1, regretted.reservation_id).await,
+        refunded: tickets(5, refunded.reservation_id).await,
     }
 }
 

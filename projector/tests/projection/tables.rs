@@ -268,7 +268,7 @@ async fn from_the_store(
 #[test]
 fn the_localstack_hook_creates_the_tables_the_template_declares() {
     let template = from_template();
-    assert_eq!(template.len(), 6, "{:?}", template.keys());
+    assert_eq!(template.len(), 8, "{:?}", template.keys());
     assert_eq!(from_localstack_hook(), template);
 }
 
