@@ -179,6 +179,49 @@ impl Setup {
         }
     }
 
+    /// Waits until consumer group `group` has committed every message on the event
+    /// topics, and they hold at least `published` messages: the in-process projector
+    /// has read them all and applied them (it commits a batch only once written).
+    async fn wait_until_committed(&self, group: &str, published: usize, timeout: Duration) {
+        let config = KafkaConfig::new(self.broker.brokers());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = match ticketing_bus::kafka::bus_status(
+                &config,
+                group,
+                Duration::from_secs(5),
+            )
+            .await
+            {
+                Ok(status) => {
+                    let messages: i64 = status
+                        .topics
+                        .iter()
+                        .filter(|t| ticketing_bus::message::TOPICS.contains(&t.topic.as_str()))
+                        .map(|t| t.messages)
+                        .sum();
+                    if status.missing_topics().is_empty()
+                        && messages >= published as i64
+                        && status.lag == 0
+                    {
+                        return;
+                    }
+                    format!(
+                        "{messages} messages on the event topics, {} of them not committed",
+                        status.lag
+                    )
+                }
+                Err(error) => format!("the bus status failed: {error}"),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "group `{group}` did not commit all {published} published messages \
+                 within {timeout:?}: {seen}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The read models as they are, then as a clean rebuild makes them.
     async fn live_and_rebuilt(
         &self,
@@ -530,28 +573,23 @@ async fn duplicated_and_reordered_deliveries_give_the_clean_rebuild(setup: Setup
 
     let (stop, task) = setup.project_in_process("reordered");
     setup.wait_until_projected(Duration::from_secs(60)).await;
-    // Let it read to the end of the topics: the duplicates must change nothing.
-    let consumed = events.len() * 3;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let metrics_seen = loop {
-        let live = setup.env.read_models.dump().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if Instant::now() > deadline {
-            break live;
-        }
-        if live == setup.env.read_models.dump().await.unwrap() {
-            break live;
-        }
-    };
+    // Until it has read to the end of the topics, every copy applied and committed:
+    // the duplicates must change nothing.
+    let published = events.len() * 3;
+    setup
+        .wait_until_committed("reordered", published, Duration::from_secs(60))
+        .await;
+    let live = setup.env.read_models.dump().await.unwrap();
     let _ = stop.send(());
     let report = task.await.unwrap();
     assert!(
-        report.messages as usize >= events.len(),
-        "{} of {consumed} messages consumed",
+        report.messages as usize >= published,
+        "{} of {published} messages consumed",
         report.messages
     );
+    assert!(!report.abandoned_batch, "{report:?}");
     let rebuilt = setup.env.rebuilt().await;
-    assert_eq!(metrics_seen, rebuilt);
+    assert_eq!(live, rebuilt);
 }
 
 async fn poison_and_undecodable_messages_go_to_the_dead_letter_topic(setup: Setup) {
