@@ -168,12 +168,10 @@ pub fn state_with_bus(
     settings: Settings,
     ticket_keys: Option<TicketKeys>,
 ) -> Result<ApiState, ConfigError> {
-    let mut ticketing = Ticketing::new(
-        store,
-        Arc::new(SimulatedGateway::new()),
-        Arc::new(SystemClock),
-        settings,
-    );
+    // The provider's records in the store's database: every function of a deployment
+    // sees the charges the others made.
+    let gateway = Arc::new(SimulatedGateway::sharing(store.as_ref()));
+    let mut ticketing = Ticketing::new(store, gateway, Arc::new(SystemClock), settings);
     if let Some(bus) = bus {
         ticketing = ticketing.with_bus(bus);
     }

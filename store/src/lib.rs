@@ -26,6 +26,8 @@
 //!   [`migrate`]).
 //! - `common.rs`: validation and conflict explanation shared by the backends.
 //! - `postgres/`, `sqlite/`: the backends.
+//! - [`ledger`]: the simulated payment provider's records, in memory or beside the
+//!   events.
 //! - `testing.rs`: a fresh database per test on either backend, for this crate's
 //!   contract suite and the other crates' tests.
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@
 mod common;
 pub mod config;
 mod error;
+pub mod ledger;
 mod locks;
 pub mod postgres;
 mod schema;
@@ -52,6 +55,7 @@ pub use config::{
     StoreConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_SQLITE_PATH, ENV_FILE,
 };
 pub use error::StoreError;
+pub use ledger::{MemoryLedger, ProviderLedger};
 
 /// The version of a stream: the number of events in it. A stream that does not exist
 /// has version 0; its first event has version 1.
@@ -492,6 +496,12 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// Infrastructure failures only.
     async fn outbox_status(&self) -> Result<OutboxStatus, StoreError>;
+
+    /// The simulated payment provider's records in this store's database, shared by
+    /// every process using it; `None` for a store that keeps none (a test double).
+    fn provider_ledger(&self) -> Option<std::sync::Arc<dyn ProviderLedger>> {
+        None
+    }
 }
 
 /// The outbox's backlog ([`EventStore::outbox_status`]).

@@ -14,48 +14,71 @@
 //! Every charge and refund is idempotent per key: a repeat returns the first outcome,
 //! and a repeat with another amount or card is rejected, as real providers do.
 //!
-//! Each process keeps its own ledger, but references are derived from the idempotency
-//! keys (`ch_sim_<key>`, `re_sim_<key>`), so that several instances (the Lambda
-//! functions of one deployment) agree: a charge captured by one can be refunded by
-//! another. Across instances the provider cannot tell a second refund of the same
-//! charge, nor find a charge whose answer was lost; the payment aggregate refuses
-//! refunding twice, and real providers answer both from their own records.
+//! Its records (a [`ProviderLedger`]) are kept in the event store's database when it is
+//! built with [`SimulatedGateway::sharing`]: every function of a deployment and the
+//! sweeper then see the same charges, as they would a real provider's, so a charge
+//! whose answer was lost in one is found by another. [`SimulatedGateway::new`] keeps
+//! them in the process's memory (tests, the demo). References are derived from the
+//! idempotency keys (`ch_sim_<key>`, `re_sim_<key>`), so that a charge captured by
+//! one in-memory instance can still be refunded by another.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{
     ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundReceipt, RefundRequest,
 };
 use ticketing_domain::Money;
+use ticketing_store::{EventStore, MemoryLedger, ProviderLedger, StoreError};
 use tokio::sync::Semaphore;
 
-#[derive(Debug, Clone)]
+/// A charge as the ledger keeps it, under its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Charge {
     amount: Money,
     card: String,
     outcome: ChargeOutcome,
 }
 
-#[derive(Debug, Default)]
-struct Ledger {
-    charges: HashMap<String, Charge>,
-    refunds: HashMap<String, (String, RefundReceipt)>,
+/// A refund as the ledger keeps it, under its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Refund {
+    charge_reference: String,
+    receipt: RefundReceipt,
 }
+
+/// The ledger's kinds of entries.
+const CHARGE: &str = "charge";
+const REFUND: &str = "refund";
+/// The refund of a charge, by the charge's reference: a charge is refunded once.
+const REFUND_OF: &str = "refund_of";
 
 /// What every simulated charge reference starts with.
 const CHARGE_PREFIX: &str = "ch_sim_";
 
-/// An in-memory test-mode payment provider. Shared behind an `Arc`, it keeps its
-/// ledger for the life of the process.
-#[derive(Debug, Default)]
+/// A test-mode payment provider. Shared behind an `Arc`.
+#[derive(Debug)]
 pub struct SimulatedGateway {
-    ledger: Mutex<Ledger>,
+    ledger: Arc<dyn ProviderLedger>,
+    /// The same ledger when it is this process's memory: what the counts read.
+    memory: Option<Arc<MemoryLedger>>,
     latency: Duration,
     gate: Option<Arc<ChargeGate>>,
+}
+
+impl Default for SimulatedGateway {
+    fn default() -> Self {
+        let memory = Arc::new(MemoryLedger::default());
+        Self {
+            ledger: memory.clone(),
+            memory: Some(memory),
+            latency: Duration::ZERO,
+            gate: None,
+        }
+    }
 }
 
 /// A gate every charge waits at until it is opened, after telling whoever watches it
@@ -98,8 +121,22 @@ impl ChargeGate {
 }
 
 impl SimulatedGateway {
+    /// A provider whose records live in this process's memory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A provider whose records live in `store`'s database (when it keeps them), shared
+    /// with every process on that database.
+    pub fn sharing(store: &dyn EventStore) -> Self {
+        match store.provider_ledger() {
+            Some(ledger) => Self {
+                ledger,
+                memory: None,
+                ..Self::default()
+            },
+            None => Self::default(),
+        }
     }
 
     /// Every call waits this long first, like a provider across a network.
@@ -118,24 +155,55 @@ impl SimulatedGateway {
         }
     }
 
-    /// How many charges were captured, whatever the number of calls.
+    /// How many charges were captured, whatever the number of calls (0 for a
+    /// provider whose records are not in this process's memory).
     pub fn captured_count(&self) -> usize {
-        self.ledger()
-            .charges
-            .values()
-            .filter(|c| matches!(c.outcome, ChargeOutcome::Captured { .. }))
-            .count()
+        self.memory.as_ref().map_or(0, |memory| {
+            memory
+                .entries(CHARGE)
+                .into_iter()
+                .filter_map(|entry| serde_json::from_value::<Charge>(entry).ok())
+                .filter(|c| matches!(c.outcome, ChargeOutcome::Captured { .. }))
+                .count()
+        })
     }
 
-    /// How many refunds were made, whatever the number of calls.
+    /// How many refunds were made, whatever the number of calls (0 for a provider
+    /// whose records are not in this process's memory).
     pub fn refund_count(&self) -> usize {
-        self.ledger().refunds.len()
+        self.memory
+            .as_ref()
+            .map_or(0, |memory| memory.entries(REFUND).len())
     }
 
-    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+    /// The entry recorded under `(kind, key)`, `entry` when it is the first.
+    async fn record_once<T: Serialize + DeserializeOwned>(
+        &self,
+        kind: &str,
+        key: &str,
+        entry: &T,
+    ) -> Result<T, GatewayError> {
+        let value = serde_json::to_value(entry).map_err(corrupt)?;
+        let recorded = self
+            .ledger
+            .record_once(kind, key, value)
+            .await
+            .map_err(unavailable)?;
+        serde_json::from_value(recorded).map_err(corrupt)
+    }
+
+    async fn entry<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<T>, GatewayError> {
         self.ledger
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(kind, key)
+            .await
+            .map_err(unavailable)?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(corrupt)
     }
 
     async fn network(&self) {
@@ -152,14 +220,19 @@ impl PaymentGateway for SimulatedGateway {
             gate.pass().await;
         }
         self.network().await;
-        let mut ledger = self.ledger();
-        if let Some(previous) = ledger.charges.get(&request.idempotency_key) {
-            if previous.amount != request.amount || previous.card != request.card.as_str() {
+        let same_request = |charge: &Charge| {
+            if charge.amount != request.amount || charge.card != request.card.as_str() {
                 return Err(GatewayError::Rejected(
                     "idempotency key reused with different parameters".into(),
                 ));
             }
-            return Ok(previous.outcome.clone());
+            Ok(charge.outcome.clone())
+        };
+        if let Some(previous) = self
+            .entry::<Charge>(CHARGE, &request.idempotency_key)
+            .await?
+        {
+            return same_request(&previous);
         }
         let declined = |reason: &str| ChargeOutcome::Declined {
             reason: reason.into(),
@@ -182,14 +255,19 @@ impl PaymentGateway for SimulatedGateway {
             "tok_insufficientFunds" => (declined("insufficient_funds"), false),
             _ => (declined("invalid_card"), false),
         };
-        ledger.charges.insert(
-            request.idempotency_key,
-            Charge {
-                amount: request.amount,
-                card: request.card.as_str().to_owned(),
-                outcome: outcome.clone(),
-            },
-        );
+        // Two calls with one key racing: the first recorded is the charge.
+        let recorded = self
+            .record_once(
+                CHARGE,
+                &request.idempotency_key,
+                &Charge {
+                    amount: request.amount,
+                    card: request.card.as_str().to_owned(),
+                    outcome,
+                },
+            )
+            .await?;
+        let outcome = same_request(&recorded)?;
         if answer_lost {
             return Err(GatewayError::Timeout);
         }
@@ -198,24 +276,38 @@ impl PaymentGateway for SimulatedGateway {
 
     async fn refund(&self, request: RefundRequest) -> Result<RefundReceipt, GatewayError> {
         self.network().await;
-        let mut ledger = self.ledger();
-        if let Some((charge, receipt)) = ledger.refunds.get(&request.idempotency_key) {
-            if *charge != request.charge_reference {
+        let same_charge = |refund: Refund| {
+            if refund.charge_reference != request.charge_reference {
                 return Err(GatewayError::Rejected(
                     "idempotency key reused with different parameters".into(),
                 ));
             }
-            return Ok(receipt.clone());
+            Ok(refund.receipt)
+        };
+        if let Some(previous) = self
+            .entry::<Refund>(REFUND, &request.idempotency_key)
+            .await?
+        {
+            return same_charge(previous);
         }
-        let captured = ledger.charges.values().find(|c| {
-            matches!(&c.outcome, ChargeOutcome::Captured { reference } if *reference == request.charge_reference)
-        });
-        match captured {
-            // Captured by another instance of the provider: its reference says so.
-            None if request.charge_reference.starts_with(CHARGE_PREFIX) => {}
+        let charge_key = request
+            .charge_reference
+            .strip_prefix(CHARGE_PREFIX)
+            .ok_or_else(|| {
+                GatewayError::Rejected(format!("no captured charge {}", request.charge_reference))
+            })?;
+        match self.entry::<Charge>(CHARGE, charge_key).await? {
+            // Captured by another in-memory instance: its reference says so.
+            None if self.memory.is_some() => {}
             None => {
                 return Err(GatewayError::Rejected(format!(
                     "no captured charge {}",
+                    request.charge_reference
+                )))
+            }
+            Some(charge) if !matches!(charge.outcome, ChargeOutcome::Captured { .. }) => {
+                return Err(GatewayError::Rejected(format!(
+                    "charge {} was not captured",
                     request.charge_reference
                 )))
             }
@@ -226,21 +318,30 @@ impl PaymentGateway for SimulatedGateway {
             }
             Some(_) => {}
         }
-        if ledger
-            .refunds
-            .values()
-            .any(|(charge, _)| *charge == request.charge_reference)
-        {
+        // A charge is refunded once: the first refund key to claim it keeps it.
+        let claimed: String = self
+            .record_once(
+                REFUND_OF,
+                &request.charge_reference,
+                &request.idempotency_key,
+            )
+            .await?;
+        if claimed != request.idempotency_key {
             return Err(GatewayError::Rejected("charge already refunded".into()));
         }
-        let receipt = RefundReceipt {
-            reference: format!("re_sim_{}", request.idempotency_key),
-        };
-        ledger.refunds.insert(
-            request.idempotency_key,
-            (request.charge_reference, receipt.clone()),
-        );
-        Ok(receipt)
+        let refund = self
+            .record_once(
+                REFUND,
+                &request.idempotency_key,
+                &Refund {
+                    charge_reference: request.charge_reference.clone(),
+                    receipt: RefundReceipt {
+                        reference: format!("re_sim_{}", request.idempotency_key),
+                    },
+                },
+            )
+            .await?;
+        same_charge(refund)
     }
 
     async fn find_charge(
@@ -249,11 +350,18 @@ impl PaymentGateway for SimulatedGateway {
     ) -> Result<Option<ChargeOutcome>, GatewayError> {
         self.network().await;
         Ok(self
-            .ledger()
-            .charges
-            .get(idempotency_key)
-            .map(|c| c.outcome.clone()))
+            .entry::<Charge>(CHARGE, idempotency_key)
+            .await?
+            .map(|c| c.outcome))
     }
+}
+
+fn unavailable(error: StoreError) -> GatewayError {
+    GatewayError::Unavailable(format!("the provider's records: {error}"))
+}
+
+fn corrupt(error: serde_json::Error) -> GatewayError {
+    GatewayError::Unavailable(format!("the provider's records are unreadable: {error}"))
 }
 
 #[cfg(test)]

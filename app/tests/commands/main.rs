@@ -90,6 +90,7 @@ on_both_backends! {
     sweeper::a_sweep_with_nothing_to_do_reports_zeros,
     sweeper::due_holds_are_expired_and_holds_not_yet_due_are_left_alone,
     sweeper::a_payment_whose_answer_was_lost_is_confirmed_after_the_grace_period_and_not_before,
+    sweeper::a_charge_whose_answer_one_process_lost_is_found_by_another_s_sweep,
     sweeper::a_pending_payment_the_provider_never_saw_is_released_as_abandoned_after_the_grace_period,
     sweeper::a_captured_payment_whose_seats_are_gone_is_refunded,
     sweeper::a_captured_purchase_left_unsettled_is_refunded_once_the_provider_answers,

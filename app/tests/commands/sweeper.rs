@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use ticketing_app::payments::PaymentGateway;
 use ticketing_app::sweeper::ABANDONED;
 use ticketing_app::{AppError, CommandContext, SweepLimits, SweepReport};
 use ticketing_domain::*;
@@ -455,4 +456,97 @@ pub async fn the_sweeper_refunds_rather_than_confirms_a_pending_payment_of_a_can
         .await
         .unwrap();
     assert!(again.is_complete(), "{again:?}");
+}
+
+/// The functions of a deployment are separate processes on one database. A charge
+/// whose answer the `reservations` function lost is found by the `sweeper` function in
+/// the simulated provider's records kept there, and the purchase is confirmed with its
+/// tickets; providers kept in each process's memory could not see it, and the sweeper
+/// would release the seats of a purchase the customer paid for.
+pub async fn a_charge_whose_answer_one_process_lost_is_found_by_another_s_sweep(
+    store: Arc<dyn EventStore>,
+) {
+    let h = harness(store.clone());
+    let process = |gateway: ticketing_app::payments::SimulatedGateway| {
+        ticketing_app::Ticketing::new(
+            store.clone(),
+            Arc::new(gateway),
+            Arc::new(h.clock.clone()),
+            ticketing_app::Settings::default(),
+        )
+        .with_ticket_keys(ticket_keys())
+    };
+    let show_id = show_on_sale(&h, 10).await;
+    let sweep_in = |app: ticketing_app::Ticketing| async move {
+        app.sweep(&CommandContext::system(), SweepLimits::default())
+            .await
+            .unwrap()
+    };
+
+    // In-memory providers, one per process: the sweeper's has never heard of it.
+    let isolated = hold(&h, show_id, 1, 2).await;
+    let lost = process(ticketing_app::payments::SimulatedGateway::new())
+        .pay(
+            &customer_ctx(1),
+            isolated.reservation_id,
+            card("tok_timeoutAfterCapture"),
+        )
+        .await;
+    assert!(
+        matches!(lost, Err(AppError::PaymentProvider(_))),
+        "{lost:?}"
+    );
+    h.clock.advance(TimeDelta::minutes(3));
+    let blind = sweep_in(process(ticketing_app::payments::SimulatedGateway::new())).await;
+    assert_eq!(blind.payments_abandoned, 1, "{blind:?}");
+
+    // The provider's records in the database: the sweeper finds the charge.
+    let shared = || ticketing_app::payments::SimulatedGateway::sharing(store.as_ref());
+    let held = hold(&h, show_id, 2, 2).await;
+    let lost = process(shared())
+        .pay(
+            &customer_ctx(2),
+            held.reservation_id,
+            card("tok_timeoutAfterCapture"),
+        )
+        .await;
+    assert!(
+        matches!(lost, Err(AppError::PaymentProvider(_))),
+        "{lost:?}"
+    );
+    h.clock.advance(TimeDelta::minutes(3));
+    let report = sweep_in(process(shared())).await;
+    assert_eq!(
+        report,
+        SweepReport {
+            payments_confirmed: 1,
+            ..SweepReport::default()
+        }
+    );
+    let details = h.app.reservation(held.reservation_id).await.unwrap();
+    assert_eq!(details.status, ReservationStatus::Confirmed);
+    assert_eq!(details.tickets.len(), 2, "confirmed with its tickets");
+
+    // A third process refunds it, once, whichever key asks second.
+    let payment_id = details.payment_id.expect("paid");
+    let refunder = process(shared());
+    refunder
+        .refund_payment(&organizer(), payment_id, RefundReason::RefundedByOrganizer)
+        .await
+        .unwrap();
+    let charge_reference = format!("ch_sim_{}", payment_id.0);
+    let again = shared()
+        .refund(ticketing_app::payments::RefundRequest {
+            idempotency_key: "another-key".into(),
+            charge_reference,
+            amount: details.amount,
+        })
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(ticketing_app::payments::GatewayError::Rejected(_))
+        ),
+        "{again:?}"
+    );
 }

@@ -110,18 +110,17 @@ const RELAY_BATCH: usize = 5_000;
 
 /// The command layer the deployed sweeper runs: the store from `DATABASE_URL` (the
 /// PostgreSQL pool connects lazily), the settings the HTTP functions use, the system
-/// clock and the simulated payment provider.
+/// clock and the simulated payment provider, whose records it shares with the
+/// functions through the store's database.
 ///
 /// # Errors
 /// Any [`ConfigError`] of the environment, or an embedded store that cannot be opened.
 pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
     let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
-    let mut ticketing = Ticketing::new(
-        store,
-        Arc::new(SimulatedGateway::new()),
-        Arc::new(SystemClock),
-        settings_from_env()?,
-    );
+    // The provider's records are the functions': a charge whose answer a function
+    // lost is found here.
+    let gateway = Arc::new(SimulatedGateway::sharing(store.as_ref()));
+    let mut ticketing = Ticketing::new(store, gateway, Arc::new(SystemClock), settings_from_env()?);
     // A payment the sweeper settles is confirmed with its tickets.
     if let Some(keys) = ticketing_api::config::deployed_ticket_keys()? {
         ticketing = ticketing.with_ticket_keys(keys);

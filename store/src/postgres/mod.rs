@@ -773,6 +773,10 @@ impl EventStore for PostgresStore {
             oldest,
         })
     }
+
+    fn provider_ledger(&self) -> Option<std::sync::Arc<dyn crate::ProviderLedger>> {
+        Some(std::sync::Arc::new(PostgresLedger(self.pool.clone())))
+    }
 }
 
 /// Turns a row of the event columns (see `sql.rs`) into a [`RecordedEvent`].
@@ -795,4 +799,41 @@ fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         metadata: common::decode_metadata(row.try_get("metadata")?)?,
         recorded_at,
     })
+}
+
+/// The simulated provider's ledger in this database (table `simulated_provider_ledger`).
+#[derive(Debug, Clone)]
+struct PostgresLedger(PgPool);
+
+const INSERT_ENTRY: &str = "insert into simulated_provider_ledger (kind, key, entry) values ($1, $2, $3) on conflict (kind, key) do nothing";
+const SELECT_ENTRY: &str =
+    "select entry from simulated_provider_ledger where kind = $1 and key = $2";
+
+#[async_trait]
+impl crate::ProviderLedger for PostgresLedger {
+    async fn record_once(
+        &self,
+        kind: &str,
+        key: &str,
+        entry: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        sqlx::query(INSERT_ENTRY)
+            .bind(kind)
+            .bind(key)
+            .bind(&entry)
+            .execute(&self.0)
+            .await?;
+        self.entry(kind, key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a ledger entry vanished after its insert".into()))
+    }
+
+    async fn entry(&self, kind: &str, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let entry: Option<serde_json::Value> = sqlx::query_scalar(SELECT_ENTRY)
+            .bind(kind)
+            .bind(key)
+            .fetch_optional(&self.0)
+            .await?;
+        Ok(entry)
+    }
 }

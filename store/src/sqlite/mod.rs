@@ -622,6 +622,10 @@ impl EventStore for SqliteStore {
             oldest: oldest.as_deref().map(parse_instant).transpose()?,
         })
     }
+
+    fn provider_ledger(&self) -> Option<std::sync::Arc<dyn crate::ProviderLedger>> {
+        Some(std::sync::Arc::new(SqliteLedger(self.pool.clone())))
+    }
 }
 
 /// Turns a row of the event columns into a [`RecordedEvent`].
@@ -679,5 +683,46 @@ mod tests {
     fn instants_format_with_a_fixed_width_so_text_order_is_time_order() {
         let whole_second = DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap();
         assert_eq!(format_instant(whole_second), "2023-11-14T22:13:20.000000Z");
+    }
+}
+
+/// The simulated provider's ledger in this database (table `simulated_provider_ledger`).
+#[derive(Debug, Clone)]
+struct SqliteLedger(SqlitePool);
+
+const INSERT_ENTRY: &str = "insert into simulated_provider_ledger (kind, key, entry) values (?, ?, ?) on conflict (kind, key) do nothing";
+const SELECT_ENTRY: &str = "select entry from simulated_provider_ledger where kind = ? and key = ?";
+
+#[async_trait]
+impl crate::ProviderLedger for SqliteLedger {
+    async fn record_once(
+        &self,
+        kind: &str,
+        key: &str,
+        entry: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        sqlx::query(INSERT_ENTRY)
+            .bind(kind)
+            .bind(key)
+            .bind(entry.to_string())
+            .execute(&self.0)
+            .await?;
+        self.entry(kind, key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a ledger entry vanished after its insert".into()))
+    }
+
+    async fn entry(&self, kind: &str, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let entry: Option<String> = sqlx::query_scalar(SELECT_ENTRY)
+            .bind(kind)
+            .bind(key)
+            .fetch_optional(&self.0)
+            .await?;
+        entry
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("ledger entry: {e}")))
+            })
+            .transpose()
     }
 }

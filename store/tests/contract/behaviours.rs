@@ -1498,3 +1498,53 @@ pub async fn concurrent_claims_of_one_key_let_exactly_one_win(store: Store) {
     }
     assert_eq!(claimed, 1);
 }
+
+/// The simulated provider's records: the first entry under a key stays, whoever
+/// races for it, and every handle on the database sees it.
+pub async fn the_provider_ledger_keeps_the_first_entry_of_a_key(store: Store) {
+    let ledger = store
+        .provider_ledger()
+        .expect("a SQL store keeps the ledger");
+    assert_eq!(ledger.entry("charge", "k").await.unwrap(), None);
+    let first = serde_json::json!({"amount": 100});
+    assert_eq!(
+        ledger
+            .record_once("charge", "k", first.clone())
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(
+        ledger
+            .record_once("charge", "k", serde_json::json!({"amount": 200}))
+            .await
+            .unwrap(),
+        first,
+        "the first entry stays"
+    );
+    // Kinds are apart.
+    assert_eq!(ledger.entry("refund", "k").await.unwrap(), None);
+    // Another handle (another process) reads the same records.
+    let other = store.provider_ledger().unwrap();
+    assert_eq!(other.entry("charge", "k").await.unwrap(), Some(first));
+
+    let racers: Vec<_> = (0..10)
+        .map(|n| {
+            let ledger = store.provider_ledger().unwrap();
+            tokio::spawn(async move {
+                ledger
+                    .record_once("refund_of", "ch_sim_1", serde_json::json!(n))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for racer in racers {
+        answers.push(racer.await.unwrap());
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "every racer is told the one winner: {answers:?}"
+    );
+}

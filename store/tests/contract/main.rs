@@ -56,6 +56,7 @@ use outbox::*;
 use turns::*;
 
 contract_tests! {
+    the_provider_ledger_keeps_the_first_entry_of_a_key,
     an_idempotency_key_claim_excludes_duplicates_until_released_or_expired,
     concurrent_claims_of_one_key_let_exactly_one_win,
     an_appended_outcome_finishes_its_claim_and_later_claims_answer_with_it,
