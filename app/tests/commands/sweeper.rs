@@ -483,38 +483,40 @@ pub async fn a_charge_whose_answer_one_process_lost_is_found_by_another_s_sweep(
             .unwrap()
     };
 
+    // Pays through `app`, whose answer is lost, and lets the grace period pass.
+    let paid_unanswered = |app: ticketing_app::Ticketing, n: u32, reservation_id| {
+        let clock = h.clock.clone();
+        async move {
+            let lost = app
+                .pay(
+                    &customer_ctx(n),
+                    reservation_id,
+                    card("tok_timeoutAfterCapture"),
+                )
+                .await;
+            assert!(
+                matches!(lost, Err(AppError::PaymentProvider(_))),
+                "{lost:?}"
+            );
+            clock.advance(TimeDelta::minutes(3));
+        }
+    };
+
     // In-memory providers, one per process: the sweeper's has never heard of it.
     let isolated = hold(&h, show_id, 1, 2).await;
-    let lost = process(ticketing_app::payments::SimulatedGateway::new())
-        .pay(
-            &customer_ctx(1),
-            isolated.reservation_id,
-            card("tok_timeoutAfterCapture"),
-        )
-        .await;
-    assert!(
-        matches!(lost, Err(AppError::PaymentProvider(_))),
-        "{lost:?}"
-    );
-    h.clock.advance(TimeDelta::minutes(3));
+    paid_unanswered(
+        process(ticketing_app::payments::SimulatedGateway::new()),
+        1,
+        isolated.reservation_id,
+    )
+    .await;
     let blind = sweep_in(process(ticketing_app::payments::SimulatedGateway::new())).await;
     assert_eq!(blind.payments_abandoned, 1, "{blind:?}");
 
     // The provider's records in the database: the sweeper finds the charge.
     let shared = || ticketing_app::payments::SimulatedGateway::sharing(store.as_ref());
     let held = hold(&h, show_id, 2, 2).await;
-    let lost = process(shared())
-        .pay(
-            &customer_ctx(2),
-            held.reservation_id,
-            card("tok_timeoutAfterCapture"),
-        )
-        .await;
-    assert!(
-        matches!(lost, Err(AppError::PaymentProvider(_))),
-        "{lost:?}"
-    );
-    h.clock.advance(TimeDelta::minutes(3));
+    paid_unanswered(process(shared()), 2, held.reservation_id).await;
     let report = sweep_in(process(shared())).await;
     assert_eq!(
         report,
