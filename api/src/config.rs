@@ -138,9 +138,61 @@ fn number_var(
         })
 }
 
+/// The payment provider `PAYMENT_PROVIDER` names: `simulated` (the default), a
+/// test-mode provider whose records are kept in `store`'s database so that every
+/// function of a deployment sees the charges the others made; or `stripe`, with
+/// `STRIPE_SECRET_KEY` (and `STRIPE_API_BASE`, Stripe's API unless set: a stand-in's
+/// address in tests).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for another provider, or `stripe` without a secret key.
+pub fn payment_gateway_from_env(
+    store: &dyn EventStore,
+) -> Result<Arc<dyn ticketing_app::payments::PaymentGateway>, ConfigError> {
+    payment_gateway(
+        var("PAYMENT_PROVIDER").as_deref(),
+        var("STRIPE_SECRET_KEY"),
+        var("STRIPE_API_BASE"),
+        store,
+    )
+}
+
+/// [`payment_gateway_from_env`] with the variables' values given.
+fn payment_gateway(
+    provider: Option<&str>,
+    stripe_secret_key: Option<String>,
+    stripe_api_base: Option<String>,
+    store: &dyn EventStore,
+) -> Result<Arc<dyn ticketing_app::payments::PaymentGateway>, ConfigError> {
+    match provider.map_or("simulated", str::trim) {
+        "simulated" => Ok(Arc::new(SimulatedGateway::sharing(store))),
+        "stripe" => {
+            let secret_key = stripe_secret_key.ok_or(ConfigError::Invalid {
+                name: "STRIPE_SECRET_KEY",
+                reason: "PAYMENT_PROVIDER=stripe needs the account's secret key".into(),
+            })?;
+            let mut config = ticketing_app::payments::StripeConfig::new(secret_key);
+            if let Some(base) = stripe_api_base {
+                config.api_base = base;
+            }
+            let gateway = ticketing_app::payments::StripeGateway::new(config).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "PAYMENT_PROVIDER",
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok(Arc::new(gateway))
+        }
+        other => Err(ConfigError::Invalid {
+            name: "PAYMENT_PROVIDER",
+            reason: format!("{other:?} is neither `simulated` nor `stripe`"),
+        }),
+    }
+}
+
 /// The state over an already connected store and its read models (from
 /// [`ticketing_projector::connect_with_read_models`]), with the system clock and the
-/// simulated payment provider.
+/// payment provider of [`payment_gateway_from_env`].
 ///
 /// # Errors
 /// [`ConfigError::Key`] for an unusable verification key.
@@ -159,7 +211,8 @@ pub fn state_with(
 /// signed with `ticket_keys`; without keys none is issued.
 ///
 /// # Errors
-/// [`ConfigError::Key`] for an unusable verification key.
+/// [`ConfigError::Key`] for an unusable verification key; as
+/// [`payment_gateway_from_env`].
 pub fn state_with_bus(
     store: Arc<dyn EventStore>,
     read_models: Arc<dyn ReadModelStore>,
@@ -168,9 +221,7 @@ pub fn state_with_bus(
     settings: Settings,
     ticket_keys: Option<TicketKeys>,
 ) -> Result<ApiState, ConfigError> {
-    // The provider's records in the store's database: every function of a deployment
-    // sees the charges the others made.
-    let gateway = Arc::new(SimulatedGateway::sharing(store.as_ref()));
+    let gateway = payment_gateway_from_env(store.as_ref())?;
     let mut ticketing = Ticketing::new(store, gateway, Arc::new(SystemClock), settings);
     if let Some(bus) = bus {
         ticketing = ticketing.with_bus(bus);
@@ -245,4 +296,44 @@ pub async fn bus_from_env() -> Result<Option<Arc<dyn EventBus>>, ConfigError> {
         return Ok(None);
     }
     Ok(Some(ticketing_bus::connect(&config)?.publisher()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_payment_provider_is_chosen_by_name_and_stripe_needs_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ticketing_store::sqlite::SqliteStore::open(
+            dir.path().join("events.db").to_str().unwrap(),
+        )
+        .await
+        .unwrap();
+        let named = |provider: Option<&str>, key: Option<&str>| {
+            payment_gateway(provider, key.map(str::to_owned), None, &store)
+                .map(|gateway| format!("{gateway:?}"))
+        };
+        assert!(named(None, None).unwrap().starts_with("SimulatedGateway"));
+        assert!(named(Some("simulated"), None)
+            .unwrap()
+            .starts_with("SimulatedGateway"));
+        assert!(named(Some("stripe"), Some("sk_test_x"))
+            .unwrap()
+            .starts_with("StripeGateway"));
+        assert!(matches!(
+            named(Some("stripe"), None),
+            Err(ConfigError::Invalid {
+                name: "STRIPE_SECRET_KEY",
+                ..
+            })
+        ));
+        assert!(matches!(
+            named(Some("paypal"), None),
+            Err(ConfigError::Invalid {
+                name: "PAYMENT_PROVIDER",
+                ..
+            })
+        ));
+    }
 }

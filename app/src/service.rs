@@ -371,6 +371,7 @@ impl Ticketing {
                     "{} x {} ({})",
                     details.quantity, details.section, details.show_id
                 ),
+                reservation_id: Some(reservation_id),
             };
             let outcome = self
                 .payments

@@ -10,6 +10,7 @@ use super::{
     ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundReceipt, RefundRequest,
 };
 
+#[derive(Debug)]
 pub(crate) struct Measured<G: ?Sized>(pub(crate) std::sync::Arc<G>);
 
 fn failure(error: &GatewayError) -> &'static str {

@@ -3,9 +3,11 @@
 //! or a crash, never charges or refunds twice.
 //!
 //! - [`simulated`]: a provider that behaves like a real one in test mode.
+//! - [`stripe`]: the Stripe adapter.
 
 mod measured;
 pub mod simulated;
+pub mod stripe;
 
 use std::fmt;
 
@@ -16,6 +18,7 @@ use ticketing_domain::Money;
 
 pub(crate) use measured::Measured;
 pub use simulated::{ChargeGate, SimulatedGateway};
+pub use stripe::{StripeConfig, StripeGateway};
 
 /// A tokenised card, as a payment page hands it over (`tok_...`): never a card number.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +79,8 @@ pub struct ChargeRequest {
     pub amount: Money,
     pub card: CardToken,
     pub description: String,
+    /// The purchase paid for, recorded with the charge at the provider.
+    pub reservation_id: Option<ticketing_domain::ReservationId>,
 }
 
 /// What the provider did with a charge.
@@ -119,7 +124,7 @@ pub enum GatewayError {
 
 /// A payment provider.
 #[async_trait]
-pub trait PaymentGateway: Send + Sync {
+pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Charges a card once per idempotency key.
     ///
     /// # Errors

@@ -376,6 +376,7 @@ mod tests {
             amount: Money::unit_price(amount, Currency::parse("EUR").unwrap()).unwrap(),
             card: CardToken::parse(card).unwrap(),
             description: "test".into(),
+            reservation_id: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub enum Outage {
 
 /// The simulated provider behind a switch, so that a test can show what happens when
 /// the provider is unreachable at the worst moment.
+#[derive(Debug)]
 pub struct UnreliableProvider {
     inner: Arc<SimulatedGateway>,
     outage: Mutex<Outage>,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use ticketing_api::config::{bus_from_env, settings_from_env, ConfigError};
-use ticketing_app::payments::SimulatedGateway;
 use ticketing_app::{AppError, CommandContext, SweepLimits, SweepReport, SystemClock, Ticketing};
 use ticketing_store::StoreConfig;
 
@@ -110,16 +109,15 @@ const RELAY_BATCH: usize = 5_000;
 
 /// The command layer the deployed sweeper runs: the store from `DATABASE_URL` (the
 /// PostgreSQL pool connects lazily), the settings the HTTP functions use, the system
-/// clock and the simulated payment provider, whose records it shares with the
-/// functions through the store's database.
+/// clock and the payment provider the functions use
+/// ([`ticketing_api::config::payment_gateway_from_env`]).
 ///
 /// # Errors
 /// Any [`ConfigError`] of the environment, or an embedded store that cannot be opened.
 pub async fn ticketing_from_env() -> Result<Ticketing, ConfigError> {
     let store = ticketing_store::connect(&StoreConfig::from_env()?).await?;
-    // The provider's records are the functions': a charge whose answer a function
-    // lost is found here.
-    let gateway = Arc::new(SimulatedGateway::sharing(store.as_ref()));
+    // The functions' provider: a charge whose answer a function lost is found here.
+    let gateway = ticketing_api::config::payment_gateway_from_env(store.as_ref())?;
     let mut ticketing = Ticketing::new(store, gateway, Arc::new(SystemClock), settings_from_env()?);
     // A payment the sweeper settles is confirmed with its tickets.
     if let Some(keys) = ticketing_api::config::deployed_ticket_keys()? {

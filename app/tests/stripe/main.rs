@@ -1,0 +1,284 @@
+//! The Stripe adapter against a stand-in for Stripe's API (`stand_in.rs`), and a
+//! purchase through the command layer paid with it. The tests marked `ignore` run the
+//! same checks against Stripe's real test mode: `STRIPE_SECRET_KEY=sk_test_...
+//! cargo nextest run -p ticketing-app --test stripe --run-ignored only`.
+
+mod stand_in;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use chrono::{TimeZone, Utc};
+use ticketing_app::payments::{
+    CardToken, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, RefundRequest,
+    StripeConfig, StripeGateway,
+};
+use ticketing_app::{CommandContext, HoldSeats, ManualClock, PaymentResult, Settings, Ticketing};
+use ticketing_domain::*;
+
+use stand_in::{StandIn, STAND_IN_KEY};
+
+fn eur(amount_minor: i64) -> Money {
+    Money::unit_price(amount_minor, Currency::parse("EUR").unwrap()).unwrap()
+}
+
+/// A charge of `amount_minor` cents with `card`, under a fresh payment id.
+fn charge(card: &str, amount_minor: i64) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: PaymentId::new().to_string(),
+        amount: eur(amount_minor),
+        card: CardToken::parse(card).unwrap(),
+        description: "2 x Floor".into(),
+        reservation_id: Some(ReservationId::new()),
+    }
+}
+
+async fn stand_in() -> (StandIn, StripeGateway) {
+    let stand_in = StandIn::start().await;
+    let mut config = StripeConfig::new(STAND_IN_KEY);
+    config.api_base = stand_in.base_url.clone();
+    (stand_in, StripeGateway::new(config).unwrap())
+}
+
+/// The adapter on Stripe's real test mode, when its key is set.
+fn real_stripe() -> StripeGateway {
+    let key = std::env::var("STRIPE_SECRET_KEY").unwrap_or_default();
+    assert!(
+        key.starts_with("sk_test_"),
+        "set STRIPE_SECRET_KEY to a test-mode key (sk_test_...) to run this against Stripe"
+    );
+    StripeGateway::new(StripeConfig::new(key)).unwrap()
+}
+
+async fn charges_are_captured_once_per_payment_and_declines_say_why(gateway: &StripeGateway) {
+    let request = charge("tok_visa", 9_000);
+    let first = gateway.charge(request.clone()).await.unwrap();
+    let ChargeOutcome::Captured { reference } = &first else {
+        panic!("tok_visa is captured: {first:?}");
+    };
+    assert!(reference.starts_with("pi_"), "{reference}");
+    // A retry under the same payment id is the same charge.
+    assert_eq!(gateway.charge(request.clone()).await.unwrap(), first);
+    // The same payment id for another amount is a bug, refused.
+    let other = ChargeRequest {
+        amount: eur(1),
+        ..request
+    };
+    assert!(matches!(
+        gateway.charge(other).await,
+        Err(GatewayError::Rejected(_))
+    ));
+
+    for (card, reason) in [
+        ("tok_chargeDeclined", "card_declined"),
+        ("tok_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+        ("tok_threeDSecure2Required", "authentication_required"),
+    ] {
+        assert_eq!(
+            gateway.charge(charge(card, 9_000)).await.unwrap(),
+            ChargeOutcome::Declined {
+                reason: reason.into()
+            },
+            "{card}"
+        );
+    }
+}
+
+async fn a_capture_is_refunded_once(gateway: &StripeGateway) {
+    let request = charge("tok_visa", 4_500);
+    let ChargeOutcome::Captured { reference } = gateway.charge(request.clone()).await.unwrap()
+    else {
+        panic!("captured")
+    };
+    let refund = RefundRequest {
+        idempotency_key: format!("refund-{}", request.idempotency_key),
+        charge_reference: reference,
+        amount: request.amount,
+    };
+    let receipt = gateway.refund(refund.clone()).await.unwrap();
+    assert!(receipt.reference.starts_with("re_"), "{receipt:?}");
+    assert_eq!(gateway.refund(refund.clone()).await.unwrap(), receipt);
+    let again = RefundRequest {
+        idempotency_key: format!("another-{}", request.idempotency_key),
+        ..refund
+    };
+    assert!(matches!(
+        gateway.refund(again).await,
+        Err(GatewayError::Rejected(_))
+    ));
+}
+
+#[tokio::test]
+async fn charges_are_captured_once_per_payment_and_declines_say_why_on_the_stand_in() {
+    let (stand_in, gateway) = stand_in().await;
+    charges_are_captured_once_per_payment_and_declines_say_why(&gateway).await;
+    assert_eq!(
+        stand_in.created_intents(),
+        4,
+        "one per payment, retries replayed"
+    );
+    // Amounts in minor units with the currency, and the ids in the metadata.
+    let (path, form) = &stand_in.requests()[0];
+    assert_eq!(path, "/v1/payment_intents");
+    let value = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value("amount"), "9000");
+    assert_eq!(value("currency"), "eur");
+    assert_eq!(value("confirm"), "true");
+    assert!(!value("metadata[payment_id]").is_empty());
+    assert!(!value("metadata[reservation_id]").is_empty());
+    assert_eq!(value("payment_method_data[card][token]"), "tok_visa");
+}
+
+#[tokio::test]
+#[ignore = "runs against Stripe's test mode: set STRIPE_SECRET_KEY=sk_test_... and pass --run-ignored"]
+async fn charges_are_captured_once_per_payment_and_declines_say_why_on_stripe() {
+    charges_are_captured_once_per_payment_and_declines_say_why(&real_stripe()).await;
+}
+
+#[tokio::test]
+async fn a_capture_is_refunded_once_on_the_stand_in() {
+    let (_stand_in, gateway) = stand_in().await;
+    a_capture_is_refunded_once(&gateway).await;
+}
+
+#[tokio::test]
+#[ignore = "runs against Stripe's test mode: set STRIPE_SECRET_KEY=sk_test_... and pass --run-ignored"]
+async fn a_capture_is_refunded_once_on_stripe() {
+    a_capture_is_refunded_once(&real_stripe()).await;
+}
+
+#[tokio::test]
+async fn an_incident_is_retried_under_the_same_key_and_then_reported_as_unavailable() {
+    let (stand_in, gateway) = stand_in().await;
+    stand_in.fail_next(&[
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::TOO_MANY_REQUESTS,
+    ]);
+    assert!(matches!(
+        gateway.charge(charge("tok_visa", 100)).await,
+        Ok(ChargeOutcome::Captured { .. })
+    ));
+    assert_eq!(stand_in.created_intents(), 1);
+
+    stand_in.fail_next(&[StatusCode::SERVICE_UNAVAILABLE; 4]);
+    assert!(matches!(
+        gateway.charge(charge("tok_visa", 100)).await,
+        Err(GatewayError::Unavailable(_))
+    ));
+    assert_eq!(stand_in.created_intents(), 1, "nothing reached the books");
+}
+
+#[tokio::test]
+async fn a_charge_is_found_by_its_payment_id_and_a_recent_one_not_yet_listed_is_unknown() {
+    let (_stand_in, gateway) = stand_in().await;
+    let request = charge("tok_visa", 100);
+    let captured = gateway.charge(request.clone()).await.unwrap();
+    assert_eq!(
+        gateway.find_charge(&request.idempotency_key).await.unwrap(),
+        Some(captured)
+    );
+    let declined = charge("tok_chargeDeclined", 100);
+    gateway.charge(declined.clone()).await.unwrap();
+    assert!(matches!(
+        gateway.find_charge(&declined.idempotency_key).await,
+        Ok(Some(ChargeOutcome::Declined { .. }))
+    ));
+    // A payment made a moment ago that search does not list: ask again later.
+    assert!(matches!(
+        gateway.find_charge(&PaymentId::new().to_string()).await,
+        Err(GatewayError::Unavailable(_))
+    ));
+    // One made long ago that Stripe never saw.
+    let old = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        1_700_000_000,
+        0,
+    ));
+    assert_eq!(gateway.find_charge(&old.to_string()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_refused_as_a_misconfiguration() {
+    let stand_in = StandIn::start().await;
+    let mut config = StripeConfig::new("sk_test_wrong");
+    config.api_base = stand_in.base_url.clone();
+    let gateway = StripeGateway::new(config).unwrap();
+    assert!(matches!(
+        gateway.charge(charge("tok_visa", 100)).await,
+        Err(GatewayError::Rejected(_))
+    ));
+}
+
+/// A purchase on the embedded store paid through the adapter: confirmed, and
+/// refunded by the organizer through it.
+#[tokio::test]
+async fn a_purchase_paid_through_stripe_is_confirmed_and_refunded() {
+    ticketing_store::testing::with_sqlite(|store| async move {
+        let (stand_in, gateway) = stand_in().await;
+        let clock = ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
+        let app = Ticketing::new(
+            Arc::new(store),
+            Arc::new(gateway),
+            Arc::new(clock),
+            Settings::default(),
+        );
+        let organizer = CommandContext::new("organizer-1");
+        let plan = ShowPlan::new(
+            "Summer Festival",
+            "Main Arena",
+            Utc.with_ymd_and_hms(2026, 7, 1, 20, 0, 0).unwrap(),
+            vec![SectionSpec {
+                name: SectionName::parse("Floor").unwrap(),
+                capacity: 10,
+                unit_price: eur(4_500),
+                buckets: 1,
+            }],
+            6,
+        )
+        .unwrap();
+        let show_id = app
+            .create_show(&organizer, OrganizerId::parse("organizer-1").unwrap(), plan)
+            .await
+            .unwrap();
+        app.change_sales(&organizer, show_id, ShowCommand::OpenSales)
+            .await
+            .unwrap();
+        let customer = CustomerId::parse("customer-1").unwrap();
+        let held = app
+            .hold_seats(
+                &CommandContext::new("customer-1"),
+                HoldSeats {
+                    show_id,
+                    section: SectionName::parse("Floor").unwrap(),
+                    customer_id: customer,
+                    quantity: Quantity::new(2).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        let paid = app
+            .pay(
+                &CommandContext::new("customer-1"),
+                held.reservation_id,
+                CardToken::parse("tok_visa").unwrap(),
+            )
+            .await
+            .unwrap();
+        let PaymentResult::Confirmed { payment_id, .. } = paid else {
+            panic!("tok_visa confirms: {paid:?}");
+        };
+        app.refund_payment(&organizer, payment_id, RefundReason::RefundedByOrganizer)
+            .await
+            .unwrap();
+        let paths: Vec<String> = stand_in.requests().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["/v1/payment_intents", "/v1/refunds"]);
+        let details = app.reservation(held.reservation_id).await.unwrap();
+        assert_eq!(details.status, ReservationStatus::Refunded);
+    })
+    .await;
+}
