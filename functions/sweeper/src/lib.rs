@@ -58,8 +58,35 @@ impl From<SweepError> for Diagnostic {
     }
 }
 
-/// Handles one scheduled invocation: sweeps once as the `system` actor with the
-/// default limits, and answers with the report.
+/// How long after a payment was requested the sweeper leaves it alone, in seconds:
+/// `SWEEP_PAYMENT_GRACE_SECONDS`, 1 to 3600 (default 120). Keep it above the longest a
+/// payment request can take (the HTTP API gives up after 30 seconds): the customer's
+/// own request may still be waiting for the provider.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a value that is not a number in range.
+pub fn sweep_limits_from_env() -> Result<SweepLimits, ConfigError> {
+    let mut limits = SweepLimits::default();
+    if let Some(value) = std::env::var("SWEEP_PAYMENT_GRACE_SECONDS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        let seconds: i64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s| (1..=3600).contains(s))
+            .ok_or(ConfigError::Invalid {
+                name: "SWEEP_PAYMENT_GRACE_SECONDS",
+                reason: format!("{value:?} is not a number of seconds from 1 to 3600"),
+            })?;
+        limits.payment_grace = chrono::TimeDelta::seconds(seconds);
+    }
+    Ok(limits)
+}
+
+/// Handles one scheduled invocation: sweeps once as the `system` actor within
+/// `limits`, and answers with the report.
 ///
 /// A reservation the sweep could not handle is counted in
 /// [`SweepReport::failures`] and tried again next run: the invocation still succeeds,
@@ -71,6 +98,7 @@ impl From<SweepError> for Diagnostic {
 #[tracing::instrument(skip_all, fields(scheduled_at = %event.payload.time))]
 pub async fn handle(
     ticketing: &Ticketing,
+    limits: SweepLimits,
     event: LambdaEvent<ScheduledEvent>,
 ) -> Result<SweepReport, SweepError> {
     tracing::debug!(
@@ -80,7 +108,7 @@ pub async fn handle(
     );
     // The sweep logs its report, and each reservation it failed on with the cause.
     let report = ticketing
-        .sweep(&CommandContext::system(), SweepLimits::default())
+        .sweep(&CommandContext::system(), limits)
         .await
         .map_err(|error| {
             let error = SweepError::from(error);

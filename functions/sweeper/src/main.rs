@@ -15,9 +15,11 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!(error.cause_chain = ?e, "cannot start"))?;
     let ticketing = &ticketing;
+    let limits = ticketing_fn_sweeper::sweep_limits_from_env()
+        .inspect_err(|e| tracing::error!(error.cause_chain = ?e, "cannot start"))?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ScheduledEvent>| async move {
-            let swept = handle(ticketing, event).await;
+            let swept = handle(ticketing, limits, event).await;
             ticketing_fn_support::flush_telemetry();
             swept
         },

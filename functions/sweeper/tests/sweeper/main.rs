@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{TimeDelta, Utc};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use ticketing_app::payments::SimulatedGateway;
+use ticketing_app::SweepLimits;
 use ticketing_app::{AppError, ManualClock, Settings, Ticketing};
 use ticketing_domain::reservation::ReservationStatus;
 use ticketing_domain::DomainError;
@@ -53,7 +54,7 @@ async fn expired_hold_is_released_by_the_scheduled_sweep() {
     let held = hold(&ticketing, show_id, CUSTOMER, 3).await;
     clock.advance(TimeDelta::minutes(2));
 
-    let report = handle(&ticketing, scheduled_invocation())
+    let report = handle(&ticketing, SweepLimits::default(), scheduled_invocation())
         .await
         .expect("the sweep succeeds");
 
@@ -81,7 +82,7 @@ async fn hold_that_has_not_expired_is_left_alone() {
     let held = hold(&ticketing, show_id, CUSTOMER, 3).await;
     clock.advance(TimeDelta::seconds(30));
 
-    let report = handle(&ticketing, scheduled_invocation())
+    let report = handle(&ticketing, SweepLimits::default(), scheduled_invocation())
         .await
         .expect("the sweep succeeds");
 
@@ -103,7 +104,7 @@ async fn sweeping_again_changes_nothing() {
     let show_id = show_on_sale(&ticketing).await;
     hold(&ticketing, show_id, CUSTOMER, 3).await;
     clock.advance(TimeDelta::minutes(2));
-    handle(&ticketing, scheduled_invocation())
+    handle(&ticketing, SweepLimits::default(), scheduled_invocation())
         .await
         .expect("the first sweep succeeds");
     let before = db
@@ -113,7 +114,7 @@ async fn sweeping_again_changes_nothing() {
         .expect("read_all")
         .len();
 
-    let report = handle(&ticketing, scheduled_invocation())
+    let report = handle(&ticketing, SweepLimits::default(), scheduled_invocation())
         .await
         .expect("the second sweep succeeds");
 
@@ -147,4 +148,20 @@ fn permanent_failure_is_reported_as_non_retryable() {
     let diagnostic = Diagnostic::from(error);
 
     assert_eq!(diagnostic.error_type, "NonRetryable");
+}
+
+#[test]
+fn the_payment_grace_comes_from_the_environment_and_is_checked() {
+    // The only test of this binary that touches this variable.
+    let grace = |value: &str| {
+        std::env::set_var("SWEEP_PAYMENT_GRACE_SECONDS", value);
+        ticketing_fn_sweeper::sweep_limits_from_env().map(|limits| limits.payment_grace)
+    };
+    assert_eq!(grace("").unwrap(), SweepLimits::default().payment_grace);
+    assert_eq!(grace("1").unwrap(), TimeDelta::seconds(1));
+    assert_eq!(grace(" 90 ").unwrap(), TimeDelta::seconds(90));
+    for bad in ["0", "3601", "-5", "soon"] {
+        assert!(grace(bad).is_err(), "{bad}");
+    }
+    std::env::remove_var("SWEEP_PAYMENT_GRACE_SECONDS");
 }
