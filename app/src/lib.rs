@@ -39,6 +39,7 @@ pub mod error;
 pub mod holds;
 pub mod metrics;
 pub mod payments;
+pub mod provider_reports;
 pub mod queries;
 pub mod repository;
 pub mod service;

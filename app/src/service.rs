@@ -433,9 +433,9 @@ impl Ticketing {
         payment_id: PaymentId,
         outcome: ChargeOutcome,
     ) -> Result<PaymentResult, AppError> {
-        match outcome {
+        let recorded = match &outcome {
             ChargeOutcome::Declined { reason } => {
-                self.record_decline(ctx, idempotency, reservation_id, payment_id, &reason)
+                self.record_decline(ctx, idempotency, reservation_id, payment_id, reason)
                     .await
             }
             ChargeOutcome::Captured { reference } => {
@@ -444,11 +444,54 @@ impl Ticketing {
                     idempotency,
                     reservation_id,
                     payment_id,
-                    Some(&reference),
+                    Some(reference),
                 )
                 .await
             }
+        };
+        match recorded {
+            // The provider's report of this outcome (a webhook) was recorded first:
+            // the answer is the same.
+            Err(AppError::Domain(_)) => match self
+                .settled_as(reservation_id, payment_id, &outcome)
+                .await?
+            {
+                Some(settled) => Ok(settled),
+                None => recorded,
+            },
+            recorded => recorded,
         }
+    }
+
+    /// The result of `payment_id` when the reservation already records `outcome` for
+    /// it; `None` otherwise.
+    async fn settled_as(
+        &self,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        outcome: &ChargeOutcome,
+    ) -> Result<Option<PaymentResult>, AppError> {
+        let details = self.reservation(reservation_id).await?;
+        if details.payment_id != Some(payment_id) {
+            return Ok(None);
+        }
+        Ok(match (details.status, outcome) {
+            (ReservationStatus::Confirmed, ChargeOutcome::Captured { .. }) => {
+                Some(PaymentResult::Confirmed {
+                    reservation_id,
+                    payment_id,
+                    amount: details.amount,
+                })
+            }
+            (ReservationStatus::PaymentDeclined, ChargeOutcome::Declined { reason }) => {
+                Some(PaymentResult::Declined {
+                    reservation_id,
+                    payment_id,
+                    reason: reason.clone(),
+                })
+            }
+            _ => None,
+        })
     }
 
     /// Finishes a purchase whose capture is recorded (`ReservationPaid`) but that was

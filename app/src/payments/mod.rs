@@ -3,11 +3,12 @@
 //! or a crash, never charges or refunds twice.
 //!
 //! - [`simulated`]: a provider that behaves like a real one in test mode.
-//! - [`stripe`]: the Stripe adapter.
+//! - [`stripe`]: the Stripe adapter; [`stripe_webhook`]: its signed webhooks.
 
 mod measured;
 pub mod simulated;
 pub mod stripe;
+pub mod stripe_webhook;
 
 use std::fmt;
 

@@ -15,6 +15,7 @@
 
 mod buckets;
 mod cancellation;
+mod provider_reports;
 mod publishing;
 mod purchase;
 mod retries;
@@ -91,6 +92,8 @@ on_both_backends! {
     sweeper::due_holds_are_expired_and_holds_not_yet_due_are_left_alone,
     sweeper::a_payment_whose_answer_was_lost_is_confirmed_after_the_grace_period_and_not_before,
     sweeper::a_charge_whose_answer_one_process_lost_is_found_by_another_s_sweep,
+    provider_reports::a_success_reported_before_the_answer_confirms_once_and_the_answer_agrees,
+    provider_reports::a_failure_reported_for_a_pending_payment_releases_the_seats_and_a_late_success_is_ignored,
     sweeper::a_pending_payment_the_provider_never_saw_is_released_as_abandoned_after_the_grace_period,
     sweeper::a_captured_payment_whose_seats_are_gone_is_refunded,
     sweeper::a_captured_purchase_left_unsettled_is_refunded_once_the_provider_answers,
