@@ -190,6 +190,21 @@ fn payment_gateway(
     }
 }
 
+/// `STRIPE_WEBHOOK_SECRET`: the secrets Stripe signs webhooks with (`whsec_...`),
+/// comma separated (two while one is rotated out); empty when unset.
+pub fn stripe_webhook_secrets_from_env() -> Arc<[String]> {
+    var("STRIPE_WEBHOOK_SECRET")
+        .map(|secrets| {
+            secrets
+                .split(',')
+                .map(str::trim)
+                .filter(|secret| !secret.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The state over an already connected store and its read models (from
 /// [`ticketing_projector::connect_with_read_models`]), with the system clock and the
 /// payment provider of [`payment_gateway_from_env`].
@@ -233,6 +248,7 @@ pub fn state_with_bus(
         ticketing: Arc::new(ticketing),
         read_models,
         authenticator: Arc::new(Authenticator::new(auth)?),
+        stripe_webhook_secrets: stripe_webhook_secrets_from_env(),
     })
 }
 

@@ -977,6 +977,15 @@ impl Admissions {
     }
 }
 
+/// What became of a Stripe event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    pub event_id: String,
+    /// `applied` (a pending payment took its outcome), `already_settled` (nothing
+    /// changed), or `ignored` (not about a payment of ours).
+    pub outcome: String,
+}
+
 /// A reservation's tickets, one per seat.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TicketList {

@@ -51,6 +51,9 @@ pub struct ApiState {
     /// eventually consistent (a projector writes them after the events commit).
     pub read_models: Arc<dyn ReadModelStore>,
     pub authenticator: Arc<Authenticator>,
+    /// The secrets Stripe signs its webhooks with (`STRIPE_WEBHOOK_SECRET`, several
+    /// during a rotation); none: `POST /v1/webhooks/stripe` answers 404.
+    pub stripe_webhook_secrets: Arc<[String]>,
 }
 
 /// The groups of routes, one per Lambda function.
@@ -94,7 +97,9 @@ impl RouteGroup {
                 .routes(routes!(reservations::pay))
                 .routes(routes!(reservations::cancel_reservation))
                 .routes(routes!(tickets::transfer_ticket)),
-            Self::Payments => router.routes(routes!(payments::refund)),
+            Self::Payments => router
+                .routes(routes!(payments::refund))
+                .routes(routes!(payments::stripe_webhook)),
             Self::Queries => router
                 .routes(routes!(queries::get_show))
                 .routes(routes!(queries::availability))
@@ -120,7 +125,7 @@ impl RouteGroup {
 #[openapi(
     info(
         title = "Ticketing API",
-        description = "Shows, seat holds, payments, refunds and tickets. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key`.\n\nConsistency: `GET /v1/shows/{id}/availability`, `/sales`, `/admissions`, `/revoked-tickets`, `GET /v1/customers/me/reservations` and `/tickets` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
+        description = "Shows, seat holds, payments, refunds and tickets. Errors are RFC 9457 problem+json with a stable `type`. Every POST accepts an `Idempotency-Key` (except Stripe's webhook, which speaks Stripe's protocol).\n\nConsistency: `GET /v1/shows/{id}/availability`, `/sales`, `/admissions`, `/revoked-tickets`, `GET /v1/customers/me/reservations` and `/tickets` answer from read models that a projector updates after each command commits; they are eventually consistent (usually within a second) and carry the header `X-Read-Model: projected`. `GET /v1/shows/{id}` and `GET /v1/reservations/{id}` read the event store and always show the latest committed state.",
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem)),

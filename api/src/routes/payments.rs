@@ -1,12 +1,17 @@
-//! Refunds, for a show's organizer or an admin.
+//! Refunds, for a show's organizer or an admin; Stripe's webhooks.
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
+use ticketing_app::payments::stripe_webhook::{self, StripeEvent};
+use ticketing_app::provider_reports::ReportOutcome;
+use ticketing_app::CommandContext;
 use ticketing_domain::{PaymentId, RefundReason};
 use uuid::Uuid;
 
 use crate::auth::AsOrganizer;
-use crate::dto::Refund;
+use crate::dto::{Refund, WebhookReceipt};
 use crate::extract::{command_context, ApiPath, IdempotencyKey, IdempotencyKeyHeader};
 use crate::routes::shows::owned_show;
 use crate::{ApiError, ApiState, Problem};
@@ -49,5 +54,61 @@ pub async fn refund(
         payment_id: id,
         refunded_minor: amount.amount_minor,
         currency: amount.currency.to_string(),
+    }))
+}
+
+/// Stripe's events about our payments (configure the endpoint in Stripe with the
+/// events `payment_intent.succeeded` and `payment_intent.payment_failed`).
+#[utoipa::path(
+    post, path = "/v1/webhooks/stripe", tag = "payments",
+    description = "Public, and checked by its `Stripe-Signature` (HMAC-SHA256 of the timestamp and the raw body under a secret of `STRIPE_WEBHOOK_SECRET`, within 5 minutes of now). A pending payment takes the reported outcome; one already settled is left as it is, so an event sent twice, late or out of order changes nothing. Events that are not about a payment of ours are acknowledged and ignored.",
+    request_body(content = String, content_type = "application/json", description = "The event, exactly as Stripe sent it"),
+    params(("Stripe-Signature" = String, Header, description = "`t=<timestamp>,v1=<signature>`")),
+    responses(
+        (status = 200, description = "Received", body = WebhookReceipt),
+        (status = 400, description = "No valid signature, a timestamp outside the tolerance, or a body that is not a Stripe event", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No webhook secret is configured", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store is unavailable: Stripe sends the event again later", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn stripe_webhook(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookReceipt>, ApiError> {
+    if state.stripe_webhook_secrets.is_empty() {
+        return Err(ApiError::not_found(
+            "no Stripe webhook secret is configured (STRIPE_WEBHOOK_SECRET)",
+        ));
+    }
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|value| value.to_str().ok());
+    stripe_webhook::verify(
+        signature,
+        &body,
+        &state.stripe_webhook_secrets,
+        state.ticketing.now().timestamp(),
+        stripe_webhook::DEFAULT_TOLERANCE_SECONDS,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let event = StripeEvent::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let outcome = match event.payment_update() {
+        None => "ignored",
+        Some(update) => match state
+            .ticketing
+            .apply_payment_report(&CommandContext::new("stripe"), update)
+            .await?
+        {
+            ReportOutcome::Settled(_) => "applied",
+            ReportOutcome::AlreadySettled => "already_settled",
+            ReportOutcome::NotOurs => "ignored",
+        },
+    };
+    tracing::info!(event_id = %event.id, event_type = %event.kind, outcome, "Stripe event");
+    Ok(Json(WebhookReceipt {
+        event_id: event.id,
+        outcome: outcome.to_owned(),
     }))
 }

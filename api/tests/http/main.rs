@@ -22,3 +22,4 @@ mod openapi;
 mod read_models;
 mod support;
 mod tickets;
+mod webhooks;

@@ -113,6 +113,7 @@ fn api_with(store: SqliteStore, gateway: SimulatedGateway, projection: Projectio
         ticketing: Arc::new(ticketing),
         read_models,
         authenticator: Arc::new(Authenticator::new(&auth).unwrap()),
+        stripe_webhook_secrets: Arc::from([STRIPE_WEBHOOK_SECRET.to_owned()]),
     };
     TestApi {
         router: ticketing_api::router(state, &RouteGroup::ALL),
@@ -169,6 +170,9 @@ where
 }
 
 /// The keys the app under test signs ticket codes with.
+/// The secret the tests' Stripe webhooks are signed with.
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_tests";
+
 pub fn ticket_keys() -> TicketKeys {
     TicketKeys::from_seeds(&[("test", [7; 32])]).unwrap()
 }
