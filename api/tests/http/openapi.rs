@@ -152,7 +152,10 @@ fn every_route_documents_the_statuses_of_its_extractors() {
                 assert!(www.is_object(), "{at}: 401 carries WWW-Authenticate");
             }
             if FOREIGN.contains(&path.as_str()) {
-                assert!(statuses.contains(&"400"), "{at}: refuses what is not signed");
+                assert!(
+                    statuses.contains(&"400"),
+                    "{at}: refuses what is not signed"
+                );
                 continue;
             }
             if method == "post" {
