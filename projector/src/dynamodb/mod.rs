@@ -263,6 +263,34 @@ impl DynamoDbReadModels {
             .map_err(error::classify)
     }
 
+    /// The first `limit` items (at least 1) `request` finds, following DynamoDB's
+    /// pages: a page of a history.
+    async fn query_first(
+        &self,
+        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: i32,
+    ) -> Result<Vec<Item>, ReadModelError> {
+        let mut items: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let wanted = limit - i32::try_from(items.len()).unwrap_or(i32::MAX);
+            let output = request
+                .clone()
+                .limit(wanted)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(error::classify)?;
+            items.extend(output.items().iter().cloned());
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() && items.len() < limit as usize => {
+                    start = Some(key.clone());
+                }
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// Every item of `table` (for dumps, clearing and the dead-letter list, which
     /// are rare and small; never on the query path).
     async fn scan_all(&self, table: &str) -> Result<Vec<Item>, ReadModelError> {
@@ -1215,27 +1243,12 @@ impl ReadModelStore for DynamoDbReadModels {
                     s(placed_key(cursor.placed_at, cursor.reservation_id)),
                 ),
         };
-        let mut reservations = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let wanted = limit - i32::try_from(reservations.len()).unwrap_or(i32::MAX);
-            let output = request
-                .clone()
-                .limit(wanted)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(error::classify)?;
-            for item in output.items() {
-                reservations.push(reservation_row(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() && reservations.len() < limit as usize => {
-                    start = Some(key.clone());
-                }
-                _ => break,
-            }
-        }
+        let reservations = self
+            .query_first(request, limit)
+            .await?
+            .iter()
+            .map(reservation_row)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(d::page(reservations, i64::from(limit)))
     }
 
@@ -1301,27 +1314,12 @@ impl ReadModelStore for DynamoDbReadModels {
                     s(held_key(cursor.held_since, cursor.ticket_id)),
                 ),
         };
-        let mut tickets = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let wanted = wanted_total - i32::try_from(tickets.len()).unwrap_or(i32::MAX);
-            let output = request
-                .clone()
-                .limit(wanted)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(error::classify)?;
-            for item in output.items() {
-                tickets.push(ticket_row(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() && tickets.len() < wanted_total as usize => {
-                    start = Some(key.clone());
-                }
-                _ => break,
-            }
-        }
+        let tickets = self
+            .query_first(request, wanted_total)
+            .await?
+            .iter()
+            .map(ticket_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let keys: Vec<Item> = tickets
             .iter()
             .map(|t| t.ticket_id.0)
