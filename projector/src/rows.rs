@@ -274,7 +274,9 @@ pub(crate) fn revoked_list(
     list
 }
 
-/// Adds one ticket to its section's figures: `admitted` wins over `revoked`.
+/// Adds one ticket to its section's figures: `admitted` wins over `revoked`. (The SQL
+/// backends count in SQL.)
+#[cfg(feature = "dynamodb")]
 pub(crate) fn count_admission(
     sections: &mut Vec<SectionAdmissions>,
     section: &SectionName,
