@@ -813,28 +813,30 @@ impl From<ticketing_app::tickets::TicketView> for TicketView {
 }
 
 impl From<ticketing_projector::HeldTicket> for TicketView {
+    /// As the ticket read from its stream is shown, from its projected row.
     fn from(held: ticketing_projector::HeldTicket) -> Self {
+        use ticketing_app::tickets::TicketState as S;
         let t = held.ticket;
-        let status = match (held.revoked, t.admitted_at) {
-            (Some(_), _) => TicketStatus::Revoked,
-            (None, Some(_)) => TicketStatus::Admitted,
-            (None, None) => TicketStatus::Valid,
+        let state = match (held.revoked, t.admitted_at) {
+            (Some(reason), _) => S::Revoked { reason },
+            (None, Some(scanned_at)) => S::Admitted {
+                scanned_at,
+                gate: t.gate,
+            },
+            (None, None) => S::Valid,
         };
-        let admitted = held.revoked.is_none();
-        Self {
-            ticket_id: t.ticket_id.0,
-            reservation_id: t.reservation_id.0,
-            show_id: t.show_id.0,
-            section: t.section.to_string(),
-            holder: t.holder.to_string(),
-            status,
+        ticketing_app::tickets::TicketView {
+            ticket_id: t.ticket_id,
+            reservation_id: t.reservation_id,
+            show_id: t.show_id,
+            section: t.section,
+            holder: t.holder,
+            generation: t.generation,
             // A list is not where a code is shown: `GET /v1/tickets/{id}` is.
             code: None,
-            generation: t.generation,
-            admitted_at: t.admitted_at.filter(|_| admitted),
-            gate: t.gate.filter(|_| admitted),
-            revoked_because: held.revoked.map(|reason| reason.to_string()),
+            state,
         }
+        .into()
     }
 }
 

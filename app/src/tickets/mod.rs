@@ -61,6 +61,16 @@ pub enum ScanScope {
     AnyShow,
 }
 
+impl ScanScope {
+    /// Whether this scope reaches the shows of `organizer`.
+    pub fn covers(&self, organizer: &OrganizerId) -> bool {
+        match self {
+            Self::Organizer(own) => own == organizer,
+            Self::AnyShow => true,
+        }
+    }
+}
+
 /// One scan of a code at the door.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckIn {
@@ -279,10 +289,8 @@ impl Ticketing {
             return Err(DomainError::InvalidScanTime.into());
         }
         let (_, show) = self.load_existing_show(claims.show_id).await?;
-        if let ScanScope::Organizer(organizer) = scope {
-            if *organizer != show.organizer_id {
-                return Err(DomainError::NotTheShowsOrganizer.into());
-            }
+        if !scope.covers(&show.organizer_id) {
+            return Err(DomainError::NotTheShowsOrganizer.into());
         }
         let scan = Scan {
             generation: claims.generation,
