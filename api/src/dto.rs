@@ -642,6 +642,23 @@ pub struct ConfirmedPurchase {
     pub currency: String,
 }
 
+/// A payment the customer must authenticate (3-D Secure) before it can be taken.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PaymentActionRequired {
+    pub reservation_id: Uuid,
+    pub payment_id: Uuid,
+    /// Always `payment_pending`: the outcome arrives from the provider.
+    pub status: ReservationState,
+    /// What to do next: `authenticate`, in the customer's browser, with the provider's
+    /// client library (Stripe.js: `stripe.handleNextAction({clientSecret})`).
+    pub next_action: String,
+    /// The provider's client secret of the payment. Hand it to the customer's browser
+    /// only; do not log or store it.
+    pub client_secret: String,
+    /// The seats stay held until then; a payment not finished by then is cancelled.
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CancelledReservation {
     pub reservation_id: Uuid,

@@ -82,7 +82,14 @@ pub fn register() {
     }
     // Histograms are exported, empty, once registered.
     let _ = metrics::histogram!("hold_turn_wait_seconds");
-    for call in ["charge", "refund", "find_charge"] {
+    for call in [
+        "charge",
+        "refund",
+        "find_charge",
+        "charge_status",
+        "cancel_charge",
+        "payment_of",
+    ] {
         let _ = metrics::histogram!("payment_provider_seconds", "call" => call);
     }
 }
@@ -107,11 +114,12 @@ pub(crate) fn checked_in<T>(result: &Result<T, AppError>) {
     metrics::counter!("checkins_total", "result" => result).increment(1);
 }
 
-const SWEEP_KINDS: [&str; 6] = [
+const SWEEP_KINDS: [&str; 7] = [
     "holds_expired",
     "payments_confirmed",
     "payments_declined",
     "payments_abandoned",
+    "authentications_cancelled",
     "purchases_refunded",
     "failures",
 ];
@@ -152,6 +160,7 @@ pub(crate) fn swept(result: &Result<SweepReport, AppError>) {
         report.payments_confirmed,
         report.payments_declined,
         report.payments_abandoned,
+        report.authentications_cancelled,
         report.purchases_refunded,
         report.failures,
     ];

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use ticketing_bus::EventBus;
+use ticketing_domain::payment::PaymentDetails;
 use ticketing_domain::show::ShowDetails;
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
 use crate::command::{CommandContext, Decision, Idempotency, RetryPolicy};
-use crate::payments::{CardToken, ChargeOutcome, ChargeRequest, PaymentGateway, RefundRequest};
+use crate::payments::{
+    CardToken, ChargeOutcome, ChargeRequest, PaymentGateway, RefundReceipt, RefundRequest,
+};
 use crate::repository::{load, Change, Loaded};
 use crate::{AppError, Clock};
 
@@ -103,6 +106,15 @@ pub enum PaymentResult {
         reservation_id: ReservationId,
         payment_id: PaymentId,
         amount: Money,
+    },
+    /// The provider waits for the customer to authenticate (3-D Secure): the payment
+    /// is pending and the seats stay held until `expires_at`. The customer's browser
+    /// finishes it with `client_secret`; the outcome arrives from the provider.
+    ActionRequired {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        client_secret: String,
+        expires_at: Timestamp,
     },
 }
 
@@ -363,6 +375,28 @@ impl Ticketing {
                 }
             }
             let payment_id = self.request_payment(ctx, reservation_id).await?;
+            if let (Some(reference), Some(waiting)) =
+                (&details.payment_action_reference, details.payment_id)
+            {
+                if waiting == payment_id {
+                    // The customer was asked to authenticate this payment: where it
+                    // stands now is the answer, whichever card this request names.
+                    let outcome = self
+                        .payments
+                        .charge_status(reference)
+                        .await
+                        .map_err(AppError::PaymentProvider)?;
+                    return self
+                        .record_charge(
+                            ctx,
+                            idempotency.as_ref(),
+                            reservation_id,
+                            payment_id,
+                            outcome,
+                        )
+                        .await;
+                }
+            }
             let charge = ChargeRequest {
                 idempotency_key: payment_id.to_string(),
                 amount: details.amount,
@@ -448,6 +482,19 @@ impl Ticketing {
                 )
                 .await
             }
+            ChargeOutcome::ActionRequired {
+                reference,
+                client_secret,
+            } => {
+                self.record_action_required(
+                    ctx,
+                    reservation_id,
+                    payment_id,
+                    reference,
+                    client_secret,
+                )
+                .await
+            }
         };
         match recorded {
             // The provider's report of this outcome (a webhook) was recorded first:
@@ -476,13 +523,14 @@ impl Ticketing {
             return Ok(None);
         }
         Ok(match (details.status, outcome) {
-            (ReservationStatus::Confirmed, ChargeOutcome::Captured { .. }) => {
-                Some(PaymentResult::Confirmed {
-                    reservation_id,
-                    payment_id,
-                    amount: details.amount,
-                })
-            }
+            (
+                ReservationStatus::Confirmed,
+                ChargeOutcome::Captured { .. } | ChargeOutcome::ActionRequired { .. },
+            ) => Some(PaymentResult::Confirmed {
+                reservation_id,
+                payment_id,
+                amount: details.amount,
+            }),
             (ReservationStatus::PaymentDeclined, ChargeOutcome::Declined { reason }) => {
                 Some(PaymentResult::Declined {
                     reservation_id,
@@ -508,6 +556,40 @@ impl Ticketing {
     ) -> Result<PaymentResult, AppError> {
         self.settle_capture(ctx, None, reservation_id, payment_id, None)
             .await
+    }
+
+    /// Records that the provider waits for the customer to authenticate the payment.
+    /// The answer carries the client secret, which is not stored (not even as an
+    /// idempotent outcome): a retry asks the provider again.
+    async fn record_action_required(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        reference: &str,
+        client_secret: &str,
+    ) -> Result<PaymentResult, AppError> {
+        self.execute(ctx, None, move || async move {
+            let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+            let events = reservation.state.decide(
+                ReservationCommand::RecordPaymentActionRequired {
+                    payment_id,
+                    provider_reference: reference.to_owned(),
+                },
+                self.clock.now(),
+            )?;
+            Ok(Decision {
+                completes: false,
+                changes: vec![reservation.change(events)],
+                outcome: PaymentResult::ActionRequired {
+                    reservation_id,
+                    payment_id,
+                    client_secret: client_secret.to_owned(),
+                    expires_at: details.expires_at,
+                },
+            })
+        })
+        .await
     }
 
     /// Records a declined charge and puts the seats back on sale, in one transaction.
@@ -906,7 +988,31 @@ impl Ticketing {
             .await
             .map_err(AppError::PaymentProvider)?;
         let outcome = answer(details.amount);
-        let (receipt, details, outcome) = (&receipt, &details, &outcome);
+        match self
+            .record_refund(ctx, idempotency, &details, reason, &receipt, &outcome)
+            .await
+        {
+            // The provider reported this refund first (a webhook): it is recorded.
+            Err(AppError::Domain(DomainError::AlreadyRefunded)) => Ok(outcome),
+            recorded => recorded,
+        }
+    }
+
+    /// Records a refund the provider made (`receipt`), with its consequences: the
+    /// purchase refunded or cancelled, its seats back on sale.
+    pub(crate) async fn record_refund<T>(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        details: &PaymentDetails,
+        reason: RefundReason,
+        receipt: &RefundReceipt,
+        outcome: &T,
+    ) -> Result<T, AppError>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+    {
+        let payment_id = details.payment_id;
         self.execute(ctx, idempotency, move || async move {
             let now = self.clock.now();
             let payment = self.load::<Payment>(&payment_stream(payment_id)).await?;

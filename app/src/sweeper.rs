@@ -7,6 +7,7 @@
 //! |----------------------|-----------------------------------|-----------------------|
 //! | `ReservationPaid`    | captured, never confirmed/refunded | confirm if the seats can be had and the show is on, else refund |
 //! | `PaymentRequested`   | payment outcome unknown            | after a grace period, ask the provider (`find_charge`) and record its answer; no charge at all is recorded as declined, `abandoned` |
+//! | `PaymentActionRequired` | waiting for the customer's 3-D Secure | once the hold expired, cancel it at the provider (`cancel_charge`) and record how it ended: declined (seats released), or captured if the customer finished first |
 //! | `ReservationPlaced`  | unpaid hold                        | once expired, record the expiry and release the seats |
 //!
 //! Correctness never depends on it: an expired hold is already free when seats are
@@ -67,6 +68,10 @@ pub struct SweepReport {
     pub payments_declined: u32,
     /// Pending payments the provider never saw, released as [`ABANDONED`].
     pub payments_abandoned: u32,
+    /// Payments still waiting for the customer's authentication when their hold ran
+    /// out: cancelled at the provider, their seats released.
+    #[serde(default)]
+    pub authentications_cancelled: u32,
     /// Captured payments refunded because the seats were gone or the show cancelled.
     pub purchases_refunded: u32,
     /// Reservations that could not be handled (each logged with its cause); they are
@@ -88,17 +93,25 @@ enum Work {
     Captured,
     /// Last event `PaymentRequested`.
     PendingPayment,
+    /// Last event `PaymentActionRequired`.
+    AwaitingCustomer,
     /// Last event `ReservationPlaced`.
     Hold,
 }
 
 impl Work {
-    const ALL: [Work; 3] = [Work::Captured, Work::PendingPayment, Work::Hold];
+    const ALL: [Work; 4] = [
+        Work::Captured,
+        Work::PendingPayment,
+        Work::AwaitingCustomer,
+        Work::Hold,
+    ];
 
     fn last_event_type(self) -> &'static str {
         match self {
             Work::Captured => "ReservationPaid",
             Work::PendingPayment => "PaymentRequested",
+            Work::AwaitingCustomer => "PaymentActionRequired",
             Work::Hold => "ReservationPlaced",
         }
     }
@@ -106,7 +119,7 @@ impl Work {
     fn status(self) -> ReservationStatus {
         match self {
             Work::Captured => ReservationStatus::Paid,
-            Work::PendingPayment => ReservationStatus::PaymentPending,
+            Work::PendingPayment | Work::AwaitingCustomer => ReservationStatus::PaymentPending,
             Work::Hold => ReservationStatus::Held,
         }
     }
@@ -123,6 +136,8 @@ enum Swept {
         result: PaymentResult,
         abandoned: bool,
     },
+    /// A payment that waited for the customer past its hold's expiry, cancelled.
+    AuthenticationCancelled,
 }
 
 impl SweepReport {
@@ -130,11 +145,14 @@ impl SweepReport {
         match swept {
             Swept::NotDue | Swept::MovedOn => {}
             Swept::Expired => self.holds_expired += 1,
+            Swept::AuthenticationCancelled => self.authentications_cancelled += 1,
             Swept::Charge { result, abandoned } => match result {
                 PaymentResult::Confirmed { .. } => self.payments_confirmed += 1,
                 PaymentResult::Declined { .. } if *abandoned => self.payments_abandoned += 1,
                 PaymentResult::Declined { .. } => self.payments_declined += 1,
                 PaymentResult::Refunded { .. } => self.purchases_refunded += 1,
+                // Recorded as waiting for the customer: settled in a later run.
+                PaymentResult::ActionRequired { .. } => {}
             },
         }
     }
@@ -218,6 +236,7 @@ impl Ticketing {
             payments_confirmed = report.payments_confirmed,
             payments_declined = report.payments_declined,
             payments_abandoned = report.payments_abandoned,
+            authentications_cancelled = report.authentications_cancelled,
             purchases_refunded = report.purchases_refunded,
             failures = report.failures,
             "sweep finished"
@@ -271,6 +290,31 @@ impl Ticketing {
                     .await?;
                 Ok(Swept::Charge { result, abandoned })
             }
+            Work::AwaitingCustomer => {
+                if details.expires_at > now {
+                    return Ok(Swept::NotDue);
+                }
+                let payment_id = details.payment_id.ok_or(DomainError::NotPaid)?;
+                let reference = details
+                    .payment_action_reference
+                    .as_deref()
+                    .ok_or(DomainError::NotPaid)?;
+                let outcome = self
+                    .payments
+                    .cancel_charge(reference)
+                    .await
+                    .map_err(AppError::PaymentProvider)?;
+                let result = self
+                    .record_charge(ctx, None, reservation_id, payment_id, outcome)
+                    .await?;
+                Ok(match result {
+                    PaymentResult::Declined { .. } => Swept::AuthenticationCancelled,
+                    result => Swept::Charge {
+                        result,
+                        abandoned: false,
+                    },
+                })
+            }
             Work::Captured => {
                 let payment_id = details.payment_id.ok_or(DomainError::NotPaid)?;
                 let result = self.finish_paid(ctx, reservation_id, payment_id).await?;
@@ -323,6 +367,7 @@ mod tests {
             Swept::NotDue,
             Swept::MovedOn,
             Swept::Expired,
+            Swept::AuthenticationCancelled,
             Swept::Charge {
                 result: declined.clone(),
                 abandoned: true,
@@ -349,6 +394,7 @@ mod tests {
                 payments_confirmed: 0,
                 payments_declined: 1,
                 payments_abandoned: 1,
+                authentications_cancelled: 1,
                 purchases_refunded: 1,
                 failures: 0,
             }

@@ -144,6 +144,9 @@ impl<W: Write> Demo<'_, W> {
             PaymentResult::Refunded { amount, .. } => {
                 format!("{customer} pays with {token}: seats gone, {amount} refunded")
             }
+            PaymentResult::ActionRequired { expires_at, .. } => {
+                format!("{customer} pays with {token}: 3-D Secure asked for, seats held until {expires_at}")
+            }
         };
         self.step(text)?;
         Ok(result)

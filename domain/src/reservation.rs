@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! held ──payment requested──> payment pending ──captured──> paid ──> confirmed
-//!  │                               │                          │          │
+//!  │                               │   ↺ action required       │          │
 //!  ├─ expired (hold ran out)        └─ payment declined        │          └─ cancelled + refunded
 //!  └─ cancelled (by the customer)                              └─ refunded (seats lost while paying)
 //! ```
+//!
+//! A payment the provider cannot finish without the customer (3-D Secure) stays
+//! pending, with the provider's reference recorded (`PaymentActionRequired`), until the
+//! provider reports its outcome or the hold runs out.
 
 use std::fmt;
 
@@ -69,6 +73,9 @@ pub enum RefundReason {
     ShowCancelled,
     /// The payment was captured after the hold expired and its seats were gone.
     SeatsUnavailable,
+    /// The payment was refunded in full at the provider (in its dashboard), outside
+    /// this system; the provider reported it.
+    RefundedAtProvider,
 }
 
 /// Seats of a reservation held (or sold) in one bucket of its section.
@@ -102,6 +109,12 @@ pub enum ReservationCommand {
     RecordPaymentDeclined {
         payment_id: PaymentId,
         reason: String,
+    },
+    /// Record that the provider waits for the customer (3-D Secure) to finish the
+    /// payment `payment_id`, known to it as `provider_reference`.
+    RecordPaymentActionRequired {
+        payment_id: PaymentId,
+        provider_reference: String,
     },
     Confirm,
     /// Record that the hold ran out before payment.
@@ -145,6 +158,17 @@ pub struct PaymentRequested {
     pub payment_id: PaymentId,
     pub amount: Money,
     pub requested_at: Timestamp,
+}
+
+/// The provider waits for the customer to authenticate the payment (3-D Secure). The
+/// payment stays pending; the hold keeps its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentActionRequired {
+    pub reservation_id: ReservationId,
+    pub payment_id: PaymentId,
+    /// The provider's id of the payment (a Stripe PaymentIntent `pi_...`).
+    pub provider_reference: String,
+    pub required_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +229,7 @@ pub struct TicketsIssued {
 pub enum ReservationEvent {
     ReservationPlaced(ReservationPlaced),
     PaymentRequested(PaymentRequested),
+    PaymentActionRequired(PaymentActionRequired),
     ReservationPaid(ReservationPaid),
     ReservationConfirmed(ReservationConfirmed),
     ReservationExpired(ReservationExpired),
@@ -232,6 +257,10 @@ pub struct ReservationDetails {
     /// When that payment was requested: the sweeper leaves a pending payment alone for
     /// a grace period after it, so that it never races a request still in flight.
     pub payment_requested_at: Option<Timestamp>,
+    /// The provider's reference of a pending payment that waits for the customer
+    /// (3-D Secure), once the provider said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_action_reference: Option<String>,
     /// Where its seats are held; empty when all are in the section's first bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<BucketShare>,
@@ -262,8 +291,9 @@ impl Aggregate for Reservation {
     type Command = ReservationCommand;
     type Event = ReservationEvent;
     const KIND: &'static str = "reservation";
-    /// 2: `ReservationDetails` gained `payment_requested_at`; 3: `tickets`.
-    const SNAPSHOT_VERSION: u32 = 3;
+    /// 2: `ReservationDetails` gained `payment_requested_at`; 3: `tickets`;
+    /// 4: `payment_action_reference`.
+    const SNAPSHOT_VERSION: u32 = 4;
 
     fn decide(
         &self,
@@ -378,14 +408,36 @@ impl Aggregate for Reservation {
                 )])
             }
             (
+                S::PaymentPending,
+                ReservationCommand::RecordPaymentActionRequired {
+                    payment_id,
+                    provider_reference,
+                },
+            ) => {
+                own_payment(payment_id)?;
+                if r.payment_action_reference.as_deref() == Some(provider_reference.as_str()) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ReservationEvent::PaymentActionRequired(
+                    PaymentActionRequired {
+                        reservation_id,
+                        payment_id,
+                        provider_reference: provider_reference.chars().take(200).collect(),
+                        required_at: now,
+                    },
+                )])
+            }
+            (
                 S::Paid | S::Confirmed,
                 ReservationCommand::RecordPaymentCaptured { .. }
-                | ReservationCommand::RecordPaymentDeclined { .. },
+                | ReservationCommand::RecordPaymentDeclined { .. }
+                | ReservationCommand::RecordPaymentActionRequired { .. },
             ) => Err(DomainError::AlreadyPaid),
             (
                 S::Held,
                 ReservationCommand::RecordPaymentCaptured { .. }
-                | ReservationCommand::RecordPaymentDeclined { .. },
+                | ReservationCommand::RecordPaymentDeclined { .. }
+                | ReservationCommand::RecordPaymentActionRequired { .. },
             ) => Err(DomainError::PaymentMismatch),
 
             (S::Paid, ReservationCommand::Confirm) => {
@@ -500,6 +552,7 @@ impl Aggregate for Reservation {
                     status: S::Held,
                     payment_id: None,
                     payment_requested_at: None,
+                    payment_action_reference: None,
                     buckets: e.buckets.clone(),
                     tickets: Vec::new(),
                 }))
@@ -513,6 +566,10 @@ impl Aggregate for Reservation {
                 r.status = S::PaymentPending;
                 r.payment_id = Some(e.payment_id);
                 r.payment_requested_at = Some(e.requested_at);
+                r.payment_action_reference = None;
+            }
+            ReservationEvent::PaymentActionRequired(e) => {
+                r.payment_action_reference = Some(e.provider_reference.clone());
             }
             ReservationEvent::ReservationPaid(_) => r.status = S::Paid,
             ReservationEvent::ReservationConfirmed(_) => r.status = S::Confirmed,

@@ -201,6 +201,7 @@ impl EventPayload for ReservationEvent {
     const EVENT_TYPES: &'static [&'static str] = &[
         "ReservationPlaced",
         "PaymentRequested",
+        "PaymentActionRequired",
         "ReservationPaid",
         "ReservationConfirmed",
         "ReservationExpired",
@@ -221,8 +222,13 @@ impl EventPayload for TicketEvent {
 }
 
 impl EventPayload for PaymentEvent {
-    const EVENT_TYPES: &'static [&'static str] =
-        &["PaymentCaptured", "PaymentDeclined", "PaymentRefunded"];
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "PaymentCaptured",
+        "PaymentDeclined",
+        "PaymentRefunded",
+        "PaymentPartiallyRefunded",
+        "PaymentDisputed",
+    ];
 }
 
 /// Any event of the domain: what the bus carries and the projector reads.

@@ -516,6 +516,8 @@ impl BatchFold {
                 return;
             }
             ReservationEvent::PaymentRequested(e) => (S::PaymentPending, e.requested_at),
+            // Still pending: the customer is authenticating the payment.
+            ReservationEvent::PaymentActionRequired(_) => return,
             ReservationEvent::ReservationPaid(e) => {
                 view.paid_at = Some(e.paid_at);
                 (S::Paid, e.paid_at)

@@ -58,10 +58,11 @@ pub async fn refund(
 }
 
 /// Stripe's events about our payments (configure the endpoint in Stripe with the
-/// events `payment_intent.succeeded` and `payment_intent.payment_failed`).
+/// events `payment_intent.succeeded`, `payment_intent.payment_failed`,
+/// `payment_intent.canceled`, `charge.refunded` and `charge.dispute.created`).
 #[utoipa::path(
     post, path = "/v1/webhooks/stripe", tag = "payments",
-    description = "Public, and checked by its `Stripe-Signature` (HMAC-SHA256 of the timestamp and the raw body under a secret of `STRIPE_WEBHOOK_SECRET`, within 5 minutes of now). A pending payment takes the reported outcome; one already settled is left as it is, so an event sent twice, late or out of order changes nothing. Events that are not about a payment of ours are acknowledged and ignored.",
+    description = "Public, and checked by its `Stripe-Signature` (HMAC-SHA256 of the timestamp and the raw body under a secret of `STRIPE_WEBHOOK_SECRET`, within 5 minutes of now). A pending payment takes the reported outcome (`payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`); one already settled is left as it is, so an event sent twice, late or out of order changes nothing. A refund made in Stripe's dashboard (`charge.refunded`) is recorded on the payment, and refunds the purchase when it covers the whole amount; a dispute (`charge.dispute.created`) is recorded on the payment; each once. Events that are not about a payment of ours are acknowledged and ignored.",
     request_body(content = String, content_type = "application/json", description = "The event, exactly as Stripe sent it"),
     params(("Stripe-Signature" = String, Header, description = "`t=<timestamp>,v1=<signature>`")),
     responses(
@@ -69,7 +70,7 @@ pub async fn refund(
         (status = 400, description = "No valid signature, a timestamp outside the tolerance, or a body that is not a Stripe event", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No webhook secret is configured", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The event store is unavailable: Stripe sends the event again later", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event store (or, for a refund or a dispute, Stripe's API) is unavailable: Stripe sends the event again later", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn stripe_webhook(
@@ -94,17 +95,23 @@ pub async fn stripe_webhook(
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let event = StripeEvent::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let outcome = match event.payment_update() {
-        None => "ignored",
-        Some(update) => match state
-            .ticketing
-            .apply_payment_report(&CommandContext::new("stripe"), update)
-            .await?
-        {
-            ReportOutcome::Settled(_) => "applied",
-            ReportOutcome::AlreadySettled => "already_settled",
-            ReportOutcome::NotOurs => "ignored",
-        },
+    let ctx = CommandContext::new("stripe");
+    let reported = if let Some(update) = event.payment_update() {
+        Some(state.ticketing.apply_payment_report(&ctx, update).await?)
+    } else if let Some(update) = event.charge_update() {
+        Some(
+            state
+                .ticketing
+                .apply_charge_report(&ctx, &update.payment_intent, update.report)
+                .await?,
+        )
+    } else {
+        None
+    };
+    let outcome = match reported {
+        Some(ReportOutcome::Settled(_) | ReportOutcome::Recorded) => "applied",
+        Some(ReportOutcome::AlreadySettled) => "already_settled",
+        Some(ReportOutcome::NotOurs) | None => "ignored",
     };
     tracing::info!(event_id = %event.id, event_type = %event.kind, outcome, "Stripe event");
     Ok(Json(WebhookReceipt {

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ticketing_app::payments::CardToken;
 use ticketing_app::{HoldSeats, PaymentResult};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 use crate::auth::{AsCustomer, Principal};
 use crate::dto::{
     CancelledReservation, ConfirmedPurchase, HeldReservation, NewPayment, NewReservation,
-    ReservationState,
+    PaymentActionRequired, ReservationState,
 };
 use crate::extract::{command_context, ApiJson, ApiPath, IdempotencyKey, IdempotencyKeyHeader};
 use crate::{ApiError, ApiState, Problem};
@@ -88,6 +89,7 @@ pub async fn create_reservation(
     params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Paid and confirmed", body = ConfirmedPurchase),
+        (status = 202, description = "The customer must authenticate the payment (3-D Secure) in their browser with `client_secret`; the seats stay held until `expires_at`, and the outcome arrives from the provider (poll `GET /v1/reservations/{id}`). Paying again with the same or another `Idempotency-Key` answers where the payment stands now", body = PaymentActionRequired),
         (status = 400, description = "Malformed id, JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 402, description = "Card declined; seats released", body = Problem, content_type = "application/problem+json"),
@@ -109,7 +111,7 @@ pub async fn pay(
     key: IdempotencyKey,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewPayment>,
-) -> Result<Json<ConfirmedPurchase>, ApiError> {
+) -> Result<Response, ApiError> {
     let card = CardToken::parse(body.card_token).map_err(|e| ApiError::invalid(e.to_string()))?;
     own_reservation(&state, &principal, id).await?;
     let result = state
@@ -127,7 +129,25 @@ pub async fn pay(
             status: ReservationState::Confirmed,
             amount_minor: amount.amount_minor,
             currency: amount.currency.to_string(),
-        })),
+        })
+        .into_response()),
+        PaymentResult::ActionRequired {
+            reservation_id,
+            payment_id,
+            client_secret,
+            expires_at,
+        } => Ok((
+            StatusCode::ACCEPTED,
+            Json(PaymentActionRequired {
+                reservation_id: reservation_id.0,
+                payment_id: payment_id.0,
+                status: ReservationState::PaymentPending,
+                next_action: "authenticate".into(),
+                client_secret,
+                expires_at,
+            }),
+        )
+            .into_response()),
         PaymentResult::Declined { reason, .. } => Err(ApiError::payment_declined(&reason)),
         PaymentResult::Refunded { .. } => Err(ApiError::new(
             StatusCode::GONE,

@@ -160,3 +160,92 @@ async fn unsigned_altered_stale_or_malformed_events_are_refused_and_change_nothi
     })
     .await;
 }
+
+/// 3-D Secure over HTTP: `202` with what the browser needs, the seats kept, the same
+/// answer on a second attempt, and the purchase confirmed by the provider's event once
+/// the customer authenticated.
+#[tokio::test]
+async fn a_payment_needing_authentication_answers_202_and_the_success_event_confirms_it() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let show_id = show_on_sale(&api, "org-a", 10).await;
+        let reservation = hold(&api, &show_id, "alice", 2).await;
+        let asked = pay(&api, &reservation, "alice", "tok_threeDSecure2Required").await;
+        assert_eq!(asked.status, StatusCode::ACCEPTED, "{:?}", asked.body);
+        assert_eq!(asked.body["status"], "payment_pending");
+        assert_eq!(asked.body["next_action"], "authenticate");
+        let secret = asked.body["client_secret"].as_str().unwrap().to_owned();
+        assert!(!secret.is_empty());
+        assert!(asked.body["expires_at"].is_string());
+        assert_eq!(status(&api, &reservation, "alice").await, "payment_pending");
+        assert_eq!(seats(&api, &show_id).await, (2, 0, 8));
+
+        let again = pay(&api, &reservation, "alice", "tok_visa").await;
+        assert_eq!(again.status, StatusCode::ACCEPTED, "{:?}", again.body);
+        assert_eq!(again.body["client_secret"], secret.as_str());
+
+        let payment = asked.body["payment_id"].as_str().unwrap().to_owned();
+        api.gateway
+            .authenticate(&format!("ch_sim_{payment}"), true)
+            .await
+            .unwrap();
+        let succeeded = event("evt_1", "payment_intent.succeeded", &reservation, &payment);
+        let answer = deliver(&api, &succeeded, signed(&api, &succeeded)).await;
+        assert_eq!(answer.body["outcome"], "applied", "{:?}", answer.body);
+        assert_eq!(status(&api, &reservation, "alice").await, "confirmed");
+        assert_eq!(seats(&api, &show_id).await, (0, 2, 8));
+    })
+    .await;
+}
+
+fn charge_event(id: &str, kind: &str, payment_id: &str, object: Value) -> Value {
+    let mut object = object;
+    object["payment_intent"] = json!(format!("ch_sim_{payment_id}"));
+    json!({"id": id, "object": "event", "type": kind, "data": {"object": object}})
+}
+
+/// A dispute and a refund made in Stripe's dashboard, reported by their events: the
+/// dispute is recorded once, the whole refund refunds the purchase once.
+#[tokio::test]
+async fn a_dispute_and_a_dashboard_refund_are_recorded_once() {
+    with_sqlite(|store| async move {
+        let api = api(store);
+        let show_id = show_on_sale(&api, "org-a", 10).await;
+        let reservation = hold(&api, &show_id, "alice", 2).await;
+        let paid = pay(&api, &reservation, "alice", "tok_visa").await;
+        assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
+        let payment = paid.body["payment_id"].as_str().unwrap().to_owned();
+        let amount = paid.body["amount_minor"].as_i64().unwrap();
+
+        let dispute = charge_event(
+            "evt_d",
+            "charge.dispute.created",
+            &payment,
+            json!({"id": "dp_1", "object": "dispute", "amount": amount, "reason": "fraudulent"}),
+        );
+        for expected in ["applied", "already_settled"] {
+            let answer = deliver(&api, &dispute, signed(&api, &dispute)).await;
+            assert_eq!(answer.body["outcome"], expected, "{:?}", answer.body);
+        }
+        assert_eq!(status(&api, &reservation, "alice").await, "confirmed");
+
+        let refunded = charge_event(
+            "evt_r",
+            "charge.refunded",
+            &payment,
+            json!({"id": "ch_1", "object": "charge", "amount": amount, "amount_refunded": amount}),
+        );
+        for expected in ["applied", "already_settled"] {
+            let answer = deliver(&api, &refunded, signed(&api, &refunded)).await;
+            assert_eq!(answer.body["outcome"], expected, "{:?}", answer.body);
+        }
+        assert_eq!(status(&api, &reservation, "alice").await, "refunded");
+        assert_eq!(seats(&api, &show_id).await, (0, 0, 10));
+        assert_eq!(
+            api.gateway.refund_count(),
+            0,
+            "refunded at the provider, not by us"
+        );
+    })
+    .await;
+}

@@ -35,6 +35,7 @@ impl<G: PaymentGateway + ?Sized> PaymentGateway for Measured<G> {
         let outcome = match &result {
             Ok(ChargeOutcome::Captured { .. }) => "captured",
             Ok(ChargeOutcome::Declined { .. }) => "declined",
+            Ok(ChargeOutcome::ActionRequired { .. }) => "action_required",
             Err(error) => failure(error),
         };
         metrics::counter!("payments_total", "outcome" => outcome).increment(1);
@@ -57,6 +58,27 @@ impl<G: PaymentGateway + ?Sized> PaymentGateway for Measured<G> {
         let started = Instant::now();
         let result = self.0.find_charge(idempotency_key).await;
         timed("find_charge", started);
+        result
+    }
+
+    async fn charge_status(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        let started = Instant::now();
+        let result = self.0.charge_status(reference).await;
+        timed("charge_status", started);
+        result
+    }
+
+    async fn cancel_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        let started = Instant::now();
+        let result = self.0.cancel_charge(reference).await;
+        timed("cancel_charge", started);
+        result
+    }
+
+    async fn payment_of(&self, reference: &str) -> Result<Option<String>, GatewayError> {
+        let started = Instant::now();
+        let result = self.0.payment_of(reference).await;
+        timed("payment_of", started);
         result
     }
 }

@@ -91,6 +91,14 @@ pub enum ChargeOutcome {
     Captured { reference: String },
     /// The card was refused; nothing was taken.
     Declined { reason: String },
+    /// The provider waits for the customer to authenticate the payment (3-D Secure).
+    /// Nothing is taken yet; `reference` is the provider's id of the payment, and
+    /// `client_secret` is what the customer's browser needs to finish it (the
+    /// provider's client library takes it). Not stored: it is asked for again.
+    ActionRequired {
+        reference: String,
+        client_secret: String,
+    },
 }
 
 /// A request to refund a captured charge in full.
@@ -147,4 +155,27 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
         &self,
         idempotency_key: &str,
     ) -> Result<Option<ChargeOutcome>, GatewayError>;
+
+    /// Where a charge that waited for the customer stands now, by its `reference`
+    /// (from [`ChargeOutcome::ActionRequired`]).
+    ///
+    /// # Errors
+    /// A [`GatewayError`] when the provider cannot answer or knows no such charge.
+    async fn charge_status(&self, reference: &str) -> Result<ChargeOutcome, GatewayError>;
+
+    /// Gives up a charge that waits for the customer, so that nothing can be taken any
+    /// more, and answers how it ended: declined, or captured when the customer finished
+    /// first.
+    ///
+    /// # Errors
+    /// A [`GatewayError`] when the provider cannot answer or knows no such charge.
+    async fn cancel_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError>;
+
+    /// The idempotency key (our payment id) of the charge the provider knows as
+    /// `reference`, if it is one of ours: how a refund or a dispute made at the
+    /// provider is traced back to the payment.
+    ///
+    /// # Errors
+    /// A [`GatewayError`] when the provider cannot answer.
+    async fn payment_of(&self, reference: &str) -> Result<Option<String>, GatewayError>;
 }

@@ -9,6 +9,7 @@
 //! | `tok_insufficientFunds`       | declined: `insufficient_funds`                     |
 //! | `tok_timeout`                 | no answer ([`GatewayError::Timeout`]); nothing charged |
 //! | `tok_timeoutAfterCapture`     | charged, but the answer is lost (timeout); a retry with the same key returns the capture |
+//! | `tok_threeDSecure2Required`   | waits for the customer (3-D Secure): [`ChargeOutcome::ActionRequired`] until [`SimulatedGateway::authenticate`] or [`PaymentGateway::cancel_charge`] settles it |
 //! | anything else                 | declined: `invalid_card`                           |
 //!
 //! Every charge and refund is idempotent per key: a repeat returns the first outcome,
@@ -55,6 +56,13 @@ const CHARGE: &str = "charge";
 const REFUND: &str = "refund";
 /// The refund of a charge, by the charge's reference: a charge is refunded once.
 const REFUND_OF: &str = "refund_of";
+/// How a charge that waited for the customer ended, by its idempotency key: the first
+/// of the customer's authentication and a cancellation wins.
+const RESOLUTION: &str = "resolution";
+/// The decline reason of a charge given up while it waited for the customer.
+pub const AUTHENTICATION_CANCELLED: &str = "authentication_cancelled";
+/// The decline reason of a charge whose customer failed to authenticate.
+pub const AUTHENTICATION_FAILED: &str = "authentication_failed";
 
 /// What every simulated charge reference starts with.
 const CHARGE_PREFIX: &str = "ch_sim_";
@@ -159,13 +167,83 @@ impl SimulatedGateway {
     /// provider whose records are not in this process's memory).
     pub fn captured_count(&self) -> usize {
         self.memory.as_ref().map_or(0, |memory| {
-            memory
+            let captured =
+                |outcome: &ChargeOutcome| matches!(outcome, ChargeOutcome::Captured { .. });
+            let at_once = memory
                 .entries(CHARGE)
                 .into_iter()
                 .filter_map(|entry| serde_json::from_value::<Charge>(entry).ok())
-                .filter(|c| matches!(c.outcome, ChargeOutcome::Captured { .. }))
-                .count()
+                .filter(|c| captured(&c.outcome))
+                .count();
+            let authenticated = memory
+                .entries(RESOLUTION)
+                .into_iter()
+                .filter_map(|entry| serde_json::from_value::<ChargeOutcome>(entry).ok())
+                .filter(captured)
+                .count();
+            at_once + authenticated
         })
+    }
+
+    /// The customer's side of 3-D Secure: finishes (`succeeded`) or fails the
+    /// authentication of the charge `reference` that waits for it, unless it was
+    /// settled already. Answers how the charge ended.
+    ///
+    /// # Errors
+    /// [`GatewayError::Rejected`] when no charge with this reference waits or waited for
+    /// the customer.
+    pub async fn authenticate(
+        &self,
+        reference: &str,
+        succeeded: bool,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        let outcome = if succeeded {
+            ChargeOutcome::Captured {
+                reference: reference.to_owned(),
+            }
+        } else {
+            ChargeOutcome::Declined {
+                reason: AUTHENTICATION_FAILED.into(),
+            }
+        };
+        self.resolve(reference, outcome).await
+    }
+
+    /// Settles the charge `reference` that waits for the customer with `outcome`, unless
+    /// it was settled already; answers how it ended.
+    async fn resolve(
+        &self,
+        reference: &str,
+        outcome: ChargeOutcome,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        let key = self.waiting_charge(reference).await?;
+        self.record_once(RESOLUTION, &key, &outcome).await
+    }
+
+    /// The idempotency key of the charge `reference`, when it waited for the customer.
+    async fn waiting_charge(&self, reference: &str) -> Result<String, GatewayError> {
+        let unknown =
+            || GatewayError::Rejected(format!("no charge {reference} waits for the customer"));
+        let key = reference.strip_prefix(CHARGE_PREFIX).ok_or_else(unknown)?;
+        match self.entry::<Charge>(CHARGE, key).await? {
+            Some(Charge {
+                outcome: ChargeOutcome::ActionRequired { .. },
+                ..
+            }) => Ok(key.to_owned()),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// A recorded charge as it stands now: one that waited for the customer takes its
+    /// resolution, once there is one.
+    async fn current(&self, key: &str, charge: Charge) -> Result<ChargeOutcome, GatewayError> {
+        if !matches!(charge.outcome, ChargeOutcome::ActionRequired { .. }) {
+            return Ok(charge.outcome);
+        }
+        Ok(self
+            .entry::<ChargeOutcome>(RESOLUTION, key)
+            .await?
+            .unwrap_or(charge.outcome))
     }
 
     /// How many refunds were made, whatever the number of calls (0 for a provider
@@ -232,7 +310,8 @@ impl PaymentGateway for SimulatedGateway {
             .entry::<Charge>(CHARGE, &request.idempotency_key)
             .await?
         {
-            return same_request(&previous);
+            same_request(&previous)?;
+            return self.current(&request.idempotency_key, previous).await;
         }
         let declined = |reason: &str| ChargeOutcome::Declined {
             reason: reason.into(),
@@ -249,6 +328,13 @@ impl PaymentGateway for SimulatedGateway {
                     reference: format!("{CHARGE_PREFIX}{}", request.idempotency_key),
                 },
                 true,
+            ),
+            "tok_threeDSecure2Required" => (
+                ChargeOutcome::ActionRequired {
+                    reference: format!("{CHARGE_PREFIX}{}", request.idempotency_key),
+                    client_secret: format!("{CHARGE_PREFIX}{}_secret_sim", request.idempotency_key),
+                },
+                false,
             ),
             "tok_timeout" => return Err(GatewayError::Timeout),
             "tok_chargeDeclined" => (declined("card_declined"), false),
@@ -267,7 +353,8 @@ impl PaymentGateway for SimulatedGateway {
                 },
             )
             .await?;
-        let outcome = same_request(&recorded)?;
+        same_request(&recorded)?;
+        let outcome = self.current(&request.idempotency_key, recorded).await?;
         if answer_lost {
             return Err(GatewayError::Timeout);
         }
@@ -305,7 +392,12 @@ impl PaymentGateway for SimulatedGateway {
                     request.charge_reference
                 )))
             }
-            Some(charge) if !matches!(charge.outcome, ChargeOutcome::Captured { .. }) => {
+            Some(charge)
+                if !matches!(
+                    self.current(charge_key, charge.clone()).await?,
+                    ChargeOutcome::Captured { .. }
+                ) =>
+            {
                 return Err(GatewayError::Rejected(format!(
                     "charge {} was not captured",
                     request.charge_reference
@@ -349,10 +441,47 @@ impl PaymentGateway for SimulatedGateway {
         idempotency_key: &str,
     ) -> Result<Option<ChargeOutcome>, GatewayError> {
         self.network().await;
+        match self.entry::<Charge>(CHARGE, idempotency_key).await? {
+            Some(charge) => self.current(idempotency_key, charge).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn charge_status(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        self.network().await;
+        let key = reference.strip_prefix(CHARGE_PREFIX).unwrap_or_default();
+        match self.entry::<Charge>(CHARGE, key).await? {
+            Some(charge) => self.current(key, charge).await,
+            None => Err(GatewayError::Rejected(format!("no charge {reference}"))),
+        }
+    }
+
+    async fn payment_of(&self, reference: &str) -> Result<Option<String>, GatewayError> {
+        self.network().await;
+        let Some(key) = reference.strip_prefix(CHARGE_PREFIX) else {
+            return Ok(None);
+        };
         Ok(self
-            .entry::<Charge>(CHARGE, idempotency_key)
+            .entry::<Charge>(CHARGE, key)
             .await?
-            .map(|c| c.outcome))
+            .map(|_| key.to_owned()))
+    }
+
+    async fn cancel_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        self.network().await;
+        match self
+            .resolve(
+                reference,
+                ChargeOutcome::Declined {
+                    reason: AUTHENTICATION_CANCELLED.into(),
+                },
+            )
+            .await
+        {
+            // Not waiting for the customer: it ended as it was recorded.
+            Err(GatewayError::Rejected(_)) => self.charge_status(reference).await,
+            resolved => resolved,
+        }
     }
 }
 

@@ -9,10 +9,12 @@
 //! [`GatewayError::Timeout`] or [`GatewayError::Unavailable`]: the outcome is unknown,
 //! and the sweeper settles the payment later from [`PaymentGateway::find_charge`].
 //!
-//! A PaymentIntent that needs 3-D Secure (`requires_action`) is answered as declined
-//! (`authentication_required`) for now: nothing was taken, and the customer is told to
-//! use another card. Finishing the authentication in the browser and learning the
-//! outcome by webhook is still to come.
+//! A PaymentIntent that needs 3-D Secure (`requires_action`) is answered as
+//! [`ChargeOutcome::ActionRequired`] with its client secret: the customer's browser
+//! finishes it with Stripe.js (`stripe.handleNextAction`), and the outcome arrives by
+//! webhook, or is read back ([`PaymentGateway::charge_status`]) when the customer pays
+//! again. One never finished is cancelled when its hold runs out
+//! ([`PaymentGateway::cancel_charge`]).
 
 use std::time::Duration;
 
@@ -76,7 +78,13 @@ struct PaymentIntent {
     id: String,
     status: String,
     #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
     last_payment_error: Option<StripeError>,
+    #[serde(default)]
+    cancellation_reason: Option<String>,
 }
 
 /// Stripe's `error` object.
@@ -215,6 +223,26 @@ fn rejected(error: &StripeError) -> GatewayError {
     ))
 }
 
+/// The path of the PaymentIntent `id` (and of one of its actions, `action`), the id
+/// checked first: it is the provider's, but it goes into a URL.
+fn intent_path(id: &str, action: &str) -> String {
+    let id: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    format!("/v1/payment_intents/{id}{action}")
+}
+
+/// The outcome of the PaymentIntent in a successful answer.
+fn settled(answer: &Answer) -> Result<ChargeOutcome, GatewayError> {
+    if !answer.status.is_success() {
+        return Err(rejected(&error_of(answer)));
+    }
+    let intent: PaymentIntent = parse(answer)?;
+    outcome_of(&intent)
+        .ok_or_else(|| GatewayError::Unavailable("the charge is still processing".into()))
+}
+
 /// What a PaymentIntent's status says about its charge; `None` when nothing is
 /// settled yet (still processing).
 fn outcome_of(intent: &PaymentIntent) -> Option<ChargeOutcome> {
@@ -222,15 +250,31 @@ fn outcome_of(intent: &PaymentIntent) -> Option<ChargeOutcome> {
         "succeeded" => Some(ChargeOutcome::Captured {
             reference: intent.id.clone(),
         }),
-        // 3-D Secure is not finished here (see the module's doc): nothing was taken.
-        "requires_action" | "requires_confirmation" => Some(ChargeOutcome::Declined {
-            reason: "authentication_required".into(),
+        "requires_action" => Some(ChargeOutcome::ActionRequired {
+            reference: intent.id.clone(),
+            client_secret: intent.client_secret.clone().unwrap_or_default(),
         }),
-        "requires_payment_method" | "canceled" => Some(ChargeOutcome::Declined {
+        // Confirmed with `confirm=true`, so only a PaymentIntent changed elsewhere gets
+        // here; nothing was taken.
+        "requires_confirmation" => Some(ChargeOutcome::Declined {
+            reason: "requires_confirmation".into(),
+        }),
+        "requires_payment_method" => Some(ChargeOutcome::Declined {
             reason: intent
                 .last_payment_error
                 .as_ref()
                 .map_or_else(|| "card_declined".to_owned(), StripeError::reason),
+        }),
+        "canceled" => Some(ChargeOutcome::Declined {
+            reason: intent.last_payment_error.as_ref().map_or_else(
+                || {
+                    intent
+                        .cancellation_reason
+                        .clone()
+                        .unwrap_or_else(|| "canceled".to_owned())
+                },
+                StripeError::reason,
+            ),
         }),
         _ => None,
     }
@@ -249,7 +293,8 @@ impl PaymentGateway for StripeGateway {
             ("description", &request.description),
             ("metadata[payment_id]", &request.idempotency_key),
             ("automatic_payment_methods[enabled]", "true"),
-            // No redirect flow here: a card needing one is answered as declined.
+            // Cards only: 3-D Secure is finished in the page by Stripe.js, with no
+            // redirect to come back from.
             ("automatic_payment_methods[allow_redirects]", "never"),
         ];
         let reservation_id = request.reservation_id.map(|id| id.to_string());
@@ -305,6 +350,45 @@ impl PaymentGateway for StripeGateway {
         Ok(RefundReceipt {
             reference: refund.id,
         })
+    }
+
+    async fn charge_status(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        let answer = self
+            .send(|| self.http.get(self.url(&intent_path(reference, ""))))
+            .await?;
+        settled(&answer)
+    }
+
+    async fn cancel_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        let key = format!("cancel-{reference}");
+        let answer = self
+            .send(|| {
+                self.http
+                    .post(self.url(&intent_path(reference, "/cancel")))
+                    .header("Idempotency-Key", &key)
+            })
+            .await?;
+        if answer.status == reqwest::StatusCode::BAD_REQUEST
+            && error_of(&answer).code.as_deref() == Some("payment_intent_unexpected_state")
+        {
+            // Settled meanwhile (the customer finished, or it was cancelled already).
+            return self.charge_status(reference).await;
+        }
+        settled(&answer)
+    }
+
+    async fn payment_of(&self, reference: &str) -> Result<Option<String>, GatewayError> {
+        let answer = self
+            .send(|| self.http.get(self.url(&intent_path(reference, ""))))
+            .await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            return Err(rejected(&error_of(&answer)));
+        }
+        let intent: PaymentIntent = parse(&answer)?;
+        Ok(intent.metadata.get("payment_id").cloned())
     }
 
     async fn find_charge(

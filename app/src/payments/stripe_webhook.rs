@@ -14,6 +14,7 @@ use thiserror::Error;
 use ticketing_domain::{PaymentId, ReservationId};
 
 use super::ChargeOutcome;
+use crate::provider_reports::ChargeReport;
 
 /// How far an event's timestamp may be from now: Stripe's libraries' default.
 pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
@@ -122,7 +123,44 @@ pub struct PaymentUpdate {
     pub outcome: ChargeOutcome,
 }
 
+/// What an event says about a captured charge: the PaymentIntent (Stripe's reference
+/// of our payment) and the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeUpdate {
+    pub payment_intent: String,
+    pub report: ChargeReport,
+}
+
 impl StripeEvent {
+    /// A refund (`charge.refunded`, with the total refunded so far) or a dispute
+    /// (`charge.dispute.created`) of a charge made through a PaymentIntent. `None` for
+    /// any other event. Whether the PaymentIntent is ours is for the caller to find out:
+    /// these objects do not carry its metadata.
+    pub fn charge_update(&self) -> Option<ChargeUpdate> {
+        let object = &self.data.object;
+        let payment_intent = object["payment_intent"].as_str()?.to_owned();
+        let report = match self.kind.as_str() {
+            "charge.refunded" => ChargeReport::Refunded {
+                refunded_minor: object["amount_refunded"].as_i64()?,
+                // The latest refund when the charge lists its refunds, else the charge.
+                refund_reference: object["refunds"]["data"][0]["id"]
+                    .as_str()
+                    .or_else(|| object["id"].as_str())?
+                    .to_owned(),
+            },
+            "charge.dispute.created" => ChargeReport::Disputed {
+                dispute_reference: object["id"].as_str()?.to_owned(),
+                reason: object["reason"].as_str().unwrap_or("general").to_owned(),
+                amount_minor: object["amount"].as_i64()?,
+            },
+            _ => return None,
+        };
+        Some(ChargeUpdate {
+            payment_intent,
+            report,
+        })
+    }
+
     /// Parses a verified payload.
     ///
     /// # Errors
@@ -156,6 +194,13 @@ impl StripeEvent {
                         .to_owned(),
                 }
             }
+            // Given up (by the sweeper, when the customer never authenticated).
+            "payment_intent.canceled" => ChargeOutcome::Declined {
+                reason: intent["cancellation_reason"]
+                    .as_str()
+                    .unwrap_or("canceled")
+                    .to_owned(),
+            },
             _ => return None,
         };
         Some(PaymentUpdate {
@@ -277,6 +322,83 @@ mod tests {
             .payment_update(),
             None,
             "not one of ours"
+        );
+        let cancelled = event(
+            "payment_intent.canceled",
+            serde_json::json!({"id": "pi_4", "metadata": metadata, "cancellation_reason": "abandoned"}),
+        );
+        assert_eq!(
+            cancelled.payment_update().map(|u| u.outcome),
+            Some(ChargeOutcome::Declined {
+                reason: "abandoned".into()
+            })
+        );
+    }
+
+    #[test]
+    fn refunds_and_disputes_of_a_payment_intent_s_charge_are_charge_updates() {
+        let event = |kind: &str, object: serde_json::Value| StripeEvent {
+            id: "evt_1".into(),
+            kind: kind.into(),
+            data: EventData { object },
+        };
+        let refunded = event(
+            "charge.refunded",
+            serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1",
+                "amount": 9000, "amount_refunded": 4000, "refunded": false,
+                "refunds": {"object": "list", "data": [{"id": "re_2"}, {"id": "re_1"}]}}),
+        );
+        assert_eq!(
+            refunded.charge_update(),
+            Some(ChargeUpdate {
+                payment_intent: "pi_1".into(),
+                report: ChargeReport::Refunded {
+                    refunded_minor: 4000,
+                    refund_reference: "re_2".into()
+                },
+            })
+        );
+        // Without its refunds listed (Stripe's default since 2022-11-15): the charge.
+        let unlisted = event(
+            "charge.refunded",
+            serde_json::json!({"id": "ch_1", "payment_intent": "pi_1", "amount_refunded": 9000}),
+        );
+        assert_eq!(
+            unlisted.charge_update().map(|u| u.report),
+            Some(ChargeReport::Refunded {
+                refunded_minor: 9000,
+                refund_reference: "ch_1".into()
+            })
+        );
+        let disputed = event(
+            "charge.dispute.created",
+            serde_json::json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1",
+                "charge": "ch_1", "amount": 9000, "reason": "fraudulent"}),
+        );
+        assert_eq!(
+            disputed.charge_update().map(|u| u.report),
+            Some(ChargeReport::Disputed {
+                dispute_reference: "dp_1".into(),
+                reason: "fraudulent".into(),
+                amount_minor: 9000
+            })
+        );
+        // A charge made without a PaymentIntent is not one of ours.
+        assert_eq!(
+            event(
+                "charge.refunded",
+                serde_json::json!({"id": "ch_2", "amount_refunded": 1})
+            )
+            .charge_update(),
+            None
+        );
+        assert_eq!(
+            event(
+                "payment_intent.succeeded",
+                serde_json::json!({"payment_intent": "pi_1"})
+            )
+            .charge_update(),
+            None
         );
     }
 }

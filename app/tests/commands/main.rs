@@ -10,6 +10,7 @@
 //! - `sweeper.rs`: the timeout sweeper, moving time with the manual clock.
 //! - `cancellation.rs`: cancelling a show and its fan-out.
 //! - `tickets.rs`: tickets issued on confirmation, check-in races, transfers.
+//! - `three_d_secure.rs`: payments that wait for the customer's authentication.
 //! - `publishing.rs`: publishing to the bus after commit, and the relay (in-process
 //!   bus on both backends; Kafka against librdkafka's mock broker).
 
@@ -22,6 +23,7 @@ mod retries;
 mod storage;
 mod support;
 mod sweeper;
+mod three_d_secure;
 mod tickets;
 
 macro_rules! on_both_backends {
@@ -94,6 +96,9 @@ on_both_backends! {
     sweeper::a_charge_whose_answer_one_process_lost_is_found_by_another_s_sweep,
     provider_reports::a_success_reported_before_the_answer_confirms_once_and_the_answer_agrees,
     provider_reports::a_failure_reported_for_a_pending_payment_releases_the_seats_and_a_late_success_is_ignored,
+    provider_reports::a_refund_made_at_the_provider_refunds_the_purchase_once,
+    provider_reports::a_partial_refund_and_a_dispute_are_recorded_on_the_payment_once,
+    provider_reports::a_refund_through_the_api_reported_by_the_provider_changes_nothing,
     sweeper::a_pending_payment_the_provider_never_saw_is_released_as_abandoned_after_the_grace_period,
     sweeper::a_captured_payment_whose_seats_are_gone_is_refunded,
     sweeper::a_captured_purchase_left_unsettled_is_refunded_once_the_provider_answers,
@@ -110,4 +115,10 @@ on_both_backends! {
     publishing::with_the_bus_down_commands_succeed_and_the_relay_publishes_the_backlog,
     publishing::events_a_command_died_before_publishing_are_published_by_the_relay_once,
     publishing::relay_outbox_publishes_the_backlog_once_it_is_older_than_the_grace,
+    three_d_secure::a_payment_waiting_for_authentication_keeps_its_seats_and_a_reported_success_confirms_it,
+    three_d_secure::an_authentication_finished_before_paying_again_confirms_on_the_retry,
+    three_d_secure::a_failed_authentication_reported_releases_the_seats,
+    three_d_secure::a_success_reported_before_the_answer_that_asked_for_authentication_wins,
+    three_d_secure::a_payment_never_authenticated_is_cancelled_when_its_hold_runs_out,
+    three_d_secure::an_authentication_finished_before_the_sweep_is_confirmed_not_cancelled,
 }

@@ -256,10 +256,7 @@ pub async fn a_duplicate_arriving_while_the_first_is_running_is_told_it_is_in_pr
     let held = hold(&h, show_id, 1, 2).await;
     let charges = h.provider.hold_charges();
     let ctx = customer_ctx(1).with_idempotency_key("pay-slow");
-    let first = {
-        let (app, ctx) = (h.app.clone(), ctx.clone());
-        tokio::spawn(async move { app.pay(&ctx, held.reservation_id, card("tok_visa")).await })
-    };
+    let first = pay_in_background(&h, ctx.clone(), held.reservation_id, "tok_visa");
     // The first is at the provider, its key claimed, until the gate opens.
     charges.charge_arrived().await;
     let duplicate = h.app.pay(&ctx, held.reservation_id, card("tok_visa")).await;

@@ -7,7 +7,8 @@ use ticketing_app::payments::{
     RefundReceipt, RefundRequest, SimulatedGateway,
 };
 use ticketing_app::{
-    Clock, CommandContext, HeldSeats, HoldSeats, ManualClock, Settings, Ticketing,
+    AppError, Clock, CommandContext, HeldSeats, HoldSeats, ManualClock, PaymentResult, Settings,
+    Ticketing,
 };
 use ticketing_bus::EventBus;
 use ticketing_domain::*;
@@ -86,6 +87,21 @@ impl PaymentGateway for UnreliableProvider {
     ) -> Result<Option<ChargeOutcome>, GatewayError> {
         self.check(false)?;
         self.inner.find_charge(idempotency_key).await
+    }
+
+    async fn charge_status(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        self.check(false)?;
+        self.inner.charge_status(reference).await
+    }
+
+    async fn cancel_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        self.check(false)?;
+        self.inner.cancel_charge(reference).await
+    }
+
+    async fn payment_of(&self, reference: &str) -> Result<Option<String>, GatewayError> {
+        self.check(false)?;
+        self.inner.payment_of(reference).await
     }
 }
 
@@ -295,4 +311,30 @@ pub fn patient() -> Settings {
         section_wait: std::time::Duration::from_secs(60),
         ..Settings::default()
     }
+}
+
+/// Starts `ctx`'s payment of `reservation_id` with `token` in the background: how a
+/// test lets a payment wait at the provider (see [`UnreliableProvider::hold_charges`])
+/// while something else happens.
+pub fn pay_in_background(
+    h: &Harness,
+    ctx: CommandContext,
+    reservation_id: ReservationId,
+    token: &str,
+) -> tokio::task::JoinHandle<Result<PaymentResult, AppError>> {
+    let (app, card) = (h.app.clone(), card(token));
+    tokio::spawn(async move { app.pay(&ctx, reservation_id, card).await })
+}
+
+/// Pays for `reservation_id` as customer 1 with `tok_visa`: the confirmed payment.
+pub async fn pay_confirmed(h: &Harness, reservation_id: ReservationId) -> PaymentId {
+    let paid = h
+        .app
+        .pay(&customer_ctx(1), reservation_id, card("tok_visa"))
+        .await
+        .unwrap();
+    let PaymentResult::Confirmed { payment_id, .. } = paid else {
+        panic!("tok_visa confirms: {paid:?}");
+    };
+    payment_id
 }

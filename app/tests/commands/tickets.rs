@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use ticketing_app::tickets::{CheckIn, ScanScope, TicketState, TicketView};
-use ticketing_app::{AppError, CommandContext, PaymentResult, SweepLimits, Ticketing};
+use ticketing_app::{AppError, CommandContext, SweepLimits, Ticketing};
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
@@ -12,12 +12,7 @@ use crate::support::*;
 async fn purchase(h: &Harness, quantity: u32) -> (ShowId, ReservationId) {
     let show_id = show_on_sale(h, 20).await;
     let held = hold(h, show_id, 1, quantity).await;
-    let paid = h
-        .app
-        .pay(&customer_ctx(1), held.reservation_id, card("tok_visa"))
-        .await
-        .unwrap();
-    assert!(matches!(paid, PaymentResult::Confirmed { .. }), "{paid:?}");
+    pay_confirmed(h, held.reservation_id).await;
     (show_id, held.reservation_id)
 }
 

@@ -1,9 +1,7 @@
-//! The Stripe adapter against a stand-in for Stripe's API (`stand_in.rs`), and a
+//! The Stripe adapter against a stand-in for Stripe's API (`ticketing-stripe-stand-in`), and a
 //! purchase through the command layer paid with it. The tests marked `ignore` run the
 //! same checks against Stripe's real test mode: `STRIPE_SECRET_KEY=sk_test_...
 //! cargo nextest run -p ticketing-app --test stripe --run-ignored only`.
-
-mod stand_in;
 
 use std::sync::Arc;
 
@@ -16,7 +14,7 @@ use ticketing_app::payments::{
 use ticketing_app::{CommandContext, HoldSeats, ManualClock, PaymentResult, Settings, Ticketing};
 use ticketing_domain::*;
 
-use stand_in::{StandIn, STAND_IN_KEY};
+use ticketing_stripe_stand_in::{StandIn, STAND_IN_KEY};
 
 fn eur(amount_minor: i64) -> Money {
     Money::unit_price(amount_minor, Currency::parse("EUR").unwrap()).unwrap()
@@ -72,7 +70,6 @@ async fn charges_are_captured_once_per_payment_and_declines_say_why(gateway: &St
     for (card, reason) in [
         ("tok_chargeDeclined", "card_declined"),
         ("tok_chargeDeclinedInsufficientFunds", "insufficient_funds"),
-        ("tok_threeDSecure2Required", "authentication_required"),
     ] {
         assert_eq!(
             gateway.charge(charge(card, 9_000)).await.unwrap(),
@@ -84,12 +81,63 @@ async fn charges_are_captured_once_per_payment_and_declines_say_why(gateway: &St
     }
 }
 
+/// A charge that needs 3-D Secure: the client secret to finish it with, and where it
+/// stands read back by its reference.
+async fn an_authentication_is_asked_for(gateway: &StripeGateway) -> (ChargeRequest, String) {
+    let request = charge("tok_threeDSecure2Required", 9_000);
+    let outcome = gateway.charge(request.clone()).await.unwrap();
+    let ChargeOutcome::ActionRequired {
+        reference,
+        client_secret,
+    } = &outcome
+    else {
+        panic!("3-D Secure is asked for: {outcome:?}");
+    };
+    assert!(reference.starts_with("pi_"), "{reference}");
+    assert!(
+        client_secret.starts_with(&format!("{reference}_secret_")),
+        "{client_secret}"
+    );
+    // A retry is the same PaymentIntent, still waiting.
+    assert_eq!(gateway.charge(request.clone()).await.unwrap(), outcome);
+    assert_eq!(gateway.charge_status(reference).await.unwrap(), outcome);
+    (request, reference.clone())
+}
+
+async fn a_charge_never_authenticated_is_cancelled(gateway: &StripeGateway) {
+    let (request, reference) = an_authentication_is_asked_for(gateway).await;
+    let cancelled = gateway.cancel_charge(&reference).await.unwrap();
+    assert!(
+        matches!(cancelled, ChargeOutcome::Declined { .. }),
+        "{cancelled:?}"
+    );
+    // Cancelling again, or looking it up, tells the same.
+    assert_eq!(gateway.cancel_charge(&reference).await.unwrap(), cancelled);
+    assert_eq!(gateway.charge_status(&reference).await.unwrap(), cancelled);
+    assert_eq!(
+        gateway.find_charge(&request.idempotency_key).await.unwrap(),
+        Some(cancelled)
+    );
+}
+
 async fn a_capture_is_refunded_once(gateway: &StripeGateway) {
     let request = charge("tok_visa", 4_500);
     let ChargeOutcome::Captured { reference } = gateway.charge(request.clone()).await.unwrap()
     else {
         panic!("captured")
     };
+    // The charge traced back to our payment, as a refund reported by webhook is.
+    assert_eq!(
+        gateway.payment_of(&reference).await.unwrap(),
+        Some(request.idempotency_key.clone())
+    );
+    assert_eq!(
+        gateway
+            .payment_of("pi_0000000000000000unknown")
+            .await
+            .unwrap(),
+        None
+    );
     let refund = RefundRequest {
         idempotency_key: format!("refund-{}", request.idempotency_key),
         charge_reference: reference,
@@ -114,7 +162,7 @@ async fn charges_are_captured_once_per_payment_and_declines_say_why_on_the_stand
     charges_are_captured_once_per_payment_and_declines_say_why(&gateway).await;
     assert_eq!(
         stand_in.created_intents(),
-        4,
+        3,
         "one per payment, retries replayed"
     );
     // Amounts in minor units with the currency, and the ids in the metadata.
@@ -138,6 +186,47 @@ async fn charges_are_captured_once_per_payment_and_declines_say_why_on_the_stand
 #[ignore = "runs against Stripe's test mode: set STRIPE_SECRET_KEY=sk_test_... and pass --run-ignored"]
 async fn charges_are_captured_once_per_payment_and_declines_say_why_on_stripe() {
     charges_are_captured_once_per_payment_and_declines_say_why(&real_stripe()).await;
+}
+
+#[tokio::test]
+async fn a_charge_never_authenticated_is_cancelled_on_the_stand_in() {
+    let (stand_in, gateway) = stand_in().await;
+    a_charge_never_authenticated_is_cancelled(&gateway).await;
+    assert!(stand_in
+        .requests()
+        .iter()
+        .any(|(path, _)| path.ends_with("/cancel")));
+}
+
+#[tokio::test]
+#[ignore = "runs against Stripe's test mode: set STRIPE_SECRET_KEY=sk_test_... and pass --run-ignored"]
+async fn a_charge_never_authenticated_is_cancelled_on_stripe() {
+    a_charge_never_authenticated_is_cancelled(&real_stripe()).await;
+}
+
+/// The customer's authentication happens in their browser, which only the stand-in
+/// can play.
+#[tokio::test]
+async fn an_authenticated_charge_is_captured_and_cannot_be_cancelled_any_more() {
+    let (stand_in, gateway) = stand_in().await;
+    let (_, reference) = an_authentication_is_asked_for(&gateway).await;
+    let event = stand_in.authenticate(&reference, true).unwrap();
+    assert_eq!(event["type"], "payment_intent.succeeded");
+    let captured = ChargeOutcome::Captured {
+        reference: reference.clone(),
+    };
+    assert_eq!(gateway.charge_status(&reference).await.unwrap(), captured);
+    assert_eq!(gateway.cancel_charge(&reference).await.unwrap(), captured);
+
+    let (_, failing) = an_authentication_is_asked_for(&gateway).await;
+    let event = stand_in.authenticate(&failing, false).unwrap();
+    assert_eq!(event["type"], "payment_intent.payment_failed");
+    assert_eq!(
+        gateway.charge_status(&failing).await.unwrap(),
+        ChargeOutcome::Declined {
+            reason: "payment_intent_authentication_failure".into()
+        }
+    );
 }
 
 #[tokio::test]
