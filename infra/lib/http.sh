@@ -70,8 +70,11 @@ call_until() {
 # timeout. A first start on a loaded machine can fail once inside the emulator (it
 # answers 500 before the function serves anything): each function gets three tries,
 # and every request after the warm-up must pass the first time.
-warm_functions() { # WATCH_PID PORT
+warm_functions() { # WATCH_PID PORT [FUNCTION...] (default: every HTTP function)
   local watch_pid=$1 port=$2
+  shift 2
+  local functions=("$@")
+  [ "${#functions[@]}" -gt 0 ] || functions=(shows reservations payments webhooks queries checkin)
   say "waiting for cargo lambda watch"
   for _ in $(seq 1 120); do
     kill -0 "$watch_pid" 2>/dev/null || fail "cargo lambda watch exited"
@@ -82,7 +85,7 @@ warm_functions() { # WATCH_PID PORT
     fail "cargo lambda watch did not listen on port $port within two minutes"
   say "starting the functions"
   local function attempt status
-  for function in shows reservations payments queries checkin; do
+  for function in "${functions[@]}"; do
     for attempt in 1 2 3; do
       status=$(curl -s -o /dev/null -m 600 -w '%{http_code}' "$base/lambda-url/$function/v1/openapi.json") ||
         fail "the $function function did not answer within ten minutes"

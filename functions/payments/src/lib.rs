@@ -1,8 +1,7 @@
-//! The `payments` Lambda function: refunds and Stripe's webhooks, behind API Gateway's
-//! HTTP API.
+//! The `payments` Lambda function: refunds, behind API Gateway's HTTP API.
 //!
-//! Routes: `POST /v1/payments/{id}/refund`, `POST /v1/webhooks/stripe` (public, checked by
-//! its Stripe signature).
+//! Routes: `POST /v1/payments/{id}/refund`. Stripe's webhooks are the `webhooks`
+//! function's.
 //!
 //! Layout:
 //! - `lib.rs`: [`app`], the router this function serves; its tests call it too.

@@ -1,10 +1,12 @@
 //! The `payments` function, driven by the API Gateway payloads in `fixtures/`.
 
+use std::sync::Arc;
+
 use ticketing_domain::reservation::ReservationStatus;
 use ticketing_fn_payments::app;
 use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{
-    call, purchase, show_on_sale, TestStore, CUSTOMER, PAYMENT_ID,
+    call, purchase, show_on_sale, Fixture, TestStore, CUSTOMER, PAYMENT_ID,
 };
 
 #[tokio::test]
@@ -81,4 +83,21 @@ async fn unknown_payment_is_not_found() {
     let answer = call(app(db.state()), fixture!("refund.json").request()).await;
 
     assert_eq!(answer.status, 404, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn stripe_webhooks_are_the_webhooks_functions() {
+    let db = TestStore::new().await;
+    let mut state = db.state();
+    // Configured, so that the route, if it were served here, would answer.
+    state.stripe_webhook_secrets = Arc::from(["whsec_fixtures".to_owned()]);
+    let webhook = Fixture::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../webhooks"),
+        "stripe-payment-succeeded.json",
+    );
+
+    let answer = call(app(state), webhook.request()).await;
+
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert_eq!(answer.text("detail"), "no such route");
 }
