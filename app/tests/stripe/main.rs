@@ -229,6 +229,43 @@ async fn an_authenticated_charge_is_captured_and_cannot_be_cancelled_any_more() 
     );
 }
 
+/// Partial refunds, each under its own key, add up to the charge and no further.
+async fn partial_refunds_add_up_to_the_charge(gateway: &StripeGateway) {
+    let request = charge("tok_visa", 4_500);
+    let ChargeOutcome::Captured { reference } = gateway.charge(request.clone()).await.unwrap()
+    else {
+        panic!("captured")
+    };
+    let refund = |key: &str, amount_minor: i64| RefundRequest {
+        idempotency_key: format!("{key}-{}", request.idempotency_key),
+        charge_reference: reference.clone(),
+        amount: eur(amount_minor),
+    };
+    let first = gateway.refund(refund("part-1", 1_000)).await.unwrap();
+    assert_eq!(
+        gateway.refund(refund("part-1", 1_000)).await.unwrap(),
+        first
+    );
+    let second = gateway.refund(refund("part-2", 3_500)).await.unwrap();
+    assert_ne!(first, second);
+    assert!(matches!(
+        gateway.refund(refund("part-3", 1)).await,
+        Err(GatewayError::Rejected(_))
+    ));
+}
+
+#[tokio::test]
+async fn partial_refunds_add_up_to_the_charge_on_the_stand_in() {
+    let (_stand_in, gateway) = stand_in().await;
+    partial_refunds_add_up_to_the_charge(&gateway).await;
+}
+
+#[tokio::test]
+#[ignore = "runs against Stripe's test mode: set STRIPE_SECRET_KEY=sk_test_... and pass --run-ignored"]
+async fn partial_refunds_add_up_to_the_charge_on_stripe() {
+    partial_refunds_add_up_to_the_charge(&real_stripe()).await;
+}
+
 #[tokio::test]
 async fn a_capture_is_refunded_once_on_the_stand_in() {
     let (_stand_in, gateway) = stand_in().await;
