@@ -1,5 +1,6 @@
 //! Cancelling a show: the cancellation itself, then its fan-out over every section of
-//! the show, releasing each hold and refunding each purchase.
+//! the show, releasing each hold and refunding each purchase. Streams: `show-…`, then
+//! per hold or purchase its `reservation-…`, `payment-…` and the section's buckets.
 //!
 //! The fan-out is not one transaction (a show may have thousands of purchases, each
 //! with a refund at the provider). Instead every step is idempotent and the whole is
@@ -10,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use ticketing_domain::*;
 
-use crate::command::{CommandContext, Decision};
+use crate::execution::{CommandContext, Decision};
 use crate::{AppError, Ticketing};
 
 /// What one call of [`Ticketing::cancel_show`] did.

@@ -1,5 +1,6 @@
 //! Holding seats (streams: the section's buckets `inventory-…`, and a new
-//! `reservation-…`), and moving free seats between a section's buckets.
+//! `reservation-…`), recording a hold's expiry (the same streams), and moving free
+//! seats between a section's buckets.
 //!
 //! A section's seats are shared out between its escrow buckets, each an inventory
 //! stream of its own. A hold takes its turn on one bucket at a time, starting from one
@@ -15,14 +16,34 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use ticketing_domain::inventory::expiry_slot;
 use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::*;
 
-use crate::command::{CommandContext, Decision, Idempotency};
+use crate::execution::{CommandContext, Decision, Idempotency};
 use crate::repository::{load_via_turn, Change, Loaded};
-use crate::service::{HeldSeats, HoldSeats};
 use crate::{AppError, Ticketing};
+
+/// A request to hold seats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldSeats {
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub customer_id: CustomerId,
+    pub quantity: Quantity,
+}
+
+/// Seats held for a new reservation, to be paid before `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSeats {
+    pub reservation_id: ReservationId,
+    pub show_id: ShowId,
+    pub section: SectionName,
+    pub quantity: u32,
+    pub amount: Money,
+    pub expires_at: Timestamp,
+}
 
 /// Free seats per bucket as this process last saw them, per section (its first
 /// bucket's stream id). Only an ordering hint: a bucket believed empty is still tried,
@@ -542,6 +563,42 @@ pub(crate) fn rebalancing_moves(free: &[u32]) -> Vec<Move> {
         }
     }
     moves
+}
+
+impl Ticketing {
+    /// Records that an unpaid hold ran out and puts its seats back on sale.
+    ///
+    /// # Errors
+    /// [`DomainError::HoldNotExpired`], [`DomainError::PaymentInProgress`],
+    /// [`DomainError::ReservationClosed`], [`DomainError::ReservationNotFound`].
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor, %reservation_id))]
+    pub async fn expire(
+        &self,
+        ctx: &CommandContext,
+        reservation_id: ReservationId,
+    ) -> Result<(), AppError> {
+        self.execute(ctx, None, move || async move {
+            let now = self.clock.now();
+            let (reservation, details) = self.load_existing_reservation(reservation_id).await?;
+            let expired = reservation.state.decide(ReservationCommand::Expire, now)?;
+            let mut changes = vec![reservation.change(expired)];
+            changes.extend(
+                self.decide_on_shares(&details, now, true, |share| InventoryCommand::Release {
+                    reservation_id,
+                    quantity: share.quantity,
+                    expires_at: details.expires_at,
+                    reason: ReleaseReason::Expired,
+                })
+                .await?,
+            );
+            Ok(Decision {
+                completes: true,
+                changes,
+                outcome: (),
+            })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use ticketing_domain::{
     PaymentStatus, RefundReason, ReservationStatus,
 };
 
-use crate::command::Decision;
+use crate::execution::Decision;
 use crate::payments::stripe_webhook::PaymentUpdate;
 use crate::payments::RefundReceipt;
 use crate::{AppError, CommandContext, PaymentResult, Ticketing};

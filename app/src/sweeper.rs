@@ -1,4 +1,6 @@
-//! The timeout sweeper: finishes what nobody else will.
+//! The timeout sweeper: finishes what nobody else will. Streams: it finds
+//! `reservation-…` streams by their last event and acts through the other use cases,
+//! which touch what they touch (the reservation, its payment, the section's buckets).
 //!
 //! A run asks the store's stream index ([`EventStore::find_streams`]) for reservations
 //! by their last event, oldest first, and handles each on its own:

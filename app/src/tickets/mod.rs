@@ -15,7 +15,7 @@ use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::ticket::{Admission, Scan, TicketDetails};
 use ticketing_domain::*;
 
-use crate::command::{CommandContext, Decision, Idempotency};
+use crate::execution::{CommandContext, Decision, Idempotency};
 use crate::repository::{Change, Loaded};
 use crate::{AppError, Ticketing};
 use codes::{TicketClaims, TicketKeys};
