@@ -8,43 +8,28 @@ use std::sync::Arc;
 use ticketing_app::payments::stripe_webhook::PaymentUpdate;
 use ticketing_app::payments::ChargeOutcome;
 use ticketing_app::provider_reports::{ChargeReport, ReportOutcome};
-use ticketing_app::{AppError, CommandContext, PaymentResult};
+use ticketing_app::{AppError, PaymentResult};
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
 use crate::support::*;
 
-fn stripe() -> CommandContext {
-    CommandContext::new("stripe")
-}
-
-async fn payment_of(h: &Harness, reservation_id: ReservationId) -> PaymentId {
-    h.app
-        .reservation(reservation_id)
-        .await
-        .unwrap()
-        .payment_id
-        .expect("a payment was requested")
-}
-
 fn captured(reservation_id: ReservationId, payment_id: PaymentId) -> PaymentUpdate {
-    PaymentUpdate {
+    report(
         reservation_id,
         payment_id,
-        outcome: ChargeOutcome::Captured {
-            reference: format!("ch_sim_{payment_id}"),
-        },
-    }
+        captured_by_simulation(payment_id),
+    )
 }
 
 fn declined(reservation_id: ReservationId, payment_id: PaymentId) -> PaymentUpdate {
-    PaymentUpdate {
+    report(
         reservation_id,
         payment_id,
-        outcome: ChargeOutcome::Declined {
+        ChargeOutcome::Declined {
             reason: "card_declined".into(),
         },
-    }
+    )
 }
 
 /// The report of a success arrives while the payment's own call is still at the

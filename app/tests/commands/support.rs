@@ -2,13 +2,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{TimeDelta, TimeZone, Utc};
+use ticketing_app::payments::stripe_webhook::PaymentUpdate;
 use ticketing_app::payments::{
     CardToken, ChargeGate, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway,
     RefundReceipt, RefundRequest, SimulatedGateway,
 };
 use ticketing_app::{
     AppError, Clock, CommandContext, HeldSeats, HoldSeats, ManualClock, PaymentResult, Settings,
-    Ticketing,
+    SweepLimits, SweepReport, Ticketing,
 };
 use ticketing_bus::EventBus;
 use ticketing_domain::*;
@@ -337,4 +338,47 @@ pub async fn pay_confirmed(h: &Harness, reservation_id: ReservationId) -> Paymen
         panic!("tok_visa confirms: {paid:?}");
     };
     payment_id
+}
+
+/// Runs the timeout sweeper once with its default limits.
+pub async fn sweep(h: &Harness) -> SweepReport {
+    h.app
+        .sweep(&CommandContext::system(), SweepLimits::default())
+        .await
+        .unwrap()
+}
+
+/// Who reports a payment's outcome on the provider's behalf (its webhooks).
+pub fn stripe() -> CommandContext {
+    CommandContext::new("stripe")
+}
+
+/// The payment requested for `reservation_id`.
+pub async fn payment_of(h: &Harness, reservation_id: ReservationId) -> PaymentId {
+    h.app
+        .reservation(reservation_id)
+        .await
+        .unwrap()
+        .payment_id
+        .expect("a payment was requested")
+}
+
+/// The capture of `payment_id` as the simulated provider references it.
+pub fn captured_by_simulation(payment_id: PaymentId) -> ChargeOutcome {
+    ChargeOutcome::Captured {
+        reference: format!("ch_sim_{payment_id}"),
+    }
+}
+
+/// The provider's report that `payment_id` of `reservation_id` ended in `outcome`.
+pub fn report(
+    reservation_id: ReservationId,
+    payment_id: PaymentId,
+    outcome: ChargeOutcome,
+) -> PaymentUpdate {
+    PaymentUpdate {
+        reservation_id,
+        payment_id,
+        outcome,
+    }
 }

@@ -9,13 +9,6 @@ use ticketing_store::EventStore;
 
 use crate::support::*;
 
-async fn sweep(h: &Harness) -> SweepReport {
-    h.app
-        .sweep(&CommandContext::system(), SweepLimits::default())
-        .await
-        .unwrap()
-}
-
 async fn status(h: &Harness, reservation_id: ReservationId) -> ReservationStatus {
     h.app.reservation(reservation_id).await.unwrap().status
 }

@@ -7,20 +7,15 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use ticketing_app::payments::simulated::AUTHENTICATION_CANCELLED;
-use ticketing_app::payments::stripe_webhook::PaymentUpdate;
 use ticketing_app::payments::ChargeOutcome;
 use ticketing_app::provider_reports::ReportOutcome;
-use ticketing_app::{AppError, CommandContext, PaymentResult, SweepLimits, SweepReport};
+use ticketing_app::{AppError, PaymentResult, SweepReport};
 use ticketing_domain::*;
 use ticketing_store::EventStore;
 
 use crate::support::*;
 
 const THREE_D_SECURE: &str = "tok_threeDSecure2Required";
-
-fn provider() -> CommandContext {
-    CommandContext::new("stripe")
-}
 
 /// Pays for `reservation_id` with a card that needs authentication: the payment and
 /// the provider's reference of it.
@@ -52,25 +47,6 @@ async fn pay_needing_authentication(
     (payment_id, reference)
 }
 
-fn report(
-    reservation_id: ReservationId,
-    payment_id: PaymentId,
-    outcome: ChargeOutcome,
-) -> PaymentUpdate {
-    PaymentUpdate {
-        reservation_id,
-        payment_id,
-        outcome,
-    }
-}
-
-async fn sweep(h: &Harness) -> SweepReport {
-    h.app
-        .sweep(&CommandContext::system(), SweepLimits::default())
-        .await
-        .unwrap()
-}
-
 pub async fn a_payment_waiting_for_authentication_keeps_its_seats_and_a_reported_success_confirms_it(
     store: Arc<dyn EventStore>,
 ) {
@@ -100,7 +76,7 @@ pub async fn a_payment_waiting_for_authentication_keeps_its_seats_and_a_reported
     let settled = h
         .app
         .apply_payment_report(
-            &provider(),
+            &stripe(),
             report(held.reservation_id, payment_id, captured.clone()),
         )
         .await
@@ -126,10 +102,7 @@ pub async fn a_payment_waiting_for_authentication_keeps_its_seats_and_a_reported
     ] {
         assert_eq!(
             h.app
-                .apply_payment_report(
-                    &provider(),
-                    report(held.reservation_id, payment_id, outcome)
-                )
+                .apply_payment_report(&stripe(), report(held.reservation_id, payment_id, outcome))
                 .await
                 .unwrap(),
             ReportOutcome::AlreadySettled
@@ -184,7 +157,7 @@ pub async fn a_failed_authentication_reported_releases_the_seats(store: Arc<dyn 
 
     let settled = h
         .app
-        .apply_payment_report(&provider(), report(held.reservation_id, payment_id, failed))
+        .apply_payment_report(&stripe(), report(held.reservation_id, payment_id, failed))
         .await
         .unwrap();
     assert!(
@@ -217,22 +190,11 @@ pub async fn a_success_reported_before_the_answer_that_asked_for_authentication_
     let charges = h.provider.hold_charges();
     let paying = pay_in_background(&h, customer_ctx(1), held.reservation_id, THREE_D_SECURE);
     charges.charge_arrived().await;
-    let payment_id = h
-        .app
-        .reservation(held.reservation_id)
-        .await
-        .unwrap()
-        .payment_id
-        .unwrap();
-    let success = ChargeOutcome::Captured {
-        reference: format!("ch_sim_{payment_id}"),
-    };
+    let payment_id = payment_of(&h, held.reservation_id).await;
+    let success = captured_by_simulation(payment_id);
     let settled = h
         .app
-        .apply_payment_report(
-            &provider(),
-            report(held.reservation_id, payment_id, success),
-        )
+        .apply_payment_report(&stripe(), report(held.reservation_id, payment_id, success))
         .await
         .unwrap();
     assert!(matches!(
