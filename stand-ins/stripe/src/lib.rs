@@ -74,6 +74,24 @@ struct Books {
     requests: Vec<(String, Vec<(String, String)>)>,
 }
 
+impl Books {
+    /// How much of the PaymentIntent `id` was refunded so far.
+    fn refunded_of(&self, id: &str) -> i64 {
+        self.refunded.get(id).copied().unwrap_or_default()
+    }
+
+    /// Refunds `amount` more of the PaymentIntent `id`, of `total`: the total refunded
+    /// after it, or `None` (nothing recorded) when that would exceed the charge.
+    fn refund(&mut self, id: &str, total: i64, amount: i64) -> Option<i64> {
+        let after = self.refunded_of(id) + amount;
+        if after > total {
+            return None;
+        }
+        self.refunded.insert(id.to_owned(), after);
+        Some(after)
+    }
+}
+
 /// A running stand-in.
 #[derive(Clone)]
 pub struct StandIn {
@@ -419,26 +437,23 @@ async fn create_refund(
             let asked = field(&form, "amount")
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(total);
-            let refunded = books.refunded.get(&intent_id).copied().unwrap_or_default();
-            if refunded + asked > total {
-                error(
+            match books.refund(&intent_id, total, asked) {
+                None => error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     "charge_already_refunded",
                     Value::Null,
-                )
-            } else {
-                books.refunded.insert(intent_id.clone(), refunded + asked);
-                (
+                ),
+                Some(refunded) => (
                     200,
                     json!({
-                        "id": format!("re_standin_{}_{}", intent_id, refunded + asked),
+                        "id": format!("re_standin_{}_{}", intent_id, refunded),
                         "object": "refund",
                         "amount": asked,
                         "payment_intent": intent_id,
                         "status": "succeeded",
                     }),
-                )
+                ),
             }
         }
     };
@@ -568,7 +583,7 @@ fn event(books: &mut Books, kind: &str, object: Value) -> Value {
 fn charge_of(books: &Books, intent: &Value) -> Value {
     let id = intent["id"].as_str().unwrap_or_default();
     let amount = intent["amount"].as_i64().unwrap_or_default();
-    let refunded = books.refunded.get(id).copied().unwrap_or_default();
+    let refunded = books.refunded_of(id);
     json!({
         "id": format!("ch_{id}"),
         "object": "charge",
@@ -593,12 +608,11 @@ fn succeeded_intent(books: &Books, id: &str) -> Option<Value> {
 fn refunded_in_dashboard(books: &mut Books, id: &str, amount: Option<i64>) -> Option<Value> {
     let intent = succeeded_intent(books, id)?;
     let total = intent["amount"].as_i64().unwrap_or_default();
-    let before = books.refunded.get(id).copied().unwrap_or_default();
-    let amount = amount.unwrap_or(total - before);
-    if amount <= 0 || before + amount > total {
+    let amount = amount.unwrap_or(total - books.refunded_of(id));
+    if amount <= 0 {
         return None;
     }
-    books.refunded.insert(id.to_owned(), before + amount);
+    books.refund(id, total, amount)?;
     let charge = charge_of(books, &intent);
     Some(event(books, "charge.refunded", charge))
 }
