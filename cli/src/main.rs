@@ -210,7 +210,13 @@ async fn main() -> anyhow::Result<()> {
                 addr,
                 sweep_every: Duration::from_secs(sweep_every),
             };
-            serve::run(state, Some(bus), options, serve::shutdown_signal()).await?;
+            serve::run(
+                state,
+                Some(bus),
+                options,
+                ticketing_telemetry::shutdown_signal(),
+            )
+            .await?;
         }
     }
     Ok(())

@@ -18,12 +18,18 @@
 //!
 //! - [`live`]: the live path ([`run_live`] on an event source, [`follow_store`]).
 //! - [`metrics`]: the Prometheus metrics.
-//! - `main.rs` (feature `cli`): the `projector` binary.
+//! - `commands` (feature `cli`): what the `projector` binary's commands do (the live
+//!   run from the bus or the store, the rebuild with its progress bar, the metrics
+//!   endpoint, the dead-letter and bus commands), each stopped by a shutdown future.
+//! - `main.rs` (feature `cli`): the `projector` binary, which parses its command line
+//!   and calls `commands::execute` with the process's shutdown signal.
 //!
 //! [`connect_with_read_models`] opens the configured store with its read models on one
 //! pool, for the API and `ticketing serve`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cli")]
+pub mod commands;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 mod error;

@@ -12,13 +12,18 @@
 //! for people and collectors, and OpenTelemetry spans when the `OTEL_*` variables ask
 //! for them ([`traces`]), with the W3C trace context carried from the HTTP request to
 //! the events' metadata, the bus's headers and the projector.
+//!
+//! [`shutdown_signal`] tells the long-running binaries (`ticketing serve`, the
+//! projector) when to stop gracefully.
 #![forbid(unsafe_code)]
 
 pub mod logging;
 pub mod metrics;
+mod shutdown;
 pub mod traces;
 
 pub use crate::logging::{flush_traces, init, Logging, Telemetry};
+pub use crate::shutdown::shutdown_signal;
 pub use crate::traces::{continue_trace, current_traceparent};
 
 pub use crate::metrics::{emf, prometheus};
