@@ -71,8 +71,8 @@ pub fn auth_from_env() -> Result<AuthConfig, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] for a hold duration that is not 30 to 3600 seconds, a
-/// section wait that is not 1 to 30,000 milliseconds, or a publish budget that is not 1
-/// to 60,000 milliseconds.
+/// section wait that is not 1 to 30,000 milliseconds, a publish budget that is not 1
+/// to 60,000 milliseconds, or a hold batch that is not 1 to 256 holds.
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     if let Some(seconds) = number_var("HOLD_DURATION_SECONDS", 30..=3600, "seconds")? {
@@ -83,6 +83,9 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     }
     if let Some(millis) = number_var("PUBLISH_BUDGET_MS", 1..=60_000, "milliseconds")? {
         settings.publish_budget = std::time::Duration::from_millis(millis);
+    }
+    if let Some(holds) = number_var("HOLD_BATCH_MAX", 1..=256, "holds")? {
+        settings.hold_batch_max = usize::try_from(holds).unwrap_or(usize::MAX);
     }
     Ok(settings)
 }

@@ -58,7 +58,7 @@ impl CommandContext {
         self
     }
 
-    fn metadata(&self) -> EventMetadata {
+    pub(crate) fn metadata(&self) -> EventMetadata {
         EventMetadata {
             correlation_id: Some(self.correlation_id),
             causation_id: None,
@@ -104,7 +104,16 @@ impl Idempotency {
         })
     }
 
-    fn mark_recorded(&self) {
+    /// The record that stores `outcome` as this key's answer.
+    pub(crate) fn record<T: Serialize>(&self, outcome: &T) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: self.key.clone(),
+            request_fingerprint: self.fingerprint.clone(),
+            outcome: to_json(outcome),
+        }
+    }
+
+    pub(crate) fn mark_recorded(&self) {
         self.recorded
             .store(true, std::sync::atomic::Ordering::Release);
     }
@@ -264,11 +273,7 @@ impl Ticketing {
             }
             let record = idempotency
                 .filter(|_| completes)
-                .map(|i| IdempotencyRecord {
-                    key: i.key.clone(),
-                    request_fingerprint: i.fingerprint.clone(),
-                    outcome: to_json(&outcome),
-                });
+                .map(|i| i.record(&outcome));
             let appends = changes
                 .iter()
                 .filter(|c| !c.events.is_empty())
@@ -281,7 +286,7 @@ impl Ticketing {
                 .find_map(|slot| slot.take());
             let records_outcome = record.is_some();
             let appended = match turn {
-                Some(turn) => turn.append(appends, record).await,
+                Some(turn) => turn.append(appends, record.into_iter().collect()).await,
                 None => self.store.append(appends, record).await,
             };
             // Any other turn the decision held is given up before a retry waits.
@@ -336,7 +341,7 @@ impl Ticketing {
     /// connection) or down costs a buyer that much, not the bus's own timeout. Past the
     /// budget the publish goes on in the background and marks what the bus acknowledges;
     /// a failure there opens the breaker, so that later commands do not wait at all.
-    async fn publish(&self, mut events: Vec<RecordedEvent>) {
+    pub(crate) async fn publish(&self, mut events: Vec<RecordedEvent>) {
         let Some(bus) = self.bus.clone() else {
             return;
         };

@@ -13,7 +13,7 @@
 //! is sold out only when no bucket can serve the request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::*;
 
 use crate::execution::{CommandContext, Decision, Idempotency};
+use crate::hold_batches::{BatchContext, Ticket, Verdict};
 use crate::repository::{load_via_turn, Change, Loaded};
 use crate::{AppError, Ticketing};
 
@@ -91,6 +92,20 @@ impl BucketHints {
     }
 }
 
+/// When no single bucket had the seats (`free` per bucket): `Ok` if the buckets have
+/// them together, so the hold may be split across them, else sold out.
+fn split_or_sold_out(free: &[u32], quantity: Quantity) -> Result<(), AppError> {
+    let total: u32 = free.iter().sum();
+    if free.len() <= 1 || total < quantity.get() {
+        return Err(DomainError::SoldOut {
+            requested: quantity.get(),
+            available: total,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// A hold decided on one or several buckets, each loaded in its turn.
 struct Taken {
     changes: Vec<Change>,
@@ -118,6 +133,12 @@ impl Ticketing {
             .once(idempotency.as_ref(), async {
                 let reservation_id = ReservationId::new();
                 let request = &request;
+                if let Some(held) = self
+                    .hold_in_batches(ctx, idempotency.as_ref(), request, reservation_id)
+                    .await?
+                {
+                    return Ok(held);
+                }
                 self.execute(ctx, idempotency.as_ref(), move || async move {
                     let (_, show) = self.load_existing_show(request.show_id).await?;
                     let spec = show
@@ -169,6 +190,112 @@ impl Ticketing {
         held
     }
 
+    /// Holds the seats in one bucket through its batch ([`crate::hold_batches`]),
+    /// trying the buckets in the order [`Ticketing::take_seats`] does. `None` when the
+    /// hold must run on its own: batches are off (`hold_batch_max` 1), no single bucket
+    /// has the seats though the section does (a split hold), or a batch could not be
+    /// stored.
+    async fn hold_in_batches(
+        &self,
+        ctx: &CommandContext,
+        idempotency: Option<&Idempotency>,
+        request: &HoldSeats,
+        reservation_id: ReservationId,
+    ) -> Result<Option<HeldSeats>, AppError> {
+        if self.settings.hold_batch_max < 2 {
+            return Ok(None);
+        }
+        let (_, show) = self.load_existing_show(request.show_id).await?;
+        let spec = show
+            .section(&request.section)
+            .ok_or(DomainError::UnknownSection)?;
+        let now = self.clock.now();
+        let deadline = std::time::Instant::now() + self.settings.section_wait;
+        // Whole seconds: a bucket counts held seats per expiry second.
+        let expires_at = expiry_slot(now + self.settings.hold_duration);
+        let quantity = request.quantity;
+        let outcome = HeldSeats {
+            reservation_id,
+            show_id: show.show_id,
+            section: spec.name.clone(),
+            quantity: quantity.get(),
+            amount: spec.unit_price.times(quantity.get())?,
+            expires_at,
+        };
+        let record = idempotency.map(|i| i.record(&outcome));
+        let context = BatchContext {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            max_batch: self.settings.hold_batch_max,
+            snapshot_every: self.settings.snapshot_every,
+        };
+        let buckets = spec.buckets.max(1);
+        let section_key = inventory_stream(show.show_id, &spec.name);
+        let mut free = vec![0u32; buckets as usize];
+        for bucket in self.bucket_hints.order(&section_key, buckets) {
+            let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
+            let placed = reservation.state.decide(
+                ReservationCommand::Place {
+                    reservation_id,
+                    show_id: show.show_id,
+                    section: spec.name.clone(),
+                    customer_id: request.customer_id.clone(),
+                    quantity,
+                    unit_price: spec.unit_price,
+                    expires_at,
+                    buckets: vec![BucketShare {
+                        bucket,
+                        quantity: quantity.get(),
+                    }],
+                },
+                now,
+            )?;
+            let ticket = Ticket {
+                hold: InventoryCommand::Hold {
+                    reservation_id,
+                    quantity,
+                    expires_at,
+                    sales: show.status,
+                },
+                reservation: reservation.change(placed),
+                metadata: ctx.metadata(),
+                record: record.clone(),
+                deadline,
+                span: tracing::Span::current(),
+            };
+            let stream = bucket_stream(show.show_id, &spec.name, bucket);
+            match self.hold_batches.hold(&context, &stream, ticket).await {
+                Verdict::Held {
+                    recorded,
+                    available,
+                } => {
+                    if let Some(idempotency) = idempotency {
+                        idempotency.mark_recorded();
+                    }
+                    self.bucket_hints
+                        .saw(&section_key, buckets, bucket, available);
+                    self.publish(recorded).await;
+                    return Ok(Some(outcome));
+                }
+                Verdict::NotHere { available } => {
+                    self.bucket_hints
+                        .saw(&section_key, buckets, bucket, available);
+                    free[bucket as usize] = available;
+                }
+                Verdict::Refused(refusal) => return Err(refusal.into()),
+                Verdict::NoTurn => {
+                    return Err(AppError::Contention {
+                        stream_id: stream,
+                        attempts: 1,
+                    })
+                }
+                Verdict::Alone => return Ok(None),
+            }
+        }
+        split_or_sold_out(&free, quantity)?;
+        Ok(None)
+    }
+
     /// Finds the seats: one bucket that has them all, else several that do together.
     async fn take_seats(
         &self,
@@ -216,14 +343,7 @@ impl Ticketing {
                 Err(other) => return Err(other.into()),
             }
         }
-        let total: u32 = free.iter().sum();
-        if buckets == 1 || total < quantity.get() {
-            return Err(DomainError::SoldOut {
-                requested: quantity.get(),
-                available: total,
-            }
-            .into());
-        }
+        split_or_sold_out(&free, quantity)?;
         self.take_seats_across_buckets(show, spec, quantity, &free, hold)
             .await
     }

@@ -43,6 +43,7 @@ pub mod checkout;
 pub mod clock;
 pub mod error;
 pub mod execution;
+mod hold_batches;
 pub mod holds;
 pub mod metrics;
 pub mod payments;

@@ -32,6 +32,9 @@ pub struct Settings {
     /// commit before it answers and leaves them to the relay: a broker that is down or
     /// hanging costs a buyer this much, not the bus's own timeout.
     pub publish_budget: std::time::Duration,
+    /// The most holds on one bucket that this process decides and commits in one
+    /// transaction (`hold_batches`); 1 runs every hold on its own.
+    pub hold_batch_max: usize,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             snapshot_every: 50,
             section_wait: std::time::Duration::from_secs(2),
             publish_budget: std::time::Duration::from_millis(300),
+            hold_batch_max: 32,
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct Ticketing {
     relay_bus: Option<Arc<dyn EventBus>>,
     /// Which buckets of a section this process last saw with free seats.
     pub(crate) bucket_hints: Arc<crate::holds::BucketHints>,
+    /// This process's holds waiting for their bucket's batch.
+    pub(crate) hold_batches: Arc<crate::hold_batches::HoldBatches>,
     /// What signs and checks ticket codes; `None`: no ticket is issued.
     pub(crate) ticket_keys: Option<Arc<crate::tickets::codes::TicketKeys>>,
 }
@@ -83,6 +89,7 @@ impl Ticketing {
             bus: None,
             relay_bus: None,
             bucket_hints: Arc::default(),
+            hold_batches: Arc::default(),
             ticket_keys: None,
         }
     }
@@ -130,6 +137,12 @@ impl Ticketing {
         let older_than = chrono::Utc::now()
             - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::zero());
         ticketing_bus::relay_once(self.store.as_ref(), bus.as_ref(), Some(older_than), batch).await
+    }
+
+    /// How many of this process's holds wait for their bucket's batch or are being
+    /// decided in one: for diagnostics, and for tests that line holds up behind a turn.
+    pub fn holds_in_batches(&self) -> usize {
+        self.hold_batches.in_batches()
     }
 
     pub fn now(&self) -> Timestamp {

@@ -32,7 +32,7 @@ impl fmt::Display for ExpectedVersion {
 /// reported as [`StoreError::Invalid`] rather than as a constraint violation.
 pub(crate) fn validate(
     appends: &[StreamAppend],
-    idempotency: Option<&IdempotencyRecord>,
+    records: &[IdempotencyRecord],
 ) -> Result<(), StoreError> {
     if appends.is_empty() {
         return Err(StoreError::Invalid(
@@ -76,11 +76,18 @@ pub(crate) fn validate(
             schema_version_to_i32(event.schema_version)?;
         }
     }
-    if let Some(record) = idempotency {
+    let mut keys = HashSet::with_capacity(records.len());
+    for record in records {
         if record.key.is_empty() {
             return Err(StoreError::Invalid(
                 "an idempotency key must not be empty".into(),
             ));
+        }
+        if !keys.insert(record.key.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "idempotency key {} appears twice in one append",
+                record.key
+            )));
         }
     }
     Ok(())
@@ -251,7 +258,7 @@ mod tests {
             append("a", &[Uuid::new_v4()]),
         ];
         assert!(matches!(
-            validate(&appends, None),
+            validate(&appends, &[]),
             Err(StoreError::Invalid(_))
         ));
     }
@@ -261,7 +268,26 @@ mod tests {
         let id = Uuid::new_v4();
         let appends = vec![append("a", &[id]), append("b", &[id])];
         assert!(matches!(
-            validate(&appends, None),
+            validate(&appends, &[]),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_idempotency_key_recorded_twice_in_one_append_is_invalid() {
+        let appends = vec![append("a", &[Uuid::new_v4()])];
+        let record = |key: &str| IdempotencyRecord {
+            key: key.into(),
+            request_fingerprint: "f".into(),
+            outcome: serde_json::json!({}),
+        };
+        assert!(validate(&appends, &[record("k1"), record("k2")]).is_ok());
+        assert!(matches!(
+            validate(&appends, &[record("k1"), record("k1")]),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate(&appends, &[record("")]),
             Err(StoreError::Invalid(_))
         ));
     }
@@ -271,7 +297,7 @@ mod tests {
         let mut appends = vec![append("a", &[Uuid::new_v4()])];
         appends[0].events[0].schema_version = u32::MAX;
         assert!(matches!(
-            validate(&appends, None),
+            validate(&appends, &[]),
             Err(StoreError::Invalid(_))
         ));
     }

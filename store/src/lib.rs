@@ -251,13 +251,18 @@ pub trait StreamLock: Send {
     /// Appends as [`EventStore::append`] does, then gives the turn up. The version
     /// checks still apply: a writer that did not wait its turn may have appended.
     ///
+    /// `records` are stored in the same transaction: none, one, or one per command
+    /// when the turn appends the decisions of several commands together (a batch of
+    /// holds on one bucket), which all commit or none does.
+    ///
     /// # Errors
     /// As [`EventStore::append`]; a lost race is a [`StoreError::VersionConflict`]
-    /// here, for the caller to take another turn.
+    /// here, for the caller to take another turn; [`StoreError::IdempotencyKeyTaken`]
+    /// names the first of `records`' keys found recorded.
     async fn append(
         self: Box<Self>,
         appends: Vec<StreamAppend>,
-        idempotency: Option<IdempotencyRecord>,
+        records: Vec<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError>;
 
     /// Takes the turn on another stream too, in this turn's transaction (waiting at

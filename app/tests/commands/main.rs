@@ -4,6 +4,7 @@
 //! Layout:
 //! - `support.rs`: a `Ticketing` on a manual clock and the simulated provider.
 //! - `purchase.rs`: holds, payments, expiry, cancellation and refunds.
+//! - `batches.rs`: holds on one bucket decided and committed together.
 //! - `buckets.rs`: sections split into escrow buckets.
 //! - `retries.rs`: idempotency keys, provider timeouts, concurrency.
 //! - `storage.rs`: snapshots and upcasting through the store.
@@ -14,6 +15,7 @@
 //! - `publishing.rs`: publishing to the bus after commit, and the relay (in-process
 //!   bus on both backends; Kafka against librdkafka's mock broker).
 
+mod batches;
 mod buckets;
 mod cancellation;
 mod provider_reports;
@@ -65,6 +67,10 @@ on_both_backends! {
     purchase::cancelling_a_confirmed_purchase_refunds_it_and_returns_the_seats,
     purchase::refunding_twice_is_refused,
     purchase::show_sales_can_be_opened_closed_and_cancelled,
+    batches::holds_queued_for_one_bucket_are_granted_together,
+    batches::a_batch_grants_holds_until_its_bucket_is_empty,
+    batches::a_queued_hold_without_a_turn_in_time_is_contention_and_holds_nothing,
+    batches::holds_one_at_a_time_still_sell_exactly_the_capacity,
     buckets::a_split_section_reads_as_one_and_a_hold_takes_one_bucket,
     buckets::a_split_section_sells_every_seat_and_only_then_is_sold_out,
     buckets::a_hold_no_bucket_can_serve_alone_is_split_and_ends_in_every_bucket,

@@ -61,8 +61,8 @@ enum Refusal {
     Race,
     /// One of the event ids is already stored.
     EventIdTaken,
-    /// The idempotency key is already recorded.
-    KeyTaken(String),
+    /// One of the idempotency keys is already recorded.
+    KeyTaken,
     /// Anything else.
     Failed(StoreError),
 }
@@ -167,7 +167,7 @@ impl PostgresStore {
         tx: &mut Transaction<'static, Postgres>,
         appends: &[StreamAppend],
         order: &[usize],
-        idempotency: Option<&IdempotencyRecord>,
+        records: &[IdempotencyRecord],
     ) -> Result<Vec<Vec<RecordedEvent>>, Refusal> {
         let count: usize = appends.iter().map(|a| a.events.len()).sum();
         let mut streams = Vec::with_capacity(count);
@@ -209,18 +209,23 @@ impl PostgresStore {
             .bind(&schema_versions)
             .bind(&data)
             .bind(&metadata)
-            .bind(idempotency.map(|r| r.key.as_str()))
-            .bind(idempotency.map(|r| r.request_fingerprint.as_str()))
-            .bind(idempotency.map(|r| &r.outcome))
+            .bind(records.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+            .bind(
+                records
+                    .iter()
+                    .map(|r| r.request_fingerprint.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(records.iter().map(|r| &r.outcome).collect::<Vec<_>>())
             .fetch_all(&mut **tx)
             .await;
-        let rows = match (rows, idempotency) {
-            (Err(sqlx::Error::Database(db)), Some(record))
+        let rows = match rows {
+            Err(sqlx::Error::Database(db))
                 if db.is_unique_violation() && db.constraint() == Some("idempotency_keys_pkey") =>
             {
-                return Err(Refusal::KeyTaken(record.key.clone()));
+                return Err(Refusal::KeyTaken);
             }
-            (rows, _) => rows?,
+            rows => rows?,
         };
 
         let mut recorded = vec![Vec::new(); appends.len()];
@@ -291,9 +296,9 @@ impl PostgresStore {
         mut tx: Transaction<'static, Postgres>,
         appends: &[StreamAppend],
         order: &[usize],
-        idempotency: Option<&IdempotencyRecord>,
+        records: &[IdempotencyRecord],
     ) -> Result<Option<AppendOutcome>, StoreError> {
-        let refusal = match Self::write(&mut tx, appends, order, idempotency).await {
+        let refusal = match Self::write(&mut tx, appends, order, records).await {
             Ok(recorded) => {
                 tx.commit().await?;
                 return Ok(Some(AppendOutcome::appended(appends, recorded)));
@@ -305,10 +310,19 @@ impl PostgresStore {
         tx.rollback().await?;
         match refusal {
             Refusal::Failed(error) => Err(error),
-            Refusal::KeyTaken(key) => Err(StoreError::IdempotencyKeyTaken(key)),
+            Refusal::KeyTaken => {
+                // Which of the records' keys: with one, that one; else look.
+                let key = match records {
+                    [record] => Some(record.key.as_str()),
+                    _ => self.key_taken(records).await?,
+                };
+                let key = key.or(records.first().map(|r| r.key.as_str()));
+                let key = key.unwrap_or_default();
+                Err(StoreError::IdempotencyKeyTaken(key.to_owned()))
+            }
             Refusal::Conflict(conflict) => {
                 let stored = self.stored_event_ids(&common::event_ids(appends)).await?;
-                let key_taken = self.key_taken(idempotency).await?;
+                let key_taken = self.key_taken(records).await?;
                 common::explain_refusal(appends, &stored, key_taken)
                     .unwrap_or(Err(conflict))
                     .map(Some)
@@ -331,19 +345,21 @@ impl PostgresStore {
         Ok(stored.into_iter().collect())
     }
 
-    /// Whether `key` is recorded, for explaining a refused append.
+    /// The first of `records`' keys that is recorded, for explaining a refused append.
     async fn key_taken<'a>(
         &self,
-        idempotency: Option<&'a IdempotencyRecord>,
+        records: &'a [IdempotencyRecord],
     ) -> Result<Option<&'a str>, StoreError> {
-        let Some(record) = idempotency else {
-            return Ok(None);
-        };
-        let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
-            .bind(&record.key)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(taken.then_some(record.key.as_str()))
+        for record in records {
+            let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
+                .bind(&record.key)
+                .fetch_one(&self.pool)
+                .await?;
+            if taken {
+                return Ok(Some(record.key.as_str()));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -439,15 +455,12 @@ impl StreamLock for PgStreamLock {
     async fn append(
         self: Box<Self>,
         appends: Vec<StreamAppend>,
-        idempotency: Option<IdempotencyRecord>,
+        records: Vec<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
-        common::validate(&appends, idempotency.as_ref())?;
+        common::validate(&appends, &records)?;
         let order = write_order(&appends);
         let PgStreamLock { store, tx, turns } = *self;
-        match store
-            .try_append(tx, &appends, &order, idempotency.as_ref())
-            .await?
-        {
+        match store.try_append(tx, &appends, &order, &records).await? {
             Some(outcome) => {
                 drop(turns);
                 Ok(outcome)
@@ -504,16 +517,14 @@ impl EventStore for PostgresStore {
         appends: Vec<StreamAppend>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
-        common::validate(&appends, idempotency.as_ref())?;
+        let records = idempotency.as_slice();
+        common::validate(&appends, records)?;
         let order = write_order(&appends);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let tx = self.pool.begin().await?;
-            if let Some(outcome) = self
-                .try_append(tx, &appends, &order, idempotency.as_ref())
-                .await?
-            {
+            if let Some(outcome) = self.try_append(tx, &appends, &order, records).await? {
                 return Ok(outcome);
             }
             if attempt >= MAX_APPEND_ATTEMPTS {

@@ -24,19 +24,20 @@ pub(super) const STREAM_VERSION: &str =
 
 /// A whole append in one round trip, whatever the number of streams: each stream's
 /// version check, the events, their outbox entries, the streams' heads, and the
-/// idempotency record, which also finishes the key's claim (`claimed_until` infinity:
-/// never taken over).
+/// idempotency records, which also finish their keys' claims (`claimed_until`
+/// infinity: never taken over).
 ///
 /// One array element per event, in write order (streams sorted by id, each stream's
 /// events in order): `$1` its stream, `$2` its stream's expected version (`-1` for
 /// any, `0` for no stream, else the exact version), `$3` its place in its stream from
-/// 1, then its columns. `$9`, `$10`, `$11`: the record's key, fingerprint and outcome,
-/// or nulls. All or nothing: when a stream is not at its expected version nothing is
-/// inserted, and the rows (one per stream, without an event) give each stream's
-/// `current` version for the caller to report the conflict. Otherwise one row per
-/// event, in write order. Rows are locked in stream order, so two appends over the same
-/// streams cannot deadlock; two writers that both read version `n` cannot both store
-/// `n + 1` (`events_stream_version_key`), and the loser is retried. A recorded key is a
+/// 1, then its columns. `$9`, `$10`, `$11`: the records' keys, fingerprints and
+/// outcomes, one element per record (none, one, or one per command of a batch). All
+/// or nothing: when a stream is not at its expected version nothing is inserted, and
+/// the rows (one per stream, without an event) give each stream's `current` version
+/// for the caller to report the conflict. Otherwise one row per event, in write order.
+/// Rows are locked in stream order, so two appends over the same streams cannot
+/// deadlock; two writers that both read version `n` cannot both store `n + 1`
+/// (`events_stream_version_key`), and the loser is retried. A recorded key is a
 /// unique violation of `idempotency_keys_pkey`. `updated_at` and the outbox's
 /// `enqueued_at` are the events' `recorded_at` (the transaction's `now()`).
 pub(super) const APPEND: &str = "\
@@ -75,7 +76,9 @@ pub(super) const APPEND: &str = "\
                 updated_at = excluded.updated_at \
     ), recorded as ( \
         insert into idempotency_keys (key, request_fingerprint, outcome) \
-        select $9, $10, $11 where $9::text is not null and exists (select 1 from inserted) \
+        select r.key, r.fingerprint, r.outcome \
+          from unnest($9::text[], $10::text[], $11::jsonb[]) as r(key, fingerprint, outcome) \
+         where exists (select 1 from inserted) \
         returning key \
     ), finished as ( \
         update idempotency_claims set claimed_until = 'infinity' \

@@ -162,7 +162,7 @@ impl SqliteStore {
     async fn write(
         tx: &mut Transaction<'static, Sqlite>,
         appends: &[StreamAppend],
-        idempotency: Option<&IdempotencyRecord>,
+        records: &[IdempotencyRecord],
     ) -> Result<Vec<Vec<RecordedEvent>>, Refusal> {
         let transaction_id: i64 = sqlx::query_scalar(sql::NEXT_TRANSACTION_ID)
             .fetch_one(&mut **tx)
@@ -232,7 +232,7 @@ impl SqliteStore {
             .execute(&mut **tx)
             .await?;
 
-        if let Some(record) = idempotency {
+        for record in records {
             let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY_KEY)
                 .bind(&record.key)
                 .bind(&record.request_fingerprint)
@@ -272,19 +272,66 @@ impl SqliteStore {
         stored.iter().map(|id| parse_uuid(id)).collect()
     }
 
-    /// Whether the idempotency key is recorded, for explaining a refused append.
+    /// The first of `records`' keys that is recorded, for explaining a refused append.
     async fn key_taken<'a>(
         &self,
-        idempotency: Option<&'a IdempotencyRecord>,
+        records: &'a [IdempotencyRecord],
     ) -> Result<Option<&'a str>, StoreError> {
-        let Some(record) = idempotency else {
-            return Ok(None);
-        };
-        let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
-            .bind(&record.key)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(taken.then_some(record.key.as_str()))
+        for record in records {
+            let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
+                .bind(&record.key)
+                .fetch_one(&self.pool)
+                .await?;
+            if taken {
+                return Ok(Some(record.key.as_str()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`EventStore::append`] with any number of idempotency records.
+    async fn append_recording(
+        &self,
+        appends: Vec<StreamAppend>,
+        records: &[IdempotencyRecord],
+    ) -> Result<AppendOutcome, StoreError> {
+        common::validate(&appends, records)?;
+        let _writer = self.write_lock.lock().await;
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let refusal = match Self::write(&mut tx, &appends, records).await {
+                Ok(recorded) => {
+                    tx.commit().await?;
+                    return Ok(AppendOutcome::appended(&appends, recorded));
+                }
+                Err(refusal) => refusal,
+            };
+            tx.rollback().await?;
+            match refusal {
+                Refusal::Failed(error) => return Err(error),
+                Refusal::KeyTaken(key) => return Err(StoreError::IdempotencyKeyTaken(key)),
+                Refusal::Conflict(conflict) => {
+                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
+                    let key_taken = self.key_taken(records).await?;
+                    return common::explain_refusal(&appends, &stored, key_taken)
+                        .unwrap_or(Err(conflict));
+                }
+                Refusal::EventIdTaken => {
+                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
+                    if let Some(outcome) = common::explain_refusal(&appends, &stored, None) {
+                        return outcome;
+                    }
+                }
+                Refusal::Race => {}
+            }
+            if attempt >= MAX_APPEND_ATTEMPTS {
+                return Err(common::conflict_after_repeated_races(self, &appends).await);
+            }
+            tracing::debug!(attempt, "append lost a race; trying again");
+        }
     }
 }
 
@@ -306,9 +353,9 @@ impl StreamLock for SqliteStreamLock {
     async fn append(
         self: Box<Self>,
         appends: Vec<StreamAppend>,
-        idempotency: Option<IdempotencyRecord>,
+        records: Vec<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
-        self.store.append(appends, idempotency).await
+        self.store.append_recording(appends, &records).await
     }
 
     async fn extend(&mut self, stream_id: &str, wait: Duration) -> Result<(), StoreError> {
@@ -344,43 +391,7 @@ impl EventStore for SqliteStore {
         appends: Vec<StreamAppend>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
-        common::validate(&appends, idempotency.as_ref())?;
-        let _writer = self.write_lock.lock().await;
-
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let refusal = match Self::write(&mut tx, &appends, idempotency.as_ref()).await {
-                Ok(recorded) => {
-                    tx.commit().await?;
-                    return Ok(AppendOutcome::appended(&appends, recorded));
-                }
-                Err(refusal) => refusal,
-            };
-            tx.rollback().await?;
-            match refusal {
-                Refusal::Failed(error) => return Err(error),
-                Refusal::KeyTaken(key) => return Err(StoreError::IdempotencyKeyTaken(key)),
-                Refusal::Conflict(conflict) => {
-                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
-                    let key_taken = self.key_taken(idempotency.as_ref()).await?;
-                    return common::explain_refusal(&appends, &stored, key_taken)
-                        .unwrap_or(Err(conflict));
-                }
-                Refusal::EventIdTaken => {
-                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
-                    if let Some(outcome) = common::explain_refusal(&appends, &stored, None) {
-                        return outcome;
-                    }
-                }
-                Refusal::Race => {}
-            }
-            if attempt >= MAX_APPEND_ATTEMPTS {
-                return Err(common::conflict_after_repeated_races(self, &appends).await);
-            }
-            tracing::debug!(attempt, "append lost a race; trying again");
-        }
+        self.append_recording(appends, idempotency.as_slice()).await
     }
 
     /// One process owns an SQLite file: this process's turn is the whole lock.

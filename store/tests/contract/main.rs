@@ -101,4 +101,5 @@ contract_tests! {
     an_append_in_a_turn_still_refuses_a_stale_expected_version,
     a_turn_loads_the_stream_it_will_append_to,
     a_turn_extended_to_another_stream_holds_both,
+    a_turn_appends_several_commands_records_together_or_none,
 }

@@ -29,7 +29,7 @@ pub async fn writers_taking_turns_all_append_in_order_without_a_conflict(store: 
                 };
                 turn.append(
                     vec![to_stream(STREAM, expected, vec![event("SeatsHeld", n)])],
-                    None,
+                    Vec::new(),
                 )
                 .await
             })
@@ -76,7 +76,7 @@ pub async fn a_writer_that_waits_too_long_for_its_turn_is_told_the_stream_is_bus
             ExpectedVersion::NoStream,
             events("SeatsHeld", 1),
         )],
-        None,
+        Vec::new(),
     )
     .await
     .unwrap();
@@ -101,7 +101,7 @@ pub async fn an_append_in_a_turn_still_refuses_a_stale_expected_version(store: S
                 ExpectedVersion::NoStream,
                 events("SeatsHeld", 1),
             )],
-            None,
+            Vec::new(),
         )
         .await;
     assert!(
@@ -140,7 +140,7 @@ async fn turns_are_kept_across_processes_on_postgres() {
                         ExpectedVersion::NoStream,
                         events("SeatsHeld", 1),
                     )],
-                    None,
+                    Vec::new(),
                 )
                 .await
                 .unwrap();
@@ -155,7 +155,7 @@ async fn turns_are_kept_across_processes_on_postgres() {
                     ExpectedVersion::Exact(1),
                     events("SeatsHeld", 1),
                 )],
-                None,
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -190,7 +190,7 @@ pub async fn a_turn_loads_the_stream_it_will_append_to(store: Store) {
             ExpectedVersion::Exact(2),
             events("SeatsHeld", 1),
         )],
-        None,
+        Vec::new(),
     )
     .await
     .unwrap();
@@ -217,7 +217,7 @@ async fn a_turn_needs_no_second_connection_on_postgres() {
                     };
                     turn.append(
                         vec![to_stream(STREAM, expected, vec![event("SeatsHeld", n)])],
-                        None,
+                        Vec::new(),
                     )
                     .await
                     .unwrap();
@@ -251,7 +251,7 @@ pub async fn a_turn_extended_to_another_stream_holds_both(store: Store) {
             to_stream(STREAM, ExpectedVersion::NoStream, events("SeatsHeld", 1)),
             to_stream(OTHER, ExpectedVersion::NoStream, events("SeatsHeld", 2)),
         ],
-        None,
+        Vec::new(),
     )
     .await
     .unwrap();
@@ -264,4 +264,81 @@ pub async fn a_turn_extended_to_another_stream_holds_both(store: Store) {
     next.extend(STREAM, Duration::from_millis(500))
         .await
         .unwrap();
+}
+
+/// A turn may append the decisions of several commands together, each with its own
+/// idempotency record: all are stored (and their claims finished) with the events.
+/// When one of the keys is recorded already, the whole append is refused, names that
+/// key, and writes nothing.
+pub async fn a_turn_appends_several_commands_records_together_or_none(store: Store) {
+    let record = |key: &str| ticketing_store::IdempotencyRecord {
+        key: key.to_owned(),
+        request_fingerprint: format!("fp-{key}"),
+        outcome: serde_json::json!({ "key": key }),
+    };
+    let now = chrono::Utc::now();
+    let until = now + chrono::TimeDelta::seconds(60);
+    for key in ["a/1", "b/1"] {
+        let claim = store
+            .claim_idempotency_key(key, &format!("fp-{key}"), now, until)
+            .await
+            .unwrap();
+        assert_eq!(claim, ticketing_store::KeyClaim::Claimed);
+    }
+    let turn = store.lock_stream(STREAM, PATIENT).await.unwrap();
+    turn.append(
+        vec![
+            to_stream(STREAM, ExpectedVersion::NoStream, events("SeatsHeld", 2)),
+            to_stream(
+                "reservation-a",
+                ExpectedVersion::NoStream,
+                events("Placed", 1),
+            ),
+            to_stream(
+                "reservation-b",
+                ExpectedVersion::NoStream,
+                events("Placed", 1),
+            ),
+        ],
+        vec![record("a/1"), record("b/1")],
+    )
+    .await
+    .unwrap();
+    for key in ["a/1", "b/1"] {
+        assert_eq!(
+            store.idempotency_record(key).await.unwrap(),
+            Some(record(key))
+        );
+        // The record finished the claim: a retry is answered with it.
+        assert_eq!(
+            store
+                .claim_idempotency_key(key, &format!("fp-{key}"), now, until)
+                .await
+                .unwrap(),
+            ticketing_store::KeyClaim::Done(record(key))
+        );
+    }
+
+    let before = store.event_count().await.unwrap();
+    let turn = store.lock_stream(STREAM, PATIENT).await.unwrap();
+    let refused = turn
+        .append(
+            vec![
+                to_stream(STREAM, ExpectedVersion::Exact(2), events("SeatsHeld", 2)),
+                to_stream(
+                    "reservation-c",
+                    ExpectedVersion::NoStream,
+                    events("Placed", 1),
+                ),
+            ],
+            vec![record("c/1"), record("b/1")],
+        )
+        .await;
+    match refused {
+        Err(StoreError::IdempotencyKeyTaken(key)) => assert_eq!(key, "b/1"),
+        other => panic!("expected the taken key, got {other:?}"),
+    }
+    assert_eq!(store.event_count().await.unwrap(), before);
+    assert_eq!(store.idempotency_record("c/1").await.unwrap(), None);
+    assert_eq!(store.stream_version(STREAM).await.unwrap(), 2);
 }

@@ -1,0 +1,354 @@
+//! Holds on one bucket decided and committed together (stream: one `inventory-…`
+//! bucket, and each hold's new `reservation-…`).
+//!
+//! At an on-sale a process has many buyers' holds on the same bucket at once, and each
+//! would take the bucket's turn, load it, append and commit on its own: the bucket
+//! serves one commit at a time, so buyers queue for it. Here the holds that wait for
+//! the same bucket in one process join a batch instead: one task takes the turn for
+//! all of them, loads the bucket once, decides each hold in arrival order against the
+//! bucket as the holds before it left it, and appends every granted hold (its seats,
+//! its reservation, its idempotency record) in one transaction. Each buyer is answered
+//! as if its hold had run alone: granted, not enough seats in this bucket (the buyer
+//! tries the next one), refused by the domain, or no turn within the section wait.
+//!
+//! A batch commits as a whole or not at all. When its append fails (the database is
+//! down, a key was recorded meanwhile), nothing of it is stored and every hold in it is
+//! run again on its own, through the ordinary path, which reports its own error. Across
+//! processes (each Lambda invocation is one) the turn still orders the writers: a batch
+//! is one writer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ticketing_domain::{Aggregate, DomainError, Inventory, InventoryCommand};
+use ticketing_store::{
+    AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, NewEvent, RecordedEvent,
+    StoreError, StreamAppend,
+};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::repository::{load_via_turn, Change};
+
+/// One buyer's hold, waiting for its bucket's batch.
+pub(crate) struct Ticket {
+    /// The hold to decide on the bucket (`InventoryCommand::Hold`).
+    pub hold: InventoryCommand,
+    /// The reservation the hold places, decided beforehand: it does not depend on the
+    /// bucket's state.
+    pub reservation: Change,
+    pub metadata: EventMetadata,
+    /// The command's outcome, stored with the batch when the client sent a key.
+    pub record: Option<IdempotencyRecord>,
+    /// Past this instant the buyer has waited its section wait: no turn, no hold.
+    pub deadline: Instant,
+    /// The buyer's request span: a batch runs in the trace of its first hold and
+    /// links the others' (a lone hold's append stays in its own request's trace).
+    pub span: tracing::Span,
+}
+
+/// What became of a hold in its batch.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Committed: the events to publish, and the seats the bucket had left after it.
+    Held {
+        recorded: Vec<RecordedEvent>,
+        available: u32,
+    },
+    /// The bucket has fewer free seats than the hold asks for.
+    NotHere { available: u32 },
+    /// The domain refused the hold (sales not open, show cancelled, ...).
+    Refused(DomainError),
+    /// The bucket's turn did not come within the section wait.
+    NoTurn,
+    /// The batch could not be stored: run the hold on its own.
+    Alone,
+}
+
+/// What a batch needs of the command layer, shared with the task that runs it.
+#[derive(Clone)]
+pub(crate) struct BatchContext {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    /// The most holds decided in one transaction.
+    pub max_batch: usize,
+    pub snapshot_every: u64,
+}
+
+/// The batches of one process, per bucket stream.
+#[derive(Default)]
+pub(crate) struct HoldBatches {
+    lanes: Mutex<HashMap<String, Lane>>,
+    /// Holds queued or being decided, not yet answered.
+    in_batches: AtomicUsize,
+}
+
+/// One more hold in the batches for as long as it lives (a buyer who goes away drops it).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A bucket's waiting holds, and whether a task is serving them.
+#[derive(Default)]
+struct Lane {
+    waiting: Vec<(Ticket, oneshot::Sender<Verdict>)>,
+    served: bool,
+}
+
+impl HoldBatches {
+    /// Queues `ticket` for `bucket_stream`'s next batch and waits for its verdict. The
+    /// batch runs in a task of its own, so a buyer who goes away does not take the
+    /// others' holds with it (its own hold may still be granted, and is then found
+    /// under its idempotency key, or expires).
+    pub(crate) async fn hold(
+        self: &Arc<Self>,
+        context: &BatchContext,
+        bucket_stream: &str,
+        ticket: Ticket,
+    ) -> Verdict {
+        let (reply, verdict) = oneshot::channel();
+        let _counted = Counted::new(&self.in_batches);
+        let start_server = {
+            let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+            let lane = lanes.entry(bucket_stream.to_owned()).or_default();
+            lane.waiting.push((ticket, reply));
+            !std::mem::replace(&mut lane.served, true)
+        };
+        if start_server {
+            let batches = Arc::clone(self);
+            let context = context.clone();
+            let stream = bucket_stream.to_owned();
+            tokio::spawn(async move { batches.serve(&context, &stream).await });
+        }
+        // A server that died (a panic) drops the senders: run the hold alone.
+        verdict.await.unwrap_or(Verdict::Alone)
+    }
+
+    /// How many holds are queued for a batch or being decided in one.
+    pub(crate) fn in_batches(&self) -> usize {
+        self.in_batches.load(Ordering::SeqCst)
+    }
+
+    /// The next batch of `stream`'s lane, or `None` (the lane no longer served) when
+    /// nothing waits.
+    fn next_batch(
+        &self,
+        stream: &str,
+        max: usize,
+    ) -> Option<Vec<(Ticket, oneshot::Sender<Verdict>)>> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let lane = lanes.get_mut(stream)?;
+        if lane.waiting.is_empty() {
+            lanes.remove(stream);
+            return None;
+        }
+        let take = lane.waiting.len().min(max.max(1));
+        Some(lane.waiting.drain(..take).collect())
+    }
+
+    /// Serves `stream`'s lane until nothing waits.
+    async fn serve(&self, context: &BatchContext, stream: &str) {
+        // Should this task panic, the lane must not stay marked as served.
+        struct Unserve<'a>(&'a HoldBatches, &'a str);
+        impl Drop for Unserve<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut lanes = self.0.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+                    lanes.remove(self.1);
+                }
+            }
+        }
+        let _unserve = Unserve(self, stream);
+        while let Some(batch) = self.next_batch(stream, context.max_batch) {
+            let span = tracing::info_span!(
+                parent: &batch[0].0.span,
+                "hold_batch",
+                holds = batch.len()
+            );
+            for (ticket, _) in &batch[1..] {
+                span.follows_from(&ticket.span);
+            }
+            run_batch(context, stream, batch).instrument(span).await;
+        }
+    }
+}
+
+/// Takes the bucket's turn, decides every hold of `batch` in order, appends the granted
+/// ones together, and answers each.
+async fn run_batch(
+    context: &BatchContext,
+    stream: &str,
+    batch: Vec<(Ticket, oneshot::Sender<Verdict>)>,
+) {
+    let started = Instant::now();
+    let (batch, late): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|(ticket, _)| ticket.deadline > started);
+    for (_, reply) in late {
+        let _ = reply.send(Verdict::NoTurn);
+    }
+    let Some(latest) = batch.iter().map(|(ticket, _)| ticket.deadline).max() else {
+        return;
+    };
+    let wait = latest
+        .saturating_duration_since(started)
+        .max(Duration::from_millis(1));
+    let mut turn = match context.store.lock_stream(stream, wait).await {
+        Ok(turn) => turn,
+        Err(StoreError::Busy { .. }) => return answer_all(batch, || Verdict::NoTurn),
+        Err(error) => {
+            tracing::debug!(error.cause_chain = ?error, "no turn for a batch of holds");
+            return answer_all(batch, || Verdict::Alone);
+        }
+    };
+    crate::metrics::turn_waited(started.elapsed());
+    let bucket = match load_via_turn::<Inventory>(turn.as_mut(), stream).await {
+        Ok(bucket) => bucket,
+        Err(error) => {
+            tracing::debug!(error.cause_chain = ?error, "bucket not loaded for a batch of holds");
+            return answer_all(batch, || Verdict::Alone);
+        }
+    };
+
+    let now = context.clock.now();
+    let mut state = bucket.state.clone();
+    let mut granted = Vec::with_capacity(batch.len());
+    let mut bucket_events = Vec::new();
+    for (ticket, reply) in batch {
+        match state.decide(ticket.hold.clone(), now) {
+            Ok(events) => {
+                state = state.fold(&events);
+                let available = state.0.as_ref().map_or(0, |s| s.available(now));
+                granted.push(Granted {
+                    events: events.len(),
+                    available,
+                    ticket,
+                    reply,
+                });
+                bucket_events.extend(events);
+            }
+            Err(DomainError::SoldOut { available, .. }) => {
+                let _ = reply.send(Verdict::NotHere { available });
+            }
+            Err(refusal) => {
+                let _ = reply.send(Verdict::Refused(refusal));
+            }
+        }
+    }
+    if granted.is_empty() {
+        return;
+    }
+
+    let change = bucket.change(bucket_events);
+    let mut metadata = granted
+        .iter()
+        .flat_map(|g| std::iter::repeat_n(&g.ticket.metadata, g.events));
+    let bucket_append = StreamAppend {
+        stream_id: change.stream_id.clone(),
+        expected_version: change.expected_version,
+        events: change
+            .events
+            .iter()
+            .map(|event| NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                data: event.data.clone(),
+                metadata: metadata.next().cloned().unwrap_or_default(),
+            })
+            .collect(),
+    };
+    let mut appends = vec![bucket_append];
+    appends.extend(
+        granted
+            .iter()
+            .map(|g| g.ticket.reservation.clone().into_append(&g.ticket.metadata)),
+    );
+    let records = granted
+        .iter()
+        .filter_map(|g| g.ticket.record.clone())
+        .collect();
+    match turn.append(appends, records).await {
+        Ok(AppendOutcome::Appended { recorded, .. }) => {
+            answer_granted(granted, recorded);
+            if let Some(snapshot) = change.due_snapshot(context.snapshot_every) {
+                if let Err(error) = context.store.save_snapshot(snapshot).await {
+                    tracing::warn!(error.cause_chain = ?error, "snapshot not saved");
+                }
+            }
+        }
+        // Fresh event ids cannot have been stored before; were they, the relay
+        // publishes them.
+        Ok(AppendOutcome::AlreadyAppended) => answer_granted(granted, Vec::new()),
+        Err(error) => {
+            tracing::debug!(
+                error.cause_chain = ?error,
+                holds = granted.len(),
+                "a batch of holds was not stored; each runs alone"
+            );
+            for g in granted {
+                let _ = g.reply.send(Verdict::Alone);
+            }
+        }
+    }
+}
+
+/// A hold the batch granted: how many bucket events it decided, and what its bucket
+/// had left after it.
+struct Granted {
+    events: usize,
+    available: u32,
+    ticket: Ticket,
+    reply: oneshot::Sender<Verdict>,
+}
+
+fn answer_all(batch: Vec<(Ticket, oneshot::Sender<Verdict>)>, verdict: impl Fn() -> Verdict) {
+    for (_, reply) in batch {
+        let _ = reply.send(verdict());
+    }
+}
+
+/// Hands each granted hold its recorded events: its share of the bucket's, in order,
+/// and its reservation's.
+fn answer_granted(granted: Vec<Granted>, recorded: Vec<RecordedEvent>) {
+    let bucket_stream = recorded.first().map(|e| e.stream_id.clone());
+    let (mut bucket, others): (Vec<_>, Vec<_>) = recorded
+        .into_iter()
+        .partition(|event| Some(&event.stream_id) == bucket_stream.as_ref());
+    bucket.sort_by_key(|event| event.version);
+    let mut of_reservation: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
+    for event in others {
+        of_reservation
+            .entry(event.stream_id.clone())
+            .or_default()
+            .push(event);
+    }
+    let mut bucket = bucket.into_iter();
+    for g in granted {
+        let mut recorded: Vec<RecordedEvent> = bucket.by_ref().take(g.events).collect();
+        recorded.extend(
+            of_reservation
+                .remove(&g.ticket.reservation.stream_id)
+                .unwrap_or_default(),
+        );
+        let _ = g.reply.send(Verdict::Held {
+            recorded,
+            available: g.available,
+        });
+    }
+}
