@@ -1,9 +1,15 @@
 //! What both backends share: checking an append before any I/O, comparing a stream's
-//! version with the writer's expectation, and explaining why an append was refused.
+//! version with the writer's expectation, telling why an attempt at an append was
+//! refused and what that means for the caller, and retrying the attempts that lost a
+//! race. Each backend keeps its own SQL and its own attempt (one transaction); the
+//! logic around the attempts is written here once.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
 use uuid::Uuid;
 
 use crate::{
@@ -15,6 +21,128 @@ use crate::{
 /// writer's expectation does not cover (two `Any` appends taking the same version, a
 /// deadlock). A writer with an exact expectation gets its conflict on the next try.
 pub(crate) const MAX_APPEND_ATTEMPTS: u32 = 5;
+
+/// Why one attempt at an append did not commit.
+pub(crate) enum Refusal {
+    /// A stream's version check failed.
+    Conflict(StoreError),
+    /// A concurrent writer took a version or a lock between the check and the insert
+    /// (on SQLite only possible if something bypassed `BEGIN IMMEDIATE`); the whole
+    /// append is tried again.
+    Race,
+    /// One of the event ids is already stored.
+    EventIdTaken,
+    /// One of the idempotency keys is already recorded.
+    KeyTaken,
+    /// Anything else.
+    Failed(StoreError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            if db.kind() == ErrorKind::UniqueViolation {
+                // PostgreSQL names the constraint; SQLite names the columns:
+                // "UNIQUE constraint failed: events.stream_id, events.version".
+                let message = db.message();
+                match db.constraint() {
+                    Some("events_stream_version_key") => return Refusal::Race,
+                    Some("events_event_id_key") => return Refusal::EventIdTaken,
+                    Some(_) => {}
+                    None if message.contains("events.event_id") => return Refusal::EventIdTaken,
+                    None if message.contains("events.stream_id") => return Refusal::Race,
+                    None => {}
+                }
+            } else if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
+                // PostgreSQL's serialization failure and deadlock: the append lost a
+                // race and can simply be tried again.
+                return Refusal::Race;
+            }
+        }
+        Refusal::Failed(StoreError::from(error))
+    }
+}
+
+/// What a backend looks up, once a refused attempt is rolled back, to explain it.
+#[async_trait]
+pub(crate) trait RefusalLookups: EventStore {
+    /// The ids among `ids` that are already stored.
+    async fn stored_event_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError>;
+
+    /// Whether `key` is recorded.
+    async fn key_recorded(&self, key: &str) -> Result<bool, StoreError>;
+}
+
+/// The first of `records`' keys that is recorded.
+async fn key_taken<'a>(
+    store: &impl RefusalLookups,
+    records: &'a [IdempotencyRecord],
+) -> Result<Option<&'a str>, StoreError> {
+    for record in records {
+        if store.key_recorded(&record.key).await? {
+            return Ok(Some(record.key.as_str()));
+        }
+    }
+    Ok(None)
+}
+
+/// What a refused attempt means for the caller, after its rollback: `Ok(None)` when it
+/// lost a race that another attempt may win, else the outcome or error to report.
+pub(crate) async fn settle(
+    store: &impl RefusalLookups,
+    refusal: Refusal,
+    appends: &[StreamAppend],
+    records: &[IdempotencyRecord],
+) -> Result<Option<AppendOutcome>, StoreError> {
+    match refusal {
+        Refusal::Failed(error) => Err(error),
+        Refusal::KeyTaken => {
+            // Which of the records' keys: with one, that one; else look.
+            let key = match records {
+                [record] => Some(record.key.as_str()),
+                _ => key_taken(store, records).await?,
+            };
+            let key = key.or(records.first().map(|r| r.key.as_str()));
+            Err(StoreError::IdempotencyKeyTaken(
+                key.unwrap_or_default().to_owned(),
+            ))
+        }
+        Refusal::Conflict(conflict) => {
+            let stored = store.stored_event_ids(&event_ids(appends)).await?;
+            let key_taken = key_taken(store, records).await?;
+            explain_refusal(appends, &stored, key_taken)
+                .unwrap_or(Err(conflict))
+                .map(Some)
+        }
+        Refusal::EventIdTaken => {
+            let stored = store.stored_event_ids(&event_ids(appends)).await?;
+            // `None`: the clashing event is gone again (deleted by hand): try again.
+            explain_refusal(appends, &stored, None).transpose()
+        }
+        Refusal::Race => Ok(None),
+    }
+}
+
+/// Runs `attempt` (one transaction: committed, or rolled back and settled) until it
+/// commits or is refused for a reason that another attempt would not change, at most
+/// [`MAX_APPEND_ATTEMPTS`] times.
+pub(crate) async fn append_retrying<F, Fut>(
+    store: &dyn EventStore,
+    appends: &[StreamAppend],
+    mut attempt: F,
+) -> Result<AppendOutcome, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<AppendOutcome>, StoreError>>,
+{
+    for tries in 1..=MAX_APPEND_ATTEMPTS {
+        if let Some(outcome) = attempt().await? {
+            return Ok(outcome);
+        }
+        tracing::debug!(tries, "append lost a race; trying again");
+    }
+    Err(conflict_after_repeated_races(store, appends).await)
+}
 
 impl fmt::Display for ExpectedVersion {
     /// Renders the expectation the way a conflict reports it: `no stream`, `any` or the

@@ -22,13 +22,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::common::{self, MAX_APPEND_ATTEMPTS};
+use crate::common::{self, Refusal, RefusalLookups};
 use crate::locks::{StreamTurns, Turn};
 use crate::{
     AppendOutcome, EventStore, ExpectedVersion, GlobalPosition, IdempotencyRecord, KeyClaim,
@@ -50,43 +49,6 @@ pub struct PostgresStore {
     pool: PgPool,
     /// This process's queue of writers per stream ([`EventStore::lock_stream`]).
     turns: StreamTurns,
-}
-
-/// Why one attempt at an append did not commit.
-enum Refusal {
-    /// A stream's version check failed.
-    Conflict(StoreError),
-    /// A concurrent writer took a version or a lock between the check and the insert;
-    /// the whole append is tried again.
-    Race,
-    /// One of the event ids is already stored.
-    EventIdTaken,
-    /// One of the idempotency keys is already recorded.
-    KeyTaken,
-    /// Anything else.
-    Failed(StoreError),
-}
-
-impl From<sqlx::Error> for Refusal {
-    fn from(error: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &error {
-            match db.kind() {
-                ErrorKind::UniqueViolation => match db.constraint() {
-                    Some("events_stream_version_key") => return Refusal::Race,
-                    Some("events_event_id_key") => return Refusal::EventIdTaken,
-                    _ => {}
-                },
-                _ => {
-                    // 40001 serialization failure, 40P01 deadlock: the append lost a
-                    // race and can simply be tried again.
-                    if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
-                        return Refusal::Race;
-                    }
-                }
-            }
-        }
-        Refusal::Failed(StoreError::from(error))
-    }
 }
 
 impl PostgresStore {
@@ -308,35 +270,12 @@ impl PostgresStore {
         // Roll back before looking at what is stored, so that nothing of this
         // attempt is visible or locked while the refusal is explained.
         tx.rollback().await?;
-        match refusal {
-            Refusal::Failed(error) => Err(error),
-            Refusal::KeyTaken => {
-                // Which of the records' keys: with one, that one; else look.
-                let key = match records {
-                    [record] => Some(record.key.as_str()),
-                    _ => self.key_taken(records).await?,
-                };
-                let key = key.or(records.first().map(|r| r.key.as_str()));
-                let key = key.unwrap_or_default();
-                Err(StoreError::IdempotencyKeyTaken(key.to_owned()))
-            }
-            Refusal::Conflict(conflict) => {
-                let stored = self.stored_event_ids(&common::event_ids(appends)).await?;
-                let key_taken = self.key_taken(records).await?;
-                common::explain_refusal(appends, &stored, key_taken)
-                    .unwrap_or(Err(conflict))
-                    .map(Some)
-            }
-            Refusal::EventIdTaken => {
-                let stored = self.stored_event_ids(&common::event_ids(appends)).await?;
-                // `None`: the clashing event is gone again (deleted by hand).
-                common::explain_refusal(appends, &stored, None).transpose()
-            }
-            Refusal::Race => Ok(None),
-        }
+        common::settle(self, refusal, appends, records).await
     }
+}
 
-    /// The ids among `ids` that are already stored.
+#[async_trait]
+impl RefusalLookups for PostgresStore {
     async fn stored_event_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
         let stored: Vec<Uuid> = sqlx::query_scalar(sql::STORED_EVENT_IDS)
             .bind(ids)
@@ -345,21 +284,11 @@ impl PostgresStore {
         Ok(stored.into_iter().collect())
     }
 
-    /// The first of `records`' keys that is recorded, for explaining a refused append.
-    async fn key_taken<'a>(
-        &self,
-        records: &'a [IdempotencyRecord],
-    ) -> Result<Option<&'a str>, StoreError> {
-        for record in records {
-            let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
-                .bind(&record.key)
-                .fetch_one(&self.pool)
-                .await?;
-            if taken {
-                return Ok(Some(record.key.as_str()));
-            }
-        }
-        Ok(None)
+    async fn key_recorded(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
@@ -520,18 +449,11 @@ impl EventStore for PostgresStore {
         let records = idempotency.as_slice();
         common::validate(&appends, records)?;
         let order = write_order(&appends);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        common::append_retrying(self, &appends, || async {
             let tx = self.pool.begin().await?;
-            if let Some(outcome) = self.try_append(tx, &appends, &order, records).await? {
-                return Ok(outcome);
-            }
-            if attempt >= MAX_APPEND_ATTEMPTS {
-                return Err(common::conflict_after_repeated_races(self, &appends).await);
-            }
-            tracing::debug!(attempt, "append lost a race; trying again");
-        }
+            self.try_append(tx, &appends, &order, records).await
+        })
+        .await
     }
 
     #[tracing::instrument(skip(self, wait), fields(wait_ms = wait.as_millis()))]

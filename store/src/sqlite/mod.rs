@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -33,7 +32,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::common::{self, MAX_APPEND_ATTEMPTS};
+use crate::common::{self, Refusal, RefusalLookups};
 use crate::locks::{StreamTurns, Turn};
 use crate::{
     AppendOutcome, EventStore, GlobalPosition, IdempotencyRecord, KeyClaim, OutboxStatus,
@@ -58,40 +57,6 @@ pub struct SqliteStore {
     write_lock: Arc<Mutex<()>>,
     /// This process's queue of writers per stream ([`EventStore::lock_stream`]).
     turns: StreamTurns,
-}
-
-/// Why one attempt at an append did not commit.
-enum Refusal {
-    /// A stream's version check failed.
-    Conflict(StoreError),
-    /// Another writer took the version between the check and the insert (only
-    /// possible if something bypassed `BEGIN IMMEDIATE`); the append is tried again.
-    Race,
-    /// One of the event ids is already stored.
-    EventIdTaken,
-    /// The idempotency key is already recorded.
-    KeyTaken(String),
-    /// Anything else.
-    Failed(StoreError),
-}
-
-impl From<sqlx::Error> for Refusal {
-    fn from(error: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &error {
-            if db.kind() == ErrorKind::UniqueViolation {
-                // SQLite names the columns, not the constraint:
-                // "UNIQUE constraint failed: events.stream_id, events.version".
-                let message = db.message();
-                if message.contains("events.event_id") {
-                    return Refusal::EventIdTaken;
-                }
-                if message.contains("events.stream_id") {
-                    return Refusal::Race;
-                }
-            }
-        }
-        Refusal::Failed(StoreError::from(error))
-    }
 }
 
 impl SqliteStore {
@@ -242,7 +207,7 @@ impl SqliteStore {
                 .await;
             match inserted {
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    return Err(Refusal::KeyTaken(record.key.clone()));
+                    return Err(Refusal::KeyTaken);
                 }
                 other => {
                     other?;
@@ -257,7 +222,33 @@ impl SqliteStore {
         Ok(recorded)
     }
 
-    /// The ids among `ids` that are already stored.
+    /// [`EventStore::append`] with any number of idempotency records.
+    async fn append_recording(
+        &self,
+        appends: Vec<StreamAppend>,
+        records: &[IdempotencyRecord],
+    ) -> Result<AppendOutcome, StoreError> {
+        common::validate(&appends, records)?;
+        let _writer = self.write_lock.lock().await;
+        common::append_retrying(self, &appends, || async {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            match Self::write(&mut tx, &appends, records).await {
+                Ok(recorded) => {
+                    tx.commit().await?;
+                    Ok(Some(AppendOutcome::appended(&appends, recorded)))
+                }
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    common::settle(self, refusal, &appends, records).await
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RefusalLookups for SqliteStore {
     async fn stored_event_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
         // SQLite has no array parameters: the ids go in as one JSON array.
         let ids_json = serde_json::Value::from(
@@ -272,66 +263,11 @@ impl SqliteStore {
         stored.iter().map(|id| parse_uuid(id)).collect()
     }
 
-    /// The first of `records`' keys that is recorded, for explaining a refused append.
-    async fn key_taken<'a>(
-        &self,
-        records: &'a [IdempotencyRecord],
-    ) -> Result<Option<&'a str>, StoreError> {
-        for record in records {
-            let taken: bool = sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
-                .bind(&record.key)
-                .fetch_one(&self.pool)
-                .await?;
-            if taken {
-                return Ok(Some(record.key.as_str()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// [`EventStore::append`] with any number of idempotency records.
-    async fn append_recording(
-        &self,
-        appends: Vec<StreamAppend>,
-        records: &[IdempotencyRecord],
-    ) -> Result<AppendOutcome, StoreError> {
-        common::validate(&appends, records)?;
-        let _writer = self.write_lock.lock().await;
-
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let refusal = match Self::write(&mut tx, &appends, records).await {
-                Ok(recorded) => {
-                    tx.commit().await?;
-                    return Ok(AppendOutcome::appended(&appends, recorded));
-                }
-                Err(refusal) => refusal,
-            };
-            tx.rollback().await?;
-            match refusal {
-                Refusal::Failed(error) => return Err(error),
-                Refusal::KeyTaken(key) => return Err(StoreError::IdempotencyKeyTaken(key)),
-                Refusal::Conflict(conflict) => {
-                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
-                    let key_taken = self.key_taken(records).await?;
-                    return common::explain_refusal(&appends, &stored, key_taken)
-                        .unwrap_or(Err(conflict));
-                }
-                Refusal::EventIdTaken => {
-                    let stored = self.stored_event_ids(&common::event_ids(&appends)).await?;
-                    if let Some(outcome) = common::explain_refusal(&appends, &stored, None) {
-                        return outcome;
-                    }
-                }
-                Refusal::Race => {}
-            }
-            if attempt >= MAX_APPEND_ATTEMPTS {
-                return Err(common::conflict_after_repeated_races(self, &appends).await);
-            }
-            tracing::debug!(attempt, "append lost a race; trying again");
-        }
+    async fn key_recorded(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(sql::IDEMPOTENCY_KEY_EXISTS)
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
