@@ -17,7 +17,7 @@ use chrono::TimeDelta;
 use ticketing_app::payments::SimulatedGateway;
 use ticketing_app::{Settings, SystemClock, TicketKeys, Ticketing};
 use ticketing_bus::EventBus;
-use ticketing_projector::ReadModelStore;
+use ticketing_read_models::ReadModelStore;
 use ticketing_store::{EventStore, StoreConfig};
 
 use crate::auth::{AuthConfig, Authenticator, VerificationKey};
@@ -37,7 +37,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Bus(#[from] ticketing_bus::BusError),
     #[error(transparent)]
-    ReadModels(#[from] ticketing_projector::ConnectError),
+    ReadModels(#[from] ticketing_read_models::ConnectError),
 }
 
 fn var(name: &str) -> Option<String> {
@@ -209,7 +209,7 @@ pub fn stripe_webhook_secrets_from_env() -> Arc<[String]> {
 }
 
 /// The state over an already connected store and its read models (from
-/// [`ticketing_projector::connect_with_read_models`]), with the system clock and the
+/// [`ticketing_read_models::connect_with_read_models`]), with the system clock and the
 /// payment provider of [`payment_gateway_from_env`].
 ///
 /// # Errors
@@ -258,7 +258,7 @@ pub fn state_with_bus(
 /// Everything from the environment: what a Lambda function does at cold start. The
 /// event store and the read models share one PostgreSQL pool, which connects lazily,
 /// on the first request; with `READ_MODEL_STORE=dynamodb` (a build with
-/// `ticketing-projector`'s `dynamodb` feature, as the `queries` function is) the read
+/// `ticketing-read-models`'s `dynamodb` feature, as the `queries` function is) the read
 /// models are DynamoDB tables instead.
 ///
 /// # Errors
@@ -279,9 +279,9 @@ pub async fn read_only_state_from_env() -> Result<ApiState, ConfigError> {
 }
 
 async fn state_from_environment(publishes: bool) -> Result<ApiState, ConfigError> {
-    let (store, read_models) = ticketing_projector::connect_configured(
+    let (store, read_models) = ticketing_read_models::connect_configured(
         &StoreConfig::from_env()?,
-        &ticketing_projector::ReadModelConfig::from_env()?,
+        &ticketing_read_models::ReadModelConfig::from_env()?,
     )
     .await?;
     let bus = if publishes {

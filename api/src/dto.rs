@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 use ticketing_domain::reservation::{ReservationDetails, ReservationStatus};
 use ticketing_domain::show::{SalesStatus, ShowDetails};
 use ticketing_domain::*;
-use ticketing_projector::{
-    ReservationCursor, SalesFigures, SectionAvailability, ShowSales, TicketCursor,
-};
+use ticketing_read_models::{ReservationCursor, SalesFigures, ShowSales, TicketCursor};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -497,8 +495,8 @@ impl From<ReservationDetails> for ReservationView {
     }
 }
 
-impl From<ticketing_projector::ReservationView> for ReservationView {
-    fn from(r: ticketing_projector::ReservationView) -> Self {
+impl From<ticketing_read_models::ReservationView> for ReservationView {
+    fn from(r: ticketing_read_models::ReservationView) -> Self {
         Self {
             reservation_id: r.reservation_id.0,
             show_id: r.show_id.0,
@@ -829,9 +827,9 @@ impl From<ticketing_app::tickets::TicketView> for TicketView {
     }
 }
 
-impl From<ticketing_projector::HeldTicket> for TicketView {
+impl From<ticketing_read_models::HeldTicket> for TicketView {
     /// As the ticket read from its stream is shown, from its projected row.
-    fn from(held: ticketing_projector::HeldTicket) -> Self {
+    fn from(held: ticketing_read_models::HeldTicket) -> Self {
         use ticketing_app::tickets::TicketState as S;
         let t = held.ticket;
         let state = match (held.revoked, t.admitted_at) {
@@ -890,8 +888,8 @@ pub struct RevokedTicketView {
     pub valid_generation: Option<u32>,
 }
 
-impl From<ticketing_projector::RevokedTicket> for RevokedTicketView {
-    fn from(r: ticketing_projector::RevokedTicket) -> Self {
+impl From<ticketing_read_models::RevokedTicket> for RevokedTicketView {
+    fn from(r: ticketing_read_models::RevokedTicket) -> Self {
         Self {
             ticket_id: r.ticket_id.0,
             reason: r.reason.to_string(),
@@ -925,8 +923,8 @@ pub struct AdmissionFigures {
     pub remaining: u64,
 }
 
-impl From<&ticketing_projector::SectionAdmissions> for AdmissionFigures {
-    fn from(s: &ticketing_projector::SectionAdmissions) -> Self {
+impl From<&ticketing_read_models::SectionAdmissions> for AdmissionFigures {
+    fn from(s: &ticketing_read_models::SectionAdmissions) -> Self {
         Self {
             issued: s.issued,
             admitted: s.admitted,
@@ -968,7 +966,7 @@ impl Admissions {
     /// without tickets yet).
     pub fn of(
         show: &ticketing_domain::show::ShowDetails,
-        projected: &[ticketing_projector::SectionAdmissions],
+        projected: &[ticketing_read_models::SectionAdmissions],
         as_of: DateTime<Utc>,
     ) -> Self {
         let sections: Vec<SectionAdmissionsView> = show

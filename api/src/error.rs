@@ -291,8 +291,8 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<ticketing_projector::ReadModelError> for ApiError {
-    fn from(error: ticketing_projector::ReadModelError) -> Self {
+impl From<ticketing_read_models::ReadModelError> for ApiError {
+    fn from(error: ticketing_read_models::ReadModelError) -> Self {
         if error.is_transient() {
             tracing::warn!(error.cause_chain = ?error, "read models unavailable");
             return ApiError::new(

@@ -28,7 +28,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use ticketing_app::Ticketing;
-use ticketing_projector::ReadModelStore;
+use ticketing_read_models::ReadModelStore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

@@ -40,9 +40,9 @@ pub async fn record(request: Request, next: Next) -> Response {
     response
 }
 
-/// Registers the API's, the commands', the relay's and the projector's metrics with
-/// the installed recorder (descriptions, and series at zero): what `ticketing serve`
-/// exports.
+/// Registers the API's, the commands' and the relay's metrics with the installed
+/// recorder (descriptions, and series at zero): what `ticketing serve` exports, with
+/// the metrics of the projector it runs.
 pub fn register() {
     use metrics::{describe_counter, describe_histogram, Unit};
     describe_counter!(
@@ -56,5 +56,4 @@ pub fn register() {
     );
     ticketing_app::metrics::register();
     ticketing_bus::relay::register();
-    ticketing_projector::ProjectorMetrics::register();
 }

@@ -1,7 +1,7 @@
 //! Reads straight from the event store: the state of one show, section, reservation
 //! or payment, as the aggregates see it, consistent with every committed command.
-//! The API's availability, sales and customer history read the projector's read
-//! models instead (`ticketing-projector`); these stay for the reads that must not lag
+//! The API's availability, sales and customer history read the read models instead
+//! (`ticketing-read-models`); these stay for the reads that must not lag
 //! (a show, a reservation, ownership checks) and for tests and the demo, which check
 //! the aggregates themselves. Decisions never use either.
 
@@ -12,18 +12,6 @@ use ticketing_domain::show::ShowDetails;
 use ticketing_domain::*;
 
 use crate::{AppError, Ticketing};
-
-/// One section's seats at an instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SectionAvailability {
-    pub section: SectionName,
-    pub capacity: u32,
-    /// Seats in holds that have not expired.
-    pub held: u32,
-    pub sold: u32,
-    pub available: u32,
-    pub unit_price: Money,
-}
 
 /// Tickets sold and the money they brought, per section and in total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use chrono::{TimeDelta, Utc};
 use ticketing_app::payments::{CardToken, SimulatedGateway};
-use ticketing_app::queries::{SalesSummary, SectionAvailability};
+use ticketing_app::queries::SalesSummary;
 use ticketing_app::tickets::{CheckIn, ScanScope};
 use ticketing_app::{
     AppError, Clock, CommandContext, HoldSeats, ManualClock, PaymentResult, Settings, Ticketing,
 };
 use ticketing_domain::*;
-use ticketing_projector::{Projector, ReadModelStore};
+use ticketing_projector::Projector;
+use ticketing_read_models::ReadModelStore;
 use ticketing_store::EventStore;
 
 /// What the demo ended with, for its caller to check.
@@ -28,7 +29,7 @@ pub struct DemoReport {
     pub show_id: ShowId,
     pub section: SectionAvailability,
     /// The purchased section as the read models showed it right after the purchase.
-    pub projected: ticketing_projector::SectionAvailability,
+    pub projected: SectionAvailability,
     pub sales: SalesSummary,
     pub declined_released: bool,
     pub expired_released: bool,

@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             ticketing_store::migrate(&config)
                 .await
                 .context("applying the migrations")?;
-            let (store, read_models) = ticketing_projector::connect_with_read_models(&config)
+            let (store, read_models) = ticketing_read_models::connect_with_read_models(&config)
                 .await
                 .with_context(|| format!("connecting to {}", describe(&config)))?;
             demo::run(
@@ -169,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .context("applying the migrations (--no-migrate to refuse instead)")?;
             }
-            let (store, read_models) = ticketing_projector::connect_with_read_models(&config)
+            let (store, read_models) = ticketing_read_models::connect_with_read_models(&config)
                 .await
                 .with_context(|| format!("connecting to {}", describe(&config)))?;
             let mut auth = ticketing_api::config::auth_from_env()?;

@@ -89,6 +89,7 @@ pub async fn serve_on(
     });
     let metrics = ticketing_telemetry::prometheus();
     ticketing_api::metrics::register();
+    ProjectorMetrics::register();
     let app = ticketing_api::router(state, &RouteGroup::ALL).route(
         "/metrics",
         axum::routing::get(move || {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ticketing_cli::demo::{self, DemoReport};
 use ticketing_domain::{Currency, DomainError, Money};
-use ticketing_projector::postgres::PostgresReadModels;
-use ticketing_projector::sqlite::SqliteReadModels;
+use ticketing_read_models::postgres::PostgresReadModels;
+use ticketing_read_models::sqlite::SqliteReadModels;
 use ticketing_store::testing::{with_postgres, with_sqlite, DEFAULT_TEST_DATABASE_URL};
 
 fn assert_demo_outcome(report: &DemoReport) {

@@ -107,7 +107,7 @@ impl LocalServer {
             ticketing_bus::InProcessConfig::default(),
         ));
         let publisher: Arc<dyn ticketing_bus::EventBus> = bus.clone();
-        let read_models = Arc::new(ticketing_projector::sqlite::SqliteReadModels::new(
+        let read_models = Arc::new(ticketing_read_models::sqlite::SqliteReadModels::new(
             store.pool().clone(),
         ));
         let store: Arc<dyn ticketing_store::EventStore> = Arc::new(store);

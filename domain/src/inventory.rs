@@ -271,6 +271,19 @@ impl SectionInventory {
     }
 }
 
+/// One section's seats at an instant, as readers are shown them: read from the
+/// section's events by the command layer, or from the read models, which may lag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionAvailability {
+    pub section: SectionName,
+    pub capacity: u32,
+    /// Seats in holds that have not expired at the reader's instant.
+    pub held: u32,
+    pub sold: u32,
+    pub available: u32,
+    pub unit_price: Money,
+}
+
 /// The first slot (whole second) strictly after `instant`.
 fn next_slot_after(instant: Timestamp) -> Timestamp {
     expiry_slot(instant + TimeDelta::nanoseconds(1))

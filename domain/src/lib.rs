@@ -26,7 +26,7 @@ pub mod values;
 pub use error::DomainError;
 pub use inventory::{
     bucket_stream, inventory_stream, Inventory, InventoryCommand, InventoryEvent, ReleaseReason,
-    SectionInventory,
+    SectionAvailability, SectionInventory,
 };
 pub use payment::{payment_stream, Payment, PaymentCommand, PaymentEvent, PaymentStatus};
 pub use reservation::{

@@ -41,8 +41,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::PgPool;
 use ticketing_bus::{EventBus, KafkaBus, KafkaConfig, KafkaSource, KafkaSourceConfig};
-use ticketing_projector::postgres::PostgresReadModels;
-use ticketing_projector::{run_live, LiveSettings, Projector, ProjectorMetrics, ReadModelStore};
+use ticketing_projector::{run_live, LiveSettings, Projector, ProjectorMetrics};
+use ticketing_read_models::postgres::PostgresReadModels;
+use ticketing_read_models::ReadModelStore;
 use ticketing_store::postgres::PostgresStore;
 use ticketing_store::sqlite::SqliteStore;
 use ticketing_store::{

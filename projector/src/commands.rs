@@ -1,7 +1,7 @@
-//! The `projector` binary's commands (feature `cli`), so that `main.rs` only parses
-//! the command line, sets up logging and hands over the shutdown signal. The
-//! long-running commands stop when the shutdown future they are given resolves;
-//! they do not listen for signals themselves, so tests stop them with a channel.
+//! The `projector` binary's commands, so that `main.rs` only parses the command
+//! line, sets up logging and hands over the shutdown signal. The long-running
+//! commands stop when the shutdown future they are given resolves; they do not listen
+//! for signals themselves, so tests stop them with a channel.
 //!
 //! - `projector run`: applies events from the bus (`KAFKA_BROKERS`) to the read
 //!   models until SIGTERM; without `KAFKA_BROKERS` it follows the event store itself.
@@ -33,9 +33,11 @@ use ticketing_bus::{KafkaSource, KafkaSourceConfig};
 use ticketing_store::{EventStore, StoreConfig};
 use tokio::net::TcpListener;
 
+use ticketing_read_models::{connect_configured, ReadModelConfig, ReadModelStore};
+
 use crate::{
-    connect_configured, follow_store, run_live, DeadLetterVerdict, LiveReport, LiveSettings,
-    Progress, Projector, ProjectorMetrics, ReadModelConfig, ReadModelStore,
+    follow_store, run_live, DeadLetterVerdict, LiveReport, LiveSettings, Progress, Projector,
+    ProjectorMetrics,
 };
 
 /// The batch projector: keeps the read models (available seats, sales, customer

@@ -1,234 +1,47 @@
-//! The projection core: folds batches of recorded events into the read models
-//! (available seats, sales analytics, customer history), idempotently and gap-safely,
-//! and rebuilds them from the event store's global order.
-//!
-//! Read models are for display only; no decision reads them (docs/architecture.md). Their
-//! rows live beside the events, in the same database, created by the store's
-//! migrations (`0005_read_models.sql`).
+//! The projection engine: folds batches of recorded events into the read models
+//! (`ticketing-read-models`), idempotently and gap-safely, live from the bus or the
+//! store, and rebuilds them from the event store's global order.
 //!
 //! Layout:
-//! - `lib.rs`: the [`ReadModelStore`] contract, its query types, and [`Projector`]
-//!   ([`Projector::apply_batch`], [`Projector::rebuild`], [`Projector::catch_up`]).
-//! - [`model`]: the rows and the pure, in-memory fold of a batch ([`BatchFold`]).
-//! - `error.rs`: [`ReadModelError`], [`ProjectionError`].
-//! - `rows.rs`: turning stored columns back into rows, for both backends.
-//! - [`sqlite`], [`postgres`]: the read models beside the events.
-//! - `dynamodb` (feature `dynamodb`): the read models in DynamoDB tables
-//!   ([ADR 11](../docs/adr/0011-dynamodb-read-models.md)).
-//!
+//! - `lib.rs`: [`Projector`] ([`Projector::apply_batch`], [`Projector::rebuild`],
+//!   [`Projector::catch_up`], [`Projector::check_dead_letters`]).
+//! - [`fold`]: the pure, in-memory fold of a batch ([`BatchFold`]).
+//! - `error.rs`: [`ProjectionError`].
 //! - [`live`]: the live path ([`run_live`] on an event source, [`follow_store`]).
 //! - [`metrics`]: the Prometheus metrics.
-//! - `commands` (feature `cli`): what the `projector` binary's commands do (the live
-//!   run from the bus or the store, the rebuild with its progress bar, the metrics
-//!   endpoint, the dead-letter and bus commands), each stopped by a shutdown future.
-//! - `main.rs` (feature `cli`): the `projector` binary, which parses its command line
-//!   and calls `commands::execute` with the process's shutdown signal.
+//! - [`commands`]: what the `projector` binary's commands do (the live run from the
+//!   bus or the store, the rebuild with its progress bar, the metrics endpoint, the
+//!   dead-letter and bus commands), each stopped by a shutdown future.
+//! - `main.rs`: the `projector` binary, which parses its command line and calls
+//!   `commands::execute` with the process's shutdown signal.
 //!
-//! [`connect_with_read_models`] opens the configured store with its read models on one
-//! pool, for the API and `ticketing serve`.
+//! Features: `msk` (the bus on Amazon MSK with IAM authentication) and `dynamodb`
+//! (`READ_MODEL_STORE=dynamodb`), both on by default: the binary as deployed beside
+//! AWS.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "cli")]
 pub mod commands;
-#[cfg(feature = "dynamodb")]
-pub mod dynamodb;
 mod error;
+pub mod fold;
 pub mod live;
 pub mod metrics;
-pub mod model;
-pub mod postgres;
-mod rows;
-pub mod sqlite;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use ticketing_domain::ticket::Revocation;
-use ticketing_domain::{
-    CustomerId, Money, ReservationId, SectionName, ShowId, TicketId, Timestamp,
-};
-use ticketing_store::sqlite::SqliteStore;
-use ticketing_store::{
-    Backend, EventStore, GlobalPosition, RecordedEvent, StoreConfig, StoreError, StreamVersion,
-    DEFAULT_SQLITE_PATH,
-};
+use ticketing_read_models::model::hour_of;
+use ticketing_read_models::{BatchWrite, DeadLetter, ReadModelStore};
+use ticketing_store::{EventStore, GlobalPosition, RecordedEvent, StreamVersion};
 
-pub use error::{ConnectError, ProjectionError, ReadModelError};
+pub use error::ProjectionError;
+pub use fold::BatchFold;
 pub use live::{follow_store, run_live, LiveReport, LiveSettings};
 pub use metrics::ProjectorMetrics;
-pub use model::{
-    BatchFold, BatchWrite, DeadLetter, HoldView, HourKey, LoadedRows, ReservationView, SalesTotals,
-    SectionHolds, SectionView, TicketRevocationView, TicketView,
-};
 
 /// The checkpoint that [`Projector::rebuild`] and [`Projector::catch_up`] keep in
 /// `projection_checkpoint`.
 pub const CHECKPOINT: &str = "read_models";
-
-/// One section's seats at a reader's instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SectionAvailability {
-    pub section: SectionName,
-    pub capacity: u32,
-    /// Seats in holds that have not expired at the reader's `now`.
-    pub held: u32,
-    pub sold: u32,
-    pub available: u32,
-    pub unit_price: Money,
-}
-
-/// A section's (or an hour's) sales in money.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SalesFigures {
-    /// Tickets sold and not refunded.
-    pub tickets_sold: i64,
-    /// Everything ever sold, refunded or not.
-    pub gross_revenue: Money,
-    pub refunds_count: i64,
-    pub refunds_amount: Money,
-    /// Gross revenue minus refunds: what the tickets currently sold are worth.
-    pub net_revenue: Money,
-}
-
-impl SalesFigures {
-    fn from_totals(totals: SalesTotals, currency: ticketing_domain::Currency) -> Self {
-        let money = |amount_minor| Money {
-            amount_minor,
-            currency,
-        };
-        Self {
-            tickets_sold: totals.tickets_sold,
-            gross_revenue: money(totals.gross_minor),
-            refunds_count: totals.refunds_count,
-            refunds_amount: money(totals.refunds_minor),
-            net_revenue: money(totals.gross_minor - totals.refunds_minor),
-        }
-    }
-}
-
-/// A show's sales, in total, by section and by hour.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShowSales {
-    pub show_id: ShowId,
-    pub total: SalesFigures,
-    /// By section name.
-    pub by_section: Vec<(SectionName, SalesFigures)>,
-    /// By hour (the events' recording time, truncated), oldest first, every section
-    /// together; hours without sales or refunds are absent.
-    pub by_hour: Vec<(Timestamp, SalesFigures)>,
-}
-
-impl ShowSales {
-    /// Adds up per-section and per-hour totals in the show's currency (the first
-    /// section's; a show has one currency).
-    fn assemble(
-        show_id: ShowId,
-        sections: Vec<(SectionName, ticketing_domain::Currency, SalesTotals)>,
-        hours: Vec<(Timestamp, SalesTotals)>,
-    ) -> Option<Self> {
-        let currency = sections.first()?.1;
-        // A section split into buckets has a row per bucket: one section, added up.
-        let mut merged: Vec<(SectionName, ticketing_domain::Currency, SalesTotals)> = Vec::new();
-        for (name, currency, totals) in sections {
-            match merged.iter_mut().find(|(n, _, _)| *n == name) {
-                Some((_, _, sum)) => sum.add(totals),
-                None => merged.push((name, currency, totals)),
-            }
-        }
-        let sections = merged;
-        let mut total = SalesTotals::default();
-        for (_, _, t) in &sections {
-            total.add(*t);
-        }
-        Some(Self {
-            show_id,
-            total: SalesFigures::from_totals(total, currency),
-            by_section: sections
-                .into_iter()
-                .map(|(name, currency, t)| (name, SalesFigures::from_totals(t, currency)))
-                .collect(),
-            by_hour: hours
-                .into_iter()
-                .map(|(hour, t)| (hour, SalesFigures::from_totals(t, currency)))
-                .collect(),
-        })
-    }
-}
-
-/// Where a page of a customer's history ends: pass it back for the next page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservationCursor {
-    pub placed_at: Timestamp,
-    pub reservation_id: ReservationId,
-}
-
-/// A page of a customer's purchases, newest first (by `placed_at`, then id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservationPage {
-    pub reservations: Vec<ReservationView>,
-    /// Present when there may be more.
-    pub next: Option<ReservationCursor>,
-}
-
-/// A ticket that scanners must refuse, as an offline scanner downloads the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedTicket {
-    pub ticket_id: TicketId,
-    pub reason: Revocation,
-    /// When its purchase was refunded or cancelled, or when it was last transferred.
-    pub revoked_at: Timestamp,
-    /// For a transferred ticket, the generation of its one valid code: a code of any
-    /// other generation is refused. `None`: every code of the ticket is refused.
-    pub valid_generation: Option<u32>,
-}
-
-/// A section's tickets at the door.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SectionAdmissions {
-    pub section: SectionName,
-    /// Every ticket issued.
-    pub issued: u64,
-    /// Let in (an admission stays counted if its purchase is refunded afterwards).
-    pub admitted: u64,
-    /// Revoked by a refund or a cancellation before they were used.
-    pub revoked: u64,
-    /// Valid and not let in yet: who is still to come.
-    pub remaining: u64,
-}
-
-/// A ticket in its holder's history, with whether its purchase revoked it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldTicket {
-    pub ticket: TicketView,
-    pub revoked: Option<Revocation>,
-}
-
-/// Where a page of a holder's tickets ends: pass it back for the next page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TicketCursor {
-    pub held_since: Timestamp,
-    pub ticket_id: TicketId,
-}
-
-/// A page of a holder's tickets, newest first (by `held_since`, then id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TicketPage {
-    pub tickets: Vec<HeldTicket>,
-    /// Present when there may be more.
-    pub next: Option<TicketCursor>,
-}
-
-/// A dead letter as stored, with its id and when it was recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredDeadLetter {
-    pub id: i64,
-    pub recorded_at: Timestamp,
-    pub letter: DeadLetter,
-}
 
 /// What the current code makes of a dead letter's event, as
 /// [`Projector::check_dead_letters`] finds it.
@@ -254,237 +67,6 @@ pub struct DeadLetterCheck {
     pub event_type: String,
     #[serde(flatten)]
     pub verdict: DeadLetterVerdict,
-}
-
-/// Every row of every read-model table, in key order: what tests and operators
-/// compare (two dumps of the same events are equal). Dead letters without their id
-/// and recording time, which say when, not what.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReadModelDump {
-    pub sections: Vec<SectionView>,
-    pub hours: Vec<(HourKey, SalesTotals)>,
-    pub reservations: Vec<ReservationView>,
-    pub tickets: Vec<TicketView>,
-    pub revocations: Vec<TicketRevocationView>,
-    pub applied: Vec<(String, StreamVersion)>,
-    pub dead_letters: Vec<DeadLetter>,
-}
-
-/// Where the read models are kept: the contract both backends implement and one test
-/// suite checks.
-#[async_trait]
-pub trait ReadModelStore: Send + Sync {
-    /// The last applied version of each of `stream_ids` that has one.
-    ///
-    /// # Errors
-    /// Infrastructure failures.
-    async fn applied_versions(
-        &self,
-        stream_ids: &[String],
-    ) -> Result<BTreeMap<String, StreamVersion>, ReadModelError>;
-
-    /// The stored section, purchase and ticket rows of `stream_ids` (streams without
-    /// a row are left out).
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`] for an unreadable row.
-    async fn load(&self, stream_ids: &[String]) -> Result<LoadedRows, ReadModelError>;
-
-    /// Writes a batch in ONE transaction: the rows, the hourly deltas, the dead
-    /// letters, the checkpoint, and the new applied versions, each checked against
-    /// the version the batch started from.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Conflict`] when a stream's applied version is no longer the
-    /// one the batch started from (nothing is written); infrastructure failures.
-    async fn write(&self, batch: &BatchWrite) -> Result<(), ReadModelError>;
-
-    /// How many hourly sales buckets one stream's part of a [`BatchWrite`] may
-    /// touch, for a store whose writes are bounded per stream (one DynamoDB
-    /// transaction per stream); `None`: any number. The projector splits a batch
-    /// into several writes, in version order, to stay within it.
-    fn max_hours_per_stream(&self) -> Option<usize> {
-        None
-    }
-
-    /// Empties every read model, the applied versions, the dead letters and the
-    /// checkpoints, in one transaction.
-    ///
-    /// # Errors
-    /// Infrastructure failures.
-    async fn clear(&self) -> Result<(), ReadModelError>;
-
-    /// The stored checkpoint `name`, if any.
-    ///
-    /// # Errors
-    /// Infrastructure failures.
-    async fn checkpoint(&self, name: &str) -> Result<Option<GlobalPosition>, ReadModelError>;
-
-    /// Every section of a show with its seats at `now`, by section name. Empty for
-    /// a show the read models do not know (yet).
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn section_availability(
-        &self,
-        show_id: ShowId,
-        now: Timestamp,
-    ) -> Result<Vec<SectionAvailability>, ReadModelError>;
-
-    /// A show's sales, or `None` for a show the read models do not know (yet).
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn show_sales(&self, show_id: ShowId) -> Result<Option<ShowSales>, ReadModelError>;
-
-    /// Up to `limit` of a customer's purchases, newest first, after `cursor`.
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn customer_reservations(
-        &self,
-        customer_id: &CustomerId,
-        limit: usize,
-        cursor: Option<ReservationCursor>,
-    ) -> Result<ReservationPage, ReadModelError>;
-
-    /// The tickets of a show that scanners must refuse, revoked after `since` (all
-    /// of them without it), oldest revocation first: those of refunded or cancelled
-    /// purchases, and the old codes of transferred tickets.
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn revoked_tickets(
-        &self,
-        show_id: ShowId,
-        since: Option<Timestamp>,
-    ) -> Result<Vec<RevokedTicket>, ReadModelError>;
-
-    /// A show's tickets at the door, by section name (sections without tickets are
-    /// absent).
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn show_admissions(
-        &self,
-        show_id: ShowId,
-    ) -> Result<Vec<SectionAdmissions>, ReadModelError>;
-
-    /// Up to `limit` of the tickets `holder` holds now (bought or received), newest
-    /// first, after `cursor`.
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn holder_tickets(
-        &self,
-        holder: &CustomerId,
-        limit: usize,
-        cursor: Option<TicketCursor>,
-    ) -> Result<TicketPage, ReadModelError>;
-
-    /// The dead letters, oldest first.
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, ReadModelError>;
-
-    /// Every row of every table; see [`ReadModelDump`]. For tests and checks, not
-    /// for serving.
-    ///
-    /// # Errors
-    /// Infrastructure failures; [`ReadModelError::Corrupt`].
-    async fn dump(&self) -> Result<ReadModelDump, ReadModelError>;
-}
-
-/// The configured event store and its read models, sharing ONE connection pool (the
-/// read-model tables live in the same database): connects as
-/// [`ticketing_store::connect`] does, SQLite migrated on open, PostgreSQL lazily.
-///
-/// # Errors
-/// As [`ticketing_store::connect`].
-pub async fn connect_with_read_models(
-    config: &StoreConfig,
-) -> Result<(Arc<dyn EventStore>, Arc<dyn ReadModelStore>), StoreError> {
-    if config.max_connections == 0 {
-        return Err(StoreError::Invalid(
-            "the connection pool needs at least one connection".into(),
-        ));
-    }
-    match (config.backend()?, config.database_url.as_deref()) {
-        (Backend::Postgres, Some(url)) => {
-            let store = ticketing_store::open_postgres(url, config.max_connections).await?;
-            let read_models = Arc::new(postgres::PostgresReadModels::new(store.pool().clone()));
-            Ok((Arc::new(store), read_models))
-        }
-        (_, url) => {
-            let location = url.unwrap_or(DEFAULT_SQLITE_PATH);
-            let store = SqliteStore::open_with(location, config.max_connections).await?;
-            let read_models = Arc::new(sqlite::SqliteReadModels::new(store.pool().clone()));
-            Ok((Arc::new(store), read_models))
-        }
-    }
-}
-
-/// Where the read models are kept, from `READ_MODEL_STORE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-// Read once at start-up: its size does not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum ReadModelConfig {
-    /// `sql` (the default): beside the events, in the event store's database.
-    SameDatabase,
-    /// `dynamodb`: in DynamoDB tables (feature `dynamodb`), so that the query
-    /// function reads them without a database connection.
-    #[cfg(feature = "dynamodb")]
-    DynamoDb(dynamodb::DynamoDbConfig),
-}
-
-impl ReadModelConfig {
-    /// `READ_MODEL_STORE` (`sql` or `dynamodb`) and, for DynamoDB, its settings
-    /// ([`dynamodb::DynamoDbConfig::from_env`]).
-    ///
-    /// # Errors
-    /// [`ConnectError::Invalid`] for another value, for `dynamodb` in a build without
-    /// the `dynamodb` feature, or for malformed DynamoDB settings.
-    pub fn from_env() -> Result<Self, ConnectError> {
-        let value = std::env::var("READ_MODEL_STORE").unwrap_or_default();
-        match value.trim() {
-            "" | "sql" => Ok(Self::SameDatabase),
-            #[cfg(feature = "dynamodb")]
-            "dynamodb" => Ok(Self::DynamoDb(dynamodb::DynamoDbConfig::from_env()?)),
-            #[cfg(not(feature = "dynamodb"))]
-            "dynamodb" => Err(ConnectError::Invalid {
-                name: "READ_MODEL_STORE",
-                reason: "this build has no DynamoDB read models (feature `dynamodb` of \
-                         ticketing-projector)"
-                    .into(),
-            }),
-            other => Err(ConnectError::Invalid {
-                name: "READ_MODEL_STORE",
-                reason: format!("{other:?} is neither `sql` nor `dynamodb`"),
-            }),
-        }
-    }
-}
-
-/// The configured event store and read models: [`connect_with_read_models`] for
-/// [`ReadModelConfig::SameDatabase`]; else the event store alone and the read models
-/// where `read_models` says.
-///
-/// # Errors
-/// As [`ticketing_store::connect`].
-pub async fn connect_configured(
-    store: &StoreConfig,
-    read_models: &ReadModelConfig,
-) -> Result<(Arc<dyn EventStore>, Arc<dyn ReadModelStore>), ConnectError> {
-    match read_models {
-        ReadModelConfig::SameDatabase => Ok(connect_with_read_models(store).await?),
-        #[cfg(feature = "dynamodb")]
-        ReadModelConfig::DynamoDb(config) => {
-            let events = ticketing_store::connect(store).await?;
-            let read_models = dynamodb::DynamoDbReadModels::connect(config).await;
-            Ok((events, Arc::new(read_models)))
-        }
-    }
 }
 
 /// What one applied batch did.
@@ -575,6 +157,8 @@ impl Projector {
     /// Store or read-model failures; nothing of the batch is written then, and
     /// applying it again is safe. [`ReadModelError::Conflict`] if another projector
     /// applied the same streams meanwhile.
+    ///
+    /// [`ReadModelError::Conflict`]: ticketing_read_models::ReadModelError::Conflict
     #[tracing::instrument(skip_all, fields(events = events.len()))]
     pub async fn apply_batch(
         &self,
@@ -606,6 +190,8 @@ impl Projector {
     /// # Errors
     /// As [`Projector::apply_batch`]; on [`ReadModelError::Conflict`] prepare the
     /// batch again.
+    ///
+    /// [`ReadModelError::Conflict`]: ticketing_read_models::ReadModelError::Conflict
     pub async fn write_prepared(&self, batch: &PreparedBatch) -> Result<(), ProjectionError> {
         for write in &batch.writes {
             if !write.applied.is_empty()
@@ -876,7 +462,7 @@ fn rounds(
         let mut round = 0;
         let mut hours = BTreeSet::new();
         for event in run {
-            let hour = model::hour_of(event.recorded_at);
+            let hour = hour_of(event.recorded_at);
             if let Some(max) = max_hours {
                 if !hours.contains(&hour) && hours.len() >= max.max(1) {
                     round += 1;
@@ -913,16 +499,6 @@ fn is_contiguous_after<'a>(
     versions
         .zip(after + 1..)
         .all(|(&version, expected)| version == expected)
-}
-
-/// Deduplicated stream ids, for the backends' `IN` lists.
-pub(crate) fn unique(stream_ids: &[String]) -> Vec<String> {
-    stream_ids
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
 }
 
 #[cfg(test)]

@@ -19,10 +19,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use ticketing_bus::{DeadLetterMessage, Delivered, Delivery, EventSource, Origin, PoisonMessage};
+use ticketing_read_models::DeadLetter;
 use ticketing_store::RecordedEvent;
 
 use crate::metrics::ProjectorMetrics;
-use crate::{DeadLetter, PreparedBatch, Projector};
+use crate::{PreparedBatch, Projector};
 
 /// How the live path batches and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,28 @@
 //! - `three_d_secure.rs`: payments that wait for the customer's authentication.
 //! - `publishing.rs`: publishing to the bus after commit, and the relay (in-process
 //!   bus on both backends; Kafka against librdkafka's mock broker).
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that a PostgreSQL test is
+//! reported as skipped (ignored) by name when no server answers and `CI` is not set
+//! ([`ticketing_store::testing::postgres_trial`]). A new scenario is listed in
+//! `on_both_backends!`, another test function in its module's `trials!`.
+
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Trial};
+use ticketing_store::testing::{async_trial, postgres_trial, with_postgres, with_sqlite};
+
+/// Defines the module's `trials()`: one trial per listed test function, made by
+/// `$make` (`async_trial`, `postgres_trial`), named `<module>::<function>`.
+macro_rules! trials {
+    ($make:path => $($test:ident),+ $(,)?) => {
+        pub fn trials() -> Vec<libtest_mimic::Trial> {
+            let module = module_path!().split_once("::").map_or("", |(_, path)| path);
+            vec![$($make(format!("{module}::{}", stringify!($test)), $test)),+]
+        }
+    };
+}
 
 mod batches;
 mod buckets;
@@ -28,30 +50,34 @@ mod sweeper;
 mod three_d_secure;
 mod tickets;
 
+/// Defines `scenario_trials()`: one trial per scenario and backend, named
+/// `sqlite::<scenario>` and `postgres::<scenario>`.
 macro_rules! on_both_backends {
     ($($module:ident :: $scenario:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    ticketing_store::testing::with_sqlite(|store| crate::$module::$scenario(std::sync::Arc::new(store))).await;
-                }
-            )+
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    ticketing_store::testing::with_postgres(
+        fn scenario_trials() -> Vec<Trial> {
+            let sqlite = [$(
+                async_trial(concat!("sqlite::", stringify!($scenario)), || {
+                    with_sqlite(|store| $module::$scenario(Arc::new(store)))
+                }),
+            )+];
+            let postgres = [$(
+                postgres_trial(concat!("postgres::", stringify!($scenario)), || {
+                    with_postgres(
                         concat!("postgres::", stringify!($scenario)),
-                        |store| crate::$module::$scenario(std::sync::Arc::new(store)),
+                        |store| $module::$scenario(Arc::new(store)),
                     )
-                    .await;
-                }
-            )+
+                }),
+            )+];
+            sqlite.into_iter().chain(postgres).collect()
         }
     };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = scenario_trials();
+    trials.extend(publishing::trials());
+    libtest_mimic::run(&args, trials).exit();
 }
 
 on_both_backends! {

@@ -21,6 +21,14 @@ use uuid::Uuid;
 
 use crate::support::*;
 
+// The scenarios on both backends are in `on_both_backends!`; these run on SQLite
+// against librdkafka's mock broker or a bus of their own.
+trials!(ticketing_store::testing::async_trial =>
+    commands_publish_to_kafka_and_the_relay_catches_up_after_a_broker_outage,
+    with_the_broker_down_a_command_waits_no_longer_than_its_publish_budget,
+    a_publish_slower_than_the_budget_finishes_behind_the_command_and_is_marked,
+);
+
 /// Every committed event, in the global order.
 async fn committed(store: &dyn EventStore, expected: usize) -> Vec<RecordedEvent> {
     ticketing_store::testing::read_all_settled(store, Default::default(), 10_000, expected).await
@@ -285,7 +293,6 @@ async fn consume(bootstrap_servers: String, expected: usize) -> Vec<Consumed> {
 /// The whole guarantee against librdkafka's mock broker: commands publish to Kafka;
 /// with the broker down they still succeed; once it is back the relay publishes every
 /// event that is missing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_publish_to_kafka_and_the_relay_catches_up_after_a_broker_outage() {
     ticketing_store::testing::with_sqlite(|store| async move {
         let cluster = MockCluster::new(1).unwrap();
@@ -373,7 +380,6 @@ async fn commands_publish_to_kafka_and_the_relay_catches_up_after_a_broker_outag
 /// A broker that is down costs a command its publish budget, not the bus's message
 /// timeout: the hold answers, its events wait in the outbox for the relay, and the
 /// breaker spares the next command even the budget.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_down_a_command_waits_no_longer_than_its_publish_budget() {
     ticketing_store::testing::with_sqlite(|store| async move {
         let cluster = MockCluster::new(1).unwrap();
@@ -433,7 +439,6 @@ impl ticketing_bus::EventBus for SlowBus {
 
 /// Past its budget a command answers, and its publish goes on behind it: once the bus
 /// acknowledges, the events are published and marked, and the relay has nothing to do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_slower_than_the_budget_finishes_behind_the_command_and_is_marked() {
     ticketing_store::testing::with_sqlite(|store| async move {
         let bus = Arc::new(SlowBus {

@@ -33,10 +33,8 @@ use ticketing_bus::{
     BusError, DeadLetterMessage, Delivered, Delivery, KafkaBus, Origin, PoisonMessage,
 };
 use ticketing_projector::live::{dead_letter_messages, poison_dead_letter, split};
-use ticketing_projector::{
-    BatchOutcome, ConnectError, DeadLetter, ProjectionError, Projector, ReadModelConfig,
-    ReadModelError,
-};
+use ticketing_projector::{BatchOutcome, ProjectionError, Projector};
+use ticketing_read_models::{ConnectError, DeadLetter, ReadModelConfig, ReadModelError};
 use ticketing_store::StoreConfig;
 
 /// What the function answers: the records Lambda must deliver again. Empty when the
@@ -128,7 +126,7 @@ impl Handler {
     /// # Errors
     /// A [`StartError`] for a malformed setting.
     pub async fn from_env() -> Result<Self, StartError> {
-        let (store, read_models) = ticketing_projector::connect_configured(
+        let (store, read_models) = ticketing_read_models::connect_configured(
             &StoreConfig::from_env()?,
             &ReadModelConfig::from_env()?,
         )

@@ -27,8 +27,9 @@ use ticketing_domain::{
     Currency, CustomerId, Money, OrganizerId, PaymentId, Quantity, ReservationId, SectionName,
     SectionSpec, ShowCommand, ShowId, ShowPlan,
 };
-use ticketing_projector::sqlite::SqliteReadModels;
-use ticketing_projector::{Projector, ReadModelStore};
+use ticketing_projector::Projector;
+use ticketing_read_models::sqlite::SqliteReadModels;
+use ticketing_read_models::ReadModelStore;
 use ticketing_store::sqlite::SqliteStore;
 use ticketing_store::EventStore;
 use tower::ServiceExt;

@@ -226,8 +226,8 @@ impl Setup {
     async fn live_and_rebuilt(
         &self,
     ) -> (
-        ticketing_projector::ReadModelDump,
-        ticketing_projector::ReadModelDump,
+        ticketing_read_models::ReadModelDump,
+        ticketing_read_models::ReadModelDump,
     ) {
         let live = self.env.read_models.dump().await.unwrap();
         let rebuilt = self.env.rebuilt().await;

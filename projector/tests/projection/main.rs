@@ -6,8 +6,6 @@
 mod dynamodb;
 mod properties;
 mod support;
-#[cfg(feature = "dynamodb")]
-mod tables;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,11 +13,9 @@ use std::sync::Arc;
 use serde_json::json;
 use ticketing_app::Clock;
 use ticketing_domain::{Money, ReservationStatus};
-use ticketing_projector::testing::FaultyReadModels;
-use ticketing_projector::{
-    BatchWrite, DeadLetter, DeadLetterVerdict, ProjectionError, Projector, ReadModelError,
-    ShowSales,
-};
+use ticketing_projector::{DeadLetterVerdict, ProjectionError, Projector};
+use ticketing_read_models::testing::FaultyReadModels;
+use ticketing_read_models::{BatchWrite, DeadLetter, ReadModelError, ShowSales};
 use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 use uuid::Uuid;
 
@@ -689,7 +685,7 @@ async fn a_rebuild_into_dynamodb_equals_a_rebuild_into_the_sql_store() {
             let sql = env.rebuilt().await;
             assert_eq!(sql.dead_letters.len(), 1);
 
-            let dynamo: std::sync::Arc<dyn ticketing_projector::ReadModelStore> =
+            let dynamo: std::sync::Arc<dyn ticketing_read_models::ReadModelStore> =
                 std::sync::Arc::new(dynamo);
             let projector = ticketing_projector::Projector::new(env.store.clone(), dynamo.clone());
             let progress = projector.rebuild(7, |_| {}).await.unwrap();
@@ -721,14 +717,14 @@ async fn a_stream_too_large_for_one_dynamodb_transaction_is_refused_whole() {
             let mut section = before.sections[0].clone();
             section.stream_id = "inventory-elsewhere-Floor".into();
             let hour = |n: i64| {
-                let key = ticketing_projector::HourKey {
+                let key = ticketing_read_models::HourKey {
                     show_id: section.show_id.0.to_string(),
                     section: section.section.as_str().to_owned(),
                     hour: env.clock.now() + chrono::TimeDelta::hours(n),
                 };
-                let delta = ticketing_projector::model::HourDelta {
+                let delta = ticketing_read_models::model::HourDelta {
                     currency: section.unit_price.currency,
-                    totals: ticketing_projector::SalesTotals {
+                    totals: ticketing_read_models::SalesTotals {
                         tickets_sold: 1,
                         ..Default::default()
                     },

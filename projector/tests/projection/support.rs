@@ -10,9 +10,10 @@ use ticketing_app::{
 };
 use ticketing_domain::schema::EventPayload;
 use ticketing_domain::*;
-use ticketing_projector::postgres::PostgresReadModels;
-use ticketing_projector::sqlite::SqliteReadModels;
-use ticketing_projector::{Projector, ReadModelDump, ReadModelStore};
+use ticketing_projector::Projector;
+use ticketing_read_models::postgres::PostgresReadModels;
+use ticketing_read_models::sqlite::SqliteReadModels;
+use ticketing_read_models::{ReadModelDump, ReadModelStore};
 use ticketing_store::postgres::PostgresStore;
 use ticketing_store::sqlite::SqliteStore;
 use ticketing_store::testing::read_all_settled;
@@ -56,7 +57,7 @@ impl Env {
     #[cfg(feature = "dynamodb")]
     pub fn dynamodb(
         store: SqliteStore,
-        read_models: ticketing_projector::dynamodb::DynamoDbReadModels,
+        read_models: ticketing_read_models::dynamodb::DynamoDbReadModels,
     ) -> Self {
         Self::new(Arc::new(store), Arc::new(read_models))
     }

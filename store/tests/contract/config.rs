@@ -1,10 +1,37 @@
 //! Choosing and connecting a backend from configuration.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
+use libtest_mimic::Trial;
 use ticketing_store::{connect, migrate, Backend, ExpectedVersion, StoreConfig, StoreError};
 
 use crate::harness::{events, to_stream};
+
+trials!(current_thread_trial =>
+    connect_with_a_sqlite_url_creates_and_migrates_the_file,
+    migrate_prepares_a_sqlite_file_that_connect_then_uses,
+    connect_to_an_unreachable_postgres_starts_anyway_and_its_calls_are_unavailable,
+    connect_refuses_an_unsupported_scheme,
+    connect_refuses_an_empty_pool,
+);
+
+/// A trial on a current-thread runtime, as `#[tokio::test]` ran these: none needs a
+/// server.
+fn current_thread_trial<F, Fut>(name: String, test: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    Trial::test(name, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the test's Tokio runtime starts")
+            .block_on(test());
+        Ok(())
+    })
+}
 
 fn config(url: &str) -> StoreConfig {
     StoreConfig {
@@ -13,7 +40,6 @@ fn config(url: &str) -> StoreConfig {
     }
 }
 
-#[tokio::test]
 async fn connect_with_a_sqlite_url_creates_and_migrates_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested.db");
@@ -37,7 +63,6 @@ async fn connect_with_a_sqlite_url_creates_and_migrates_the_file() {
     assert_eq!(store.stream_version("show-1").await.unwrap(), 1);
 }
 
-#[tokio::test]
 async fn migrate_prepares_a_sqlite_file_that_connect_then_uses() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&format!(
@@ -52,7 +77,6 @@ async fn migrate_prepares_a_sqlite_file_that_connect_then_uses() {
     assert_eq!(store.stream_version("show-1").await.unwrap(), 0);
 }
 
-#[tokio::test]
 async fn connect_to_an_unreachable_postgres_starts_anyway_and_its_calls_are_unavailable() {
     // Port 1 on the loopback: nothing listens, so connecting is refused at once.
     let config = config("postgres://postgres:s3cret@127.0.0.1:1/ticketing");
@@ -73,7 +97,6 @@ async fn connect_to_an_unreachable_postgres_starts_anyway_and_its_calls_are_unav
     assert!(!format!("{err} {err:?}").contains("s3cret"));
 }
 
-#[tokio::test]
 async fn connect_refuses_an_unsupported_scheme() {
     let err = connect(&config("mysql://root:s3cret@127.0.0.1/ticketing"))
         .await
@@ -83,7 +106,6 @@ async fn connect_refuses_an_unsupported_scheme() {
     assert!(!err.to_string().contains("s3cret"));
 }
 
-#[tokio::test]
 async fn connect_refuses_an_empty_pool() {
     let mut config = config("sqlite::memory:");
     config.max_connections = 0;

@@ -4,6 +4,12 @@
 //! Test paths read `sqlite::<behaviour>` and `postgres::<behaviour>`, so
 //! `cargo test -p ticketing-store --test contract sqlite::` runs one backend.
 //!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that a PostgreSQL test is
+//! reported as skipped (ignored) by name when no server answers and `CI` is not set
+//! ([`ticketing_store::testing::postgres_trial`]). A new test function is listed in its
+//! module's `trials!`, or in `contract_tests!` for a behaviour.
+//!
 //! Layout:
 //! - `harness.rs`: event builders; fresh databases come from `ticketing_store::testing`.
 //! - `behaviours.rs`: the contract, one async function per behaviour.
@@ -16,6 +22,22 @@
 //!   the stream index migration's backfill.
 //! - `config.rs`: choosing and connecting a backend from configuration.
 
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Trial};
+use ticketing_store::testing::{async_trial, postgres_trial};
+
+/// Defines the module's `trials()`: one trial per listed test function, made by
+/// `$make` (`async_trial`, `postgres_trial`), named `<module>::<function>`.
+macro_rules! trials {
+    ($make:path => $($test:ident),+ $(,)?) => {
+        pub fn trials() -> Vec<libtest_mimic::Trial> {
+            let module = module_path!().split_once("::").map_or("", |(_, path)| path);
+            vec![$($make(format!("{module}::{}", stringify!($test)), $test)),+]
+        }
+    };
+}
+
 mod behaviours;
 mod config;
 mod harness;
@@ -24,31 +46,37 @@ mod postgres_only;
 mod sqlite_only;
 mod turns;
 
-/// Generates one `#[tokio::test]` per behaviour and backend from the behaviours' names.
+/// Defines `contract_trials()`: one trial per behaviour and backend, named
+/// `sqlite::<behaviour>` and `postgres::<behaviour>`.
 macro_rules! contract_tests {
     ($($behaviour:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    crate::harness::with_sqlite(|store| crate::$behaviour(std::sync::Arc::new(store))).await;
-                }
-            )+
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    crate::harness::with_postgres(
+        fn contract_trials() -> Vec<Trial> {
+            let sqlite = [$(
+                async_trial(concat!("sqlite::", stringify!($behaviour)), || {
+                    harness::with_sqlite(|store| $behaviour(Arc::new(store)))
+                }),
+            )+];
+            let postgres = [$(
+                postgres_trial(concat!("postgres::", stringify!($behaviour)), || {
+                    harness::with_postgres(
                         concat!("postgres::", stringify!($behaviour)),
-                        |store| crate::$behaviour(std::sync::Arc::new(store)),
+                        |store| $behaviour(Arc::new(store)),
                     )
-                    .await;
-                }
-            )+
+                }),
+            )+];
+            sqlite.into_iter().chain(postgres).collect()
         }
     };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = contract_trials();
+    trials.extend(config::trials());
+    trials.extend(postgres_only::trials());
+    trials.extend(sqlite_only::trials());
+    trials.extend(turns::trials());
+    libtest_mimic::run(&args, trials).exit();
 }
 
 use behaviours::*;

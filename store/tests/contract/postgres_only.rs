@@ -8,11 +8,19 @@ use uuid::Uuid;
 
 use crate::harness::{append_ok, events, read_all_settled, with_postgres, Store};
 
+trials!(ticketing_store::testing::postgres_trial =>
+    read_all_withholds_events_while_an_earlier_transaction_is_in_flight,
+    read_all_orders_by_writing_transaction_before_position,
+    stream_version_races_are_reported_as_conflicts_not_database_errors,
+    the_stream_index_migration_backfills_the_heads_of_existing_streams,
+    an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards,
+    a_database_behind_the_binarys_migrations_is_refused_by_name,
+);
+
 const RAW_INSERT: &str = "\
     insert into events (stream_id, version, event_id, event_type, schema_version, data, metadata) \
     values ('raw-1', 1, $1, 'RawInserted', 1, '{}'::jsonb, '{}'::jsonb)";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_all_withholds_events_while_an_earlier_transaction_is_in_flight() {
     with_postgres(
         "read_all_withholds_events_while_an_earlier_transaction_is_in_flight",
@@ -58,7 +66,6 @@ async fn read_all_withholds_events_while_an_earlier_transaction_is_in_flight() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_all_orders_by_writing_transaction_before_position() {
     with_postgres(
         "read_all_orders_by_writing_transaction_before_position",
@@ -106,7 +113,6 @@ async fn read_all_orders_by_writing_transaction_before_position() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_version_races_are_reported_as_conflicts_not_database_errors() {
     // Two transactions that both read version 0 and both insert version 1: the unique
     // (stream_id, version) constraint refuses the second, and the store reports it as
@@ -168,7 +174,6 @@ async fn stream_version_races_are_reported_as_conflicts_not_database_errors() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_index_migration_backfills_the_heads_of_existing_streams() {
     with_postgres(
         "the_stream_index_migration_backfills_the_heads_of_existing_streams",
@@ -213,7 +218,6 @@ async fn the_stream_index_migration_backfills_the_heads_of_existing_streams() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards() {
     // The outbox needs no horizon: a publisher that took (and marked) a later event
     // finds the late one on its next read, because nothing is checkpointed.
@@ -268,7 +272,6 @@ async fn an_event_that_commits_late_with_a_lower_position_is_still_unpublished_a
 
 /// A binary started on a database without the schema it needs refuses, naming what is
 /// missing, instead of answering requests with 500s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_behind_the_binarys_migrations_is_refused_by_name() {
     with_postgres(
         "a_database_behind_the_binarys_migrations_is_refused_by_name",

@@ -10,7 +10,11 @@ use ticketing_store::{AppendOutcome, ExpectedVersion, GlobalPosition, StoreError
 
 use crate::harness::{event, to_stream, Store};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+trials!(ticketing_store::testing::async_trial =>
+    two_stores_on_one_file_serialise_their_appends,
+    the_stream_index_migration_backfills_the_heads_of_existing_streams,
+);
+
 async fn two_stores_on_one_file_serialise_their_appends() {
     const WRITERS: u64 = 16;
     let dir = tempfile::tempdir().unwrap();
@@ -66,7 +70,6 @@ async fn two_stores_on_one_file_serialise_their_appends() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_index_migration_backfills_the_heads_of_existing_streams() {
     ticketing_store::testing::with_sqlite(|store| async move {
         let pool = store.pool().clone();

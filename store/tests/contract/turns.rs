@@ -9,6 +9,12 @@ use ticketing_store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};
 
 use crate::harness::{append_ok, event, events, to_stream, with_postgres, Store};
 
+// The behaviours on both backends are in `contract_tests!`; these need PostgreSQL.
+trials!(ticketing_store::testing::postgres_trial =>
+    turns_are_kept_across_processes_on_postgres,
+    a_turn_needs_no_second_connection_on_postgres,
+);
+
 const STREAM: &str = "inventory-1-a";
 const PATIENT: Duration = Duration::from_secs(20);
 
@@ -120,7 +126,6 @@ pub async fn an_append_in_a_turn_still_refuses_a_stale_expected_version(store: S
 
 /// Two stores on one database share nothing in memory, as two Lambda instances do: a
 /// turn held by one makes the other wait, through the database.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turns_are_kept_across_processes_on_postgres() {
     with_postgres(
         "turns_are_kept_across_processes_on_postgres",
@@ -199,7 +204,6 @@ pub async fn a_turn_loads_the_stream_it_will_append_to(store: Store) {
 
 /// With a pool of one connection, a writer in its turn still loads and appends: the
 /// turn needs no second connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_needs_no_second_connection_on_postgres() {
     with_postgres(
         "a_turn_needs_no_second_connection_on_postgres",

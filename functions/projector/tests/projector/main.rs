@@ -11,8 +11,8 @@ use ticketing_domain::{CustomerId, ShowId};
 use ticketing_fn_projector::{DeadLetterTopic, Handler, ItemIdentifier, KafkaBatchResponse};
 use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{TestStore, CUSTOMER, SHOW_ID};
-use ticketing_projector::testing::FaultyReadModels;
 use ticketing_projector::Projector;
+use ticketing_read_models::testing::FaultyReadModels;
 
 fn event(name: &str) -> KafkaEvent {
     serde_json::from_value(fixture!(name).json()).expect("a Kafka event Lambda sends")

@@ -9,7 +9,7 @@ use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{
     call, purchase, show_on_sale, TestStore, CUSTOMER, OTHER_CUSTOMER, SHOW_ID,
 };
-use ticketing_projector::testing::dynamodb::with_dynamodb;
+use ticketing_read_models::testing::dynamodb::with_dynamodb;
 
 /// `GET /v1/customers/me/reservations?<query>` as API Gateway hands it over.
 fn my_reservations(query: &str) -> lambda_http::Request {

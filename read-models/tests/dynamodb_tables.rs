@@ -1,13 +1,14 @@
 //! The read-model tables are declared three times: by
-//! `DynamoDbReadModels::create_tables` (what this suite runs on), by `template.yaml`
-//! (AWS) and by the LocalStack init hook (docker compose). These tests check that the
-//! three agree on every table's keys, attribute types and indexes, so that what the
-//! suite tests is what gets deployed.
+//! `DynamoDbReadModels::create_tables` (what the test suites run on), by
+//! `template.yaml` (AWS) and by the LocalStack init hook (docker compose). These tests
+//! check that the three agree on every table's keys, attribute types and indexes, so
+//! that what the suites test is what gets deployed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
+use ticketing_read_models::testing::dynamodb::{client, test_url, with_dynamodb};
 
 /// One table as the three declarations describe it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -209,7 +210,7 @@ fn from_localstack_hook() -> Tables {
 
 /// The tables `create_tables` made, as the DynamoDB API describes them.
 async fn from_the_store(
-    read_models: &ticketing_projector::dynamodb::DynamoDbReadModels,
+    read_models: &ticketing_read_models::dynamodb::DynamoDbReadModels,
     client: &aws_sdk_dynamodb::Client,
 ) -> Tables {
     let names = read_models.tables();
@@ -274,8 +275,8 @@ fn the_localstack_hook_creates_the_tables_the_template_declares() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_creates_the_tables_the_template_declares() {
-    crate::dynamodb::with_dynamodb("the_store_creates_the_tables", |read_models| async move {
-        let client = crate::dynamodb::client(&crate::dynamodb::test_url());
+    with_dynamodb("the_store_creates_the_tables", |read_models| async move {
+        let client = client(&test_url());
         assert_eq!(from_the_store(&read_models, &client).await, from_template());
     })
     .await;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
 use sqlx::Row;
-use ticketing_domain::{CustomerId, ShowId, Timestamp};
+use ticketing_domain::{CustomerId, SectionAvailability, ShowId, Timestamp};
 use ticketing_store::{GlobalPosition, StreamVersion};
 
 use crate::model::{
@@ -21,8 +21,7 @@ use crate::model::{
 };
 use crate::{
     unique, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
-    RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales, StoredDeadLetter,
-    TicketCursor, TicketPage,
+    RevokedTicket, SectionAdmissions, ShowSales, StoredDeadLetter, TicketCursor, TicketPage,
 };
 
 use crate::rows as d;

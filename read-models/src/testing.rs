@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ticketing_domain::{CustomerId, ShowId, Timestamp};
+use ticketing_domain::{CustomerId, SectionAvailability, ShowId, Timestamp};
 use ticketing_store::{GlobalPosition, StreamVersion};
 
 use crate::model::{BatchWrite, LoadedRows};
 use crate::{
     ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
-    RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales, StoredDeadLetter,
-    TicketCursor, TicketPage,
+    RevokedTicket, SectionAdmissions, ShowSales, StoredDeadLetter, TicketCursor, TicketPage,
 };
 
 /// Which writes fail: given the write's number (from 0, counting every write the

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::Row;
-use ticketing_domain::{CustomerId, ShowId, Timestamp};
+use ticketing_domain::{CustomerId, SectionAvailability, ShowId, Timestamp};
 use ticketing_store::{GlobalPosition, StreamVersion};
 
 use crate::model::{
@@ -20,8 +20,7 @@ use crate::model::{
 };
 use crate::{
     unique, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor, ReservationPage,
-    RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales, StoredDeadLetter,
-    TicketCursor, TicketPage,
+    RevokedTicket, SectionAdmissions, ShowSales, StoredDeadLetter, TicketCursor, TicketPage,
 };
 
 use crate::rows as d;

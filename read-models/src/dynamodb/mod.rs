@@ -29,7 +29,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use ticketing_domain::ticket::Revocation;
-use ticketing_domain::{CustomerId, ReservationId, ShowId, TicketId, Timestamp};
+use ticketing_domain::{
+    CustomerId, ReservationId, SectionAvailability, ShowId, TicketId, Timestamp,
+};
 use ticketing_store::{GlobalPosition, StreamVersion};
 use uuid::Uuid;
 
@@ -44,8 +46,8 @@ use crate::model::{
 use crate::rows::{self as d, instant, parse_instant};
 use crate::{
     unique, HeldTicket, ReadModelDump, ReadModelError, ReadModelStore, ReservationCursor,
-    ReservationPage, RevokedTicket, SectionAdmissions, SectionAvailability, ShowSales,
-    StoredDeadLetter, TicketCursor, TicketPage,
+    ReservationPage, RevokedTicket, SectionAdmissions, ShowSales, StoredDeadLetter, TicketCursor,
+    TicketPage,
 };
 
 type Item = HashMap<String, AttributeValue>;

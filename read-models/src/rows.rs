@@ -5,8 +5,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use ticketing_domain::ticket::Revocation;
 use ticketing_domain::{
-    Currency, CustomerId, Money, ReservationId, ReservationStatus, SectionName, ShowId, TicketId,
-    Timestamp,
+    Currency, CustomerId, Money, ReservationId, ReservationStatus, SectionAvailability,
+    SectionName, ShowId, TicketId, Timestamp,
 };
 use ticketing_store::StreamVersion;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::{
     HeldTicket, ReadModelDump, ReadModelError, ReservationCursor, ReservationPage, RevokedTicket,
-    SectionAdmissions, SectionAvailability, StoredDeadLetter, TicketCursor, TicketPage,
+    SectionAdmissions, StoredDeadLetter, TicketCursor, TicketPage,
 };
 
 /// Every table [`crate::ReadModelStore::clear`] empties.
