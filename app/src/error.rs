@@ -47,6 +47,11 @@ pub enum AppError {
     /// could hold seats or charge again. A deployment bug: an opaque HTTP 500.
     #[error("the recorded outcome of idempotency key {key} cannot be read: {reason}")]
     UnreadableOutcome { key: String, reason: String },
+    /// The task deciding a batch of holds ended without answering this one (a bug):
+    /// whether its hold was stored is unknown, so it is not run again. An opaque HTTP
+    /// 500; a retry with the same idempotency key finds the hold if it was stored.
+    #[error("the batch deciding this hold ended without an answer")]
+    OutcomeUnknown,
     /// A stored event or snapshot could not be read: a deployment or data bug. HTTP 500.
     #[error("stored event of stream {stream_id} cannot be read: {source}")]
     Decode {

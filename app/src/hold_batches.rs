@@ -9,7 +9,9 @@
 //! bucket as the holds before it left it, and appends every granted hold (its seats,
 //! its reservation, its idempotency record) in one transaction. Each buyer is answered
 //! as if its hold had run alone: granted, not enough seats in this bucket (the buyer
-//! tries the next one), refused by the domain, or no turn within the section wait.
+//! tries the next one), refused by the domain, or no turn within the section wait. A
+//! hold that finds nothing of its process in flight on the bucket is a batch of one,
+//! run in its own task, as holds ran before batches.
 //!
 //! A batch commits as a whole or not at all. When its append fails (the database is
 //! down, a key was recorded meanwhile), nothing of it is stored and every hold in it is
@@ -67,6 +69,8 @@ pub(crate) enum Verdict {
     NoTurn,
     /// The batch could not be stored: run the hold on its own.
     Alone,
+    /// The batch ended without an answer: whether it stored the hold is unknown.
+    Lost,
 }
 
 /// What a batch needs of the command layer, shared with the task that runs it.
@@ -87,6 +91,44 @@ pub(crate) struct HoldBatches {
     in_batches: AtomicUsize,
 }
 
+/// Hands a bucket served by a buyer's task over when that task is done with it (or
+/// went away): to a batch task if holds wait, else the lane is closed.
+struct HandOver {
+    batches: Arc<HoldBatches>,
+    context: BatchContext,
+    stream: String,
+}
+
+impl Drop for HandOver {
+    fn drop(&mut self) {
+        let mut lanes = self
+            .batches
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let waiting = lanes
+            .get(&self.stream)
+            .is_some_and(|lane| !lane.waiting.is_empty());
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if waiting => {
+                drop(lanes);
+                let (batches, context, stream) = (
+                    Arc::clone(&self.batches),
+                    self.context.clone(),
+                    self.stream.clone(),
+                );
+                runtime.spawn(async move { batches.serve(&context, &stream).await });
+            }
+            // Nothing waits, or no runtime to serve them (shutting down: the waiting
+            // buyers are answered `Lost`).
+            _ => {
+                lanes.remove(&self.stream);
+            }
+        }
+    }
+}
+
 /// One more hold in the batches for as long as it lives (a buyer who goes away drops it).
 struct Counted<'a>(&'a AtomicUsize);
 
@@ -103,40 +145,55 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// A bucket's waiting holds, and whether a task is serving them.
+/// The holds waiting for a bucket that is being served. A lane exists while a buyer's
+/// task or a batch task serves the bucket, and only one of them does at a time.
 #[derive(Default)]
 struct Lane {
     waiting: Vec<(Ticket, oneshot::Sender<Verdict>)>,
-    served: bool,
 }
 
 impl HoldBatches {
-    /// Queues `ticket` for `bucket_stream`'s next batch and waits for its verdict. The
-    /// batch runs in a task of its own, so a buyer who goes away does not take the
-    /// others' holds with it (its own hold may still be granted, and is then found
-    /// under its idempotency key, or expires).
+    /// Decides `ticket` on `bucket_stream` and answers with its verdict.
+    ///
+    /// When nothing of this process is in flight on the bucket, the hold is a batch of
+    /// one, run in the buyer's own task: a lone hold (every hold on Lambda) costs what
+    /// it did before batches. The holds that arrive meanwhile queue, and a task of its
+    /// own then serves them in batches until none waits, so that a buyer who goes away
+    /// takes no other buyer's hold with it (its own may still be granted: it is then
+    /// found under its idempotency key, or expires).
     pub(crate) async fn hold(
         self: &Arc<Self>,
         context: &BatchContext,
         bucket_stream: &str,
         ticket: Ticket,
     ) -> Verdict {
-        let (reply, verdict) = oneshot::channel();
         let _counted = Counted::new(&self.in_batches);
-        let start_server = {
+        let (reply, verdict) = oneshot::channel();
+        let alone = {
             let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-            let lane = lanes.entry(bucket_stream.to_owned()).or_default();
-            lane.waiting.push((ticket, reply));
-            !std::mem::replace(&mut lane.served, true)
+            match lanes.get_mut(bucket_stream) {
+                Some(lane) => {
+                    lane.waiting.push((ticket, reply));
+                    None
+                }
+                None => {
+                    lanes.insert(bucket_stream.to_owned(), Lane::default());
+                    Some((ticket, reply))
+                }
+            }
         };
-        if start_server {
-            let batches = Arc::clone(self);
-            let context = context.clone();
-            let stream = bucket_stream.to_owned();
-            tokio::spawn(async move { batches.serve(&context, &stream).await });
+        if let Some(own) = alone {
+            let _hand_over = HandOver {
+                batches: Arc::clone(self),
+                context: context.clone(),
+                stream: bucket_stream.to_owned(),
+            };
+            crate::metrics::hold_batch(1);
+            run_batch(context, bucket_stream, vec![own]).await;
         }
-        // A server that died (a panic) drops the senders: run the hold alone.
-        verdict.await.unwrap_or(Verdict::Alone)
+        // No answer: the task deciding it ended (a panic) without one. Whether the
+        // hold was stored is unknown, so it is not run again: the buyer retries.
+        verdict.await.unwrap_or(Verdict::Lost)
     }
 
     /// How many holds are queued for a batch or being decided in one.
@@ -163,7 +220,7 @@ impl HoldBatches {
 
     /// Serves `stream`'s lane until nothing waits.
     async fn serve(&self, context: &BatchContext, stream: &str) {
-        // Should this task panic, the lane must not stay marked as served.
+        // Should this task panic, the lane must not stay open with nobody serving it.
         struct Unserve<'a>(&'a HoldBatches, &'a str);
         impl Drop for Unserve<'_> {
             fn drop(&mut self) {
@@ -175,6 +232,7 @@ impl HoldBatches {
         }
         let _unserve = Unserve(self, stream);
         while let Some(batch) = self.next_batch(stream, context.max_batch) {
+            crate::metrics::hold_batch(batch.len());
             let span = tracing::info_span!(
                 parent: &batch[0].0.span,
                 "hold_batch",

@@ -290,6 +290,7 @@ impl Ticketing {
                     })
                 }
                 Verdict::Alone => return Ok(None),
+                Verdict::Lost => return Err(AppError::OutcomeUnknown),
             }
         }
         split_or_sold_out(&free, quantity)?;

@@ -139,6 +139,11 @@ pub(crate) fn turn_waited(waited: Duration) {
     metrics::histogram!("hold_turn_wait_seconds").record(waited.as_secs_f64());
 }
 
+/// How many holds one batch decided together (1: a hold alone).
+pub(crate) fn hold_batch(holds: usize) {
+    metrics::histogram!("hold_batch_size").record(holds as f64);
+}
+
 pub(crate) fn version_conflict() {
     metrics::counter!("command_version_conflicts_total").increment(1);
 }
