@@ -92,6 +92,51 @@ impl BucketHints {
     }
 }
 
+/// The new reservation of a hold of `request` in `shares` of the section's buckets.
+fn placing(
+    request: &HoldSeats,
+    show: &show::ShowDetails,
+    spec: &SectionSpec,
+    reservation_id: ReservationId,
+    expires_at: Timestamp,
+    shares: Vec<BucketShare>,
+    now: Timestamp,
+) -> Result<Change, AppError> {
+    let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
+    let placed = reservation.state.decide(
+        ReservationCommand::Place {
+            reservation_id,
+            show_id: show.show_id,
+            section: spec.name.clone(),
+            customer_id: request.customer_id.clone(),
+            quantity: request.quantity,
+            unit_price: spec.unit_price,
+            expires_at,
+            buckets: shares,
+        },
+        now,
+    )?;
+    Ok(reservation.change(placed))
+}
+
+/// What a granted hold of `request` answers.
+fn held_seats(
+    request: &HoldSeats,
+    show: &show::ShowDetails,
+    spec: &SectionSpec,
+    reservation_id: ReservationId,
+    expires_at: Timestamp,
+) -> Result<HeldSeats, AppError> {
+    Ok(HeldSeats {
+        reservation_id,
+        show_id: show.show_id,
+        section: spec.name.clone(),
+        quantity: request.quantity.get(),
+        amount: spec.unit_price.times(request.quantity.get())?,
+        expires_at,
+    })
+}
+
 /// When no single bucket had the seats (`free` per bucket): `Ok` if the buckets have
 /// them together, so the hold may be split across them, else sold out.
 fn split_or_sold_out(free: &[u32], quantity: Quantity) -> Result<(), AppError> {
@@ -153,34 +198,19 @@ impl Ticketing {
                     } = self
                         .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
                         .await?;
-                    let reservation =
-                        Loaded::<Reservation>::empty(reservation_stream(reservation_id));
-                    let placed = reservation.state.decide(
-                        ReservationCommand::Place {
-                            reservation_id,
-                            show_id: show.show_id,
-                            section: spec.name.clone(),
-                            customer_id: request.customer_id.clone(),
-                            quantity: request.quantity,
-                            unit_price: spec.unit_price,
-                            expires_at,
-                            buckets: shares,
-                        },
+                    changes.push(placing(
+                        request,
+                        &show,
+                        spec,
+                        reservation_id,
+                        expires_at,
+                        shares,
                         self.clock.now(),
-                    )?;
-                    changes.push(reservation.change(placed));
-                    let amount = spec.unit_price.times(request.quantity.get())?;
+                    )?);
                     Ok(Decision {
                         completes: true,
                         changes,
-                        outcome: HeldSeats {
-                            reservation_id,
-                            show_id: show.show_id,
-                            section: spec.name.clone(),
-                            quantity: request.quantity.get(),
-                            amount,
-                            expires_at,
-                        },
+                        outcome: held_seats(request, &show, spec, reservation_id, expires_at)?,
                     })
                 })
                 .await
@@ -214,14 +244,7 @@ impl Ticketing {
         // Whole seconds: a bucket counts held seats per expiry second.
         let expires_at = expiry_slot(now + self.settings.hold_duration);
         let quantity = request.quantity;
-        let outcome = HeldSeats {
-            reservation_id,
-            show_id: show.show_id,
-            section: spec.name.clone(),
-            quantity: quantity.get(),
-            amount: spec.unit_price.times(quantity.get())?,
-            expires_at,
-        };
+        let outcome = held_seats(request, &show, spec, reservation_id, expires_at)?;
         let record = idempotency.map(|i| i.record(&outcome));
         let context = BatchContext {
             store: Arc::clone(&self.store),
@@ -233,21 +256,17 @@ impl Ticketing {
         let section_key = inventory_stream(show.show_id, &spec.name);
         let mut free = vec![0u32; buckets as usize];
         for bucket in self.bucket_hints.order(&section_key, buckets) {
-            let reservation = Loaded::<Reservation>::empty(reservation_stream(reservation_id));
-            let placed = reservation.state.decide(
-                ReservationCommand::Place {
-                    reservation_id,
-                    show_id: show.show_id,
-                    section: spec.name.clone(),
-                    customer_id: request.customer_id.clone(),
-                    quantity,
-                    unit_price: spec.unit_price,
-                    expires_at,
-                    buckets: vec![BucketShare {
-                        bucket,
-                        quantity: quantity.get(),
-                    }],
-                },
+            let shares = vec![BucketShare {
+                bucket,
+                quantity: quantity.get(),
+            }];
+            let reservation = placing(
+                request,
+                &show,
+                spec,
+                reservation_id,
+                expires_at,
+                shares,
                 now,
             )?;
             let ticket = Ticket {
@@ -257,7 +276,7 @@ impl Ticketing {
                     expires_at,
                     sales: show.status,
                 },
-                reservation: reservation.change(placed),
+                reservation,
                 metadata: ctx.metadata(),
                 record: record.clone(),
                 deadline,
