@@ -26,12 +26,10 @@ use std::time::{Duration, Instant};
 
 use ticketing_domain::{Aggregate, DomainError, Inventory, InventoryCommand};
 use ticketing_store::{
-    AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, NewEvent, RecordedEvent,
-    StoreError, StreamAppend,
+    AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, RecordedEvent, StoreError,
 };
 use tokio::sync::oneshot;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::repository::{load_via_turn, Change};
@@ -313,24 +311,16 @@ async fn run_batch(
     }
 
     let change = bucket.change(bucket_events);
-    let mut metadata = granted
+    let metadata: Vec<&EventMetadata> = granted
         .iter()
-        .flat_map(|g| std::iter::repeat_n(&g.ticket.metadata, g.events));
-    let bucket_append = StreamAppend {
-        stream_id: change.stream_id.clone(),
-        expected_version: change.expected_version,
-        events: change
-            .events
-            .iter()
-            .map(|event| NewEvent {
-                event_id: Uuid::now_v7(),
-                event_type: event.event_type.clone(),
-                schema_version: event.schema_version,
-                data: event.data.clone(),
-                metadata: metadata.next().cloned().unwrap_or_default(),
-            })
-            .collect(),
-    };
+        .flat_map(|g| std::iter::repeat_n(&g.ticket.metadata, g.events))
+        .collect();
+    let bucket_append = change.clone().into_append_each(|index| {
+        metadata
+            .get(index)
+            .map(|m| (*m).clone())
+            .unwrap_or_default()
+    });
     let mut appends = vec![bucket_append];
     appends.extend(
         granted
@@ -343,7 +333,7 @@ async fn run_batch(
         .collect();
     match turn.append(appends, records).await {
         Ok(AppendOutcome::Appended { recorded, .. }) => {
-            answer_granted(granted, recorded);
+            answer_granted(stream, granted, recorded);
             if let Some(snapshot) = change.due_snapshot(context.snapshot_every) {
                 if let Err(error) = context.store.save_snapshot(snapshot).await {
                     tracing::warn!(error.cause_chain = ?error, "snapshot not saved");
@@ -352,7 +342,7 @@ async fn run_batch(
         }
         // Fresh event ids cannot have been stored before; were they, the relay
         // publishes them.
-        Ok(AppendOutcome::AlreadyAppended) => answer_granted(granted, Vec::new()),
+        Ok(AppendOutcome::AlreadyAppended) => answer_granted(stream, granted, Vec::new()),
         Err(error) => {
             tracing::debug!(
                 error.cause_chain = ?error,
@@ -383,11 +373,10 @@ fn answer_all(batch: Vec<(Ticket, oneshot::Sender<Verdict>)>, verdict: impl Fn()
 
 /// Hands each granted hold its recorded events: its share of the bucket's, in order,
 /// and its reservation's.
-fn answer_granted(granted: Vec<Granted>, recorded: Vec<RecordedEvent>) {
-    let bucket_stream = recorded.first().map(|e| e.stream_id.clone());
+fn answer_granted(bucket_stream: &str, granted: Vec<Granted>, recorded: Vec<RecordedEvent>) {
     let (mut bucket, others): (Vec<_>, Vec<_>) = recorded
         .into_iter()
-        .partition(|event| Some(&event.stream_id) == bucket_stream.as_ref());
+        .partition(|event| event.stream_id == bucket_stream);
     bucket.sort_by_key(|event| event.version);
     let mut of_reservation: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
     for event in others {

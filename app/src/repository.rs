@@ -104,18 +104,28 @@ impl fmt::Debug for PendingSnapshot {
 
 impl Change {
     pub(crate) fn into_append(self, metadata: &EventMetadata) -> StreamAppend {
+        self.into_append_each(|_| metadata.clone())
+    }
+
+    /// [`Change::into_append`] with each event's own metadata (`metadata` of its index):
+    /// the events of several commands decided together.
+    pub(crate) fn into_append_each(
+        self,
+        mut metadata: impl FnMut(usize) -> EventMetadata,
+    ) -> StreamAppend {
         StreamAppend {
             stream_id: self.stream_id,
             expected_version: self.expected_version,
             events: self
                 .events
                 .into_iter()
-                .map(|e| NewEvent {
+                .enumerate()
+                .map(|(index, e)| NewEvent {
                     event_id: Uuid::now_v7(),
                     event_type: e.event_type,
                     schema_version: e.schema_version,
                     data: e.data,
-                    metadata: metadata.clone(),
+                    metadata: metadata(index),
                 })
                 .collect(),
         }
