@@ -1,4 +1,10 @@
 //! `ticketing demo` and `ticketing migrate`, through the library and through the binary.
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that a PostgreSQL test is
+//! reported as skipped (ignored) by name when no server answers and `CI` is not set
+//! ([`ticketing_store::testing::postgres_trial`]). A new test function is listed in
+//! `main`'s `trials!`.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -7,7 +13,22 @@ use ticketing_cli::demo::{self, DemoReport};
 use ticketing_domain::{Currency, DomainError, Money};
 use ticketing_read_models::postgres::PostgresReadModels;
 use ticketing_read_models::sqlite::SqliteReadModels;
-use ticketing_store::testing::{with_postgres, with_sqlite, DEFAULT_TEST_DATABASE_URL};
+use ticketing_store::testing::{
+    async_trial, postgres_trial, run_trials, sync_trial, with_postgres, with_sqlite,
+    DEFAULT_TEST_DATABASE_URL,
+};
+
+fn main() {
+    run_trials(ticketing_store::trials![
+        async_trial => the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite;
+        postgres_trial =>
+            the_demo_runs_on_postgres,
+            the_binary_migrates_and_runs_the_demo_on_postgres_from_database_url;
+        sync_trial =>
+            the_binary_runs_the_demo_on_the_embedded_default_with_no_configuration,
+            an_unsupported_database_url_is_refused_with_a_clear_message;
+    ])
+}
 
 fn assert_demo_outcome(report: &DemoReport) {
     let section = &report.section;
@@ -56,7 +77,6 @@ fn assert_demo_outcome(report: &DemoReport) {
     ));
 }
 
-#[tokio::test]
 async fn the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite() {
     with_sqlite(|store| async move {
         let mut out = Vec::new();
@@ -82,7 +102,6 @@ async fn the_demo_runs_the_purchase_and_the_failure_paths_on_sqlite() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_on_postgres() {
     with_postgres("the_demo_runs_on_postgres", |store| async move {
         let read_models = Arc::new(PostgresReadModels::new(store.pool().clone()));
@@ -105,7 +124,6 @@ fn ticketing() -> Command {
     command
 }
 
-#[test]
 fn the_binary_runs_the_demo_on_the_embedded_default_with_no_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let output = ticketing()
@@ -143,7 +161,6 @@ fn the_binary_runs_the_demo_on_the_embedded_default_with_no_configuration() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_migrates_and_runs_the_demo_on_postgres_from_database_url() {
     with_postgres(
         "the_binary_migrates_and_runs_the_demo_on_postgres",
@@ -195,7 +212,6 @@ async fn the_binary_migrates_and_runs_the_demo_on_postgres_from_database_url() {
     .await;
 }
 
-#[test]
 fn an_unsupported_database_url_is_refused_with_a_clear_message() {
     let output = ticketing()
         .arg("migrate")

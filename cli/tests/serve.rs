@@ -1,4 +1,10 @@
 //! `ticketing serve` over real TCP, and `ticketing token`.
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that the PostgreSQL test
+//! is reported as skipped (ignored) by name when no server answers and `CI` is not set
+//! ([`ticketing_store::testing::postgres_trial`]). A new test function is listed in
+//! `main`'s `trials!`.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -8,9 +14,21 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use ticketing_api::auth::{AuthConfig, VerificationKey};
 use ticketing_cli::{dev_secret, serve};
-use ticketing_store::testing::with_sqlite;
+use ticketing_store::testing::{
+    async_trial, postgres_trial, run_trials, sync_trial, with_new_postgres_database, with_sqlite,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+fn main() {
+    run_trials(ticketing_store::trials![
+        async_trial =>
+            the_local_server_serves_a_purchase_and_shuts_down_cleanly,
+            a_hold_is_one_trace_from_the_request_through_the_append_to_the_projection;
+        sync_trial => token_signs_with_the_development_secret_of_the_working_directory;
+        postgres_trial => serve_migrates_a_new_database_and_with_no_migrate_refuses_it_by_name;
+    ])
+}
 
 /// One HTTP/1.1 request on a fresh connection; returns the status and the JSON body.
 async fn http(
@@ -261,7 +279,6 @@ fn names_used_by_dashboards_and_alerts() -> std::collections::BTreeSet<String> {
     names
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_server_serves_a_purchase_and_shuts_down_cleanly() {
     with_sqlite(|store| async move {
         let server = LocalServer::start(store).await;
@@ -341,7 +358,6 @@ async fn the_local_server_serves_a_purchase_and_shuts_down_cleanly() {
 /// request span through the append and the publish to the projection of each of its
 /// events, all in the caller's trace (spans collected by the SDK's in-memory
 /// exporter).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_is_one_trace_from_the_request_through_the_append_to_the_projection() {
     use opentelemetry::trace::{SpanId, TraceId};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -424,7 +440,6 @@ async fn a_hold_is_one_trace_from_the_request_through_the_append_to_the_projecti
     let _ = provider.shutdown();
 }
 
-#[test]
 fn token_signs_with_the_development_secret_of_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_ticketing"))
@@ -472,9 +487,8 @@ fn token_signs_with_the_development_secret_of_the_working_directory() {
 
 /// `serve` on a database nobody has migrated: with `--no-migrate` it refuses at once
 /// with a line naming `ticketing migrate`; without, it migrates it and serves.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_migrates_a_new_database_and_with_no_migrate_refuses_it_by_name() {
-    ticketing_store::testing::with_new_postgres_database(
+    with_new_postgres_database(
         "serve_migrates_a_new_database_and_with_no_migrate_refuses_it_by_name",
         |url| async move {
             let dir = tempfile::tempdir().unwrap();

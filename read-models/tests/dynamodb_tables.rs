@@ -3,12 +3,26 @@
 //! `template.yaml` (AWS) and by the LocalStack init hook (docker compose). These tests
 //! check that the three agree on every table's keys, attribute types and indexes, so
 //! that what the suites test is what gets deployed.
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that the test on the
+//! DynamoDB server is reported as skipped (ignored) by name when none answers and `CI`
+//! is not set ([`ticketing_read_models::testing::dynamodb::dynamodb_trial`]). A new
+//! test function is listed in `main`'s `trials!`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
-use ticketing_read_models::testing::dynamodb::{client, test_url, with_dynamodb};
+use ticketing_read_models::testing::dynamodb::{client, dynamodb_trial, test_url, with_dynamodb};
+use ticketing_store::testing::{run_trials, sync_trial};
+
+fn main() {
+    run_trials(ticketing_store::trials![
+        sync_trial => the_localstack_hook_creates_the_tables_the_template_declares;
+        dynamodb_trial => the_store_creates_the_tables_the_template_declares;
+    ])
+}
 
 /// One table as the three declarations describe it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -266,14 +280,12 @@ async fn from_the_store(
     tables
 }
 
-#[test]
 fn the_localstack_hook_creates_the_tables_the_template_declares() {
     let template = from_template();
     assert_eq!(template.len(), 8, "{:?}", template.keys());
     assert_eq!(from_localstack_hook(), template);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_creates_the_tables_the_template_declares() {
     with_dynamodb("the_store_creates_the_tables", |read_models| async move {
         let client = client(&test_url());

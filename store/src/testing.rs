@@ -1,34 +1,36 @@
 //! Test support: a fresh, migrated database per test, on either backend, so that the
-//! store's contract suite and the command layer's tests run the same way, and the
-//! trials that report a PostgreSQL test as skipped, by name, when no server answers.
+//! store's contract suite and the suites of the crates above it run the same way, and
+//! the trials that report a test whose service is missing as skipped, by name.
 //!
 //! - [`with_sqlite`]: a new SQLite file in a temporary directory, removed afterwards.
 //! - [`with_postgres`]: a new database `store_test_<uuid>` on the server named by
 //!   `TEST_DATABASE_URL` (default [`DEFAULT_TEST_DATABASE_URL`]), migrated, and dropped
 //!   `WITH (FORCE)` afterwards even when the test panics. When the server cannot be
-//!   reached, see [`skip_unless_ci`]: with `CI` set the test fails, since there a
-//!   missing database must fail the run, not pass it silently.
+//!   reached the test fails ([`service_missing`]).
 //! - [`with_new_postgres_database`]: the same, left empty, for tests of what a binary
 //!   does with a database nobody has migrated.
-//! - [`async_trial`] and [`postgres_trial`]: tests as `libtest_mimic` trials, for test
-//!   binaries declared with `harness = false` (the store's `contract` and the command
-//!   layer's `commands`). A PostgreSQL trial is marked ignored when
-//!   [`postgres_reachable`] says no and `CI` is not set, so that nextest and
-//!   `cargo test` report it as skipped under its own name instead of as passed.
+//! - [`async_trial`], [`sync_trial`], [`postgres_trial`] and [`trial_needing`], listed
+//!   with [`trials!`](crate::trials) and
+//!   [`trials_on_both_backends!`](crate::trials_on_both_backends), and run by
+//!   [`run_trials`]: tests as `libtest_mimic` trials, for the test binaries declared
+//!   with `harness = false` (every suite that needs a service). A trial whose service
+//!   is missing is marked ignored when `CI` is not set, so that nextest and
+//!   `cargo test` report it as skipped under its own name instead of as passed; with
+//!   `CI` set it runs and fails. libtest's harness has no way to skip a test once it
+//!   has started, which is why these binaries do without it.
 //!
 //! Behind the crate's `testing` feature, which this crate's and other crates' tests
 //! turn on as a dev-dependency feature: no production binary links it.
 
 use std::future::Future;
-use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::panic::resume_unwind;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use libtest_mimic::Trial;
+use libtest_mimic::Arguments;
+pub use libtest_mimic::Trial;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -45,10 +47,6 @@ pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/
 /// server on this machine or the local network answers in a few milliseconds, and a
 /// missing one on the loopback refuses at once.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Set once this process has built a trial: its tests then report a missing service
-/// by name (as ignored), and [`skip_unless_ci`] fails the test that still runs.
-static TRIALS: AtomicBool = AtomicBool::new(false);
 
 /// The URL of the server the PostgreSQL tests use: `TEST_DATABASE_URL`, or
 /// [`DEFAULT_TEST_DATABASE_URL`].
@@ -76,10 +74,100 @@ pub fn postgres_reachable() -> bool {
             let socket = format!("{}/.s.PGSQL.{port}", host.trim_end_matches('/'));
             return std::os::unix::net::UnixStream::connect(socket).is_ok();
         }
-        (host, port).to_socket_addrs().is_ok_and(|mut addresses| {
-            addresses.any(|address| TcpStream::connect_timeout(&address, PROBE_TIMEOUT).is_ok())
-        })
+        accepts_connections(host, port)
     })
+}
+
+/// Whether something listens at `host`:`port`: a TCP connection opened within half a
+/// second to any of the addresses the name resolves to. The probe every service's
+/// trials use to decide whether to run.
+pub fn accepts_connections(host: &str, port: u16) -> bool {
+    (host, port).to_socket_addrs().is_ok_and(|mut addresses| {
+        addresses.any(|address| TcpStream::connect_timeout(&address, PROBE_TIMEOUT).is_ok())
+    })
+}
+
+/// Runs `trials` as the test binary's harness, with the command line's arguments (the
+/// ones libtest and nextest pass), and exits with the outcome. The `main` of a test
+/// binary declared with `harness = false`.
+pub fn run_trials(trials: Vec<Trial>) -> ! {
+    libtest_mimic::run(&Arguments::from_args(), trials).exit()
+}
+
+/// The name libtest gives the test function `test` of the module `module_path` (as
+/// `module_path!()` gives it, crate first): the path without the crate's name. Used by
+/// [`trials!`](crate::trials).
+#[doc(hidden)]
+pub fn trial_name(module_path: &str, test: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{test}"),
+        None => test.to_owned(),
+    }
+}
+
+/// The trials of the listed test functions, each made by the function before its `=>`
+/// ([`async_trial`], [`postgres_trial`], [`sync_trial`], or a crate's own) and named as
+/// libtest would name a test function of the module the macro is used in:
+///
+/// ```ignore
+/// pub fn trials() -> Vec<Trial> {
+///     ticketing_store::trials![
+///         async_trial => a_test, another_test;
+///         postgres_trial => a_test_of_the_database;
+///     ]
+/// }
+/// ```
+#[macro_export]
+macro_rules! trials {
+    ($($make:path => $($test:ident),+ $(,)?);+ $(;)?) => {{
+        let mut trials: ::std::vec::Vec<$crate::testing::Trial> = ::std::vec::Vec::new();
+        $($(
+            trials.push($make(
+                $crate::testing::trial_name(module_path!(), stringify!($test)),
+                $test,
+            ));
+        )+)+
+        trials
+    }};
+}
+
+/// The trials of the listed behaviours (async functions taking an `Arc` of a store),
+/// each run on a fresh SQLite file ([`with_sqlite`]) and on a fresh PostgreSQL
+/// database ([`with_postgres`], a [`postgres_trial`]), named `sqlite::<behaviour>` and
+/// `postgres::<behaviour>` after the function's own name:
+///
+/// ```ignore
+/// let trials = ticketing_store::trials_on_both_backends![relay::a_behaviour, another];
+/// ```
+#[macro_export]
+macro_rules! trials_on_both_backends {
+    ($($behaviour:path),+ $(,)?) => {{
+        let mut trials: ::std::vec::Vec<$crate::testing::Trial> = ::std::vec::Vec::new();
+        $(
+            trials.push($crate::testing::async_trial(
+                $crate::testing::backend_trial_name("sqlite", stringify!($behaviour)),
+                || $crate::testing::with_sqlite(|store| $behaviour(::std::sync::Arc::new(store))),
+            ));
+        )+
+        $(
+            let name = $crate::testing::backend_trial_name("postgres", stringify!($behaviour));
+            trials.push($crate::testing::postgres_trial(name.clone(), move || async move {
+                $crate::testing::with_postgres(&name, |store| {
+                    $behaviour(::std::sync::Arc::new(store))
+                })
+                .await
+            }));
+        )+
+        trials
+    }};
+}
+
+/// `<backend>::<function>` for the function `behaviour` names (a path, perhaps
+/// qualified). Used by [`trials_on_both_backends!`](crate::trials_on_both_backends).
+#[doc(hidden)]
+pub fn backend_trial_name(backend: &str, behaviour: &str) -> String {
+    let function = behaviour.rsplit("::").next().unwrap_or(behaviour).trim();
+    format!("{backend}::{function}")
 }
 
 /// A trial named `name` that runs the future `test` returns on a fresh multi-thread
@@ -93,7 +181,6 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
-    TRIALS.store(true, Ordering::Relaxed);
     Trial::test(name, move || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -105,18 +192,39 @@ where
     })
 }
 
-/// An [`async_trial`] for a test that needs PostgreSQL ([`with_postgres`] or
-/// [`with_new_postgres_database`]): marked ignored, under the same name, when the
-/// server is unreachable ([`postgres_reachable`]) and `CI` is not set, so that the
-/// run reports it as skipped. With `CI` set it always runs, and fails without a
-/// server. Run anyway (`--ignored`, nextest's `--run-ignored`), it fails too.
+/// A trial named `name` that runs `test` on the test's own thread, as `#[test]` does.
+pub fn sync_trial<F>(name: impl Into<String>, test: F) -> Trial
+where
+    F: FnOnce() + Send + 'static,
+{
+    Trial::test(name, move || {
+        test();
+        Ok(())
+    })
+}
+
+/// An [`async_trial`] for a test that needs a service (a server, a broker, a program):
+/// marked ignored, under the same name, when `reachable` is false and `CI` is not set,
+/// so that the run reports it as skipped. With `CI` set it always runs, and fails
+/// without its service. Run anyway (`--ignored`, nextest's `--run-ignored`), it fails
+/// too.
+pub fn trial_needing<F, Fut>(reachable: bool, name: impl Into<String>, test: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let skipped = std::env::var_os("CI").is_none() && !reachable;
+    async_trial(name, test).with_ignored_flag(skipped)
+}
+
+/// A [`trial_needing`] PostgreSQL, for a test that uses [`with_postgres`] or
+/// [`with_new_postgres_database`] ([`postgres_reachable`]).
 pub fn postgres_trial<F, Fut>(name: impl Into<String>, test: F) -> Trial
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
-    let skipped = std::env::var_os("CI").is_none() && !postgres_reachable();
-    async_trial(name, test).with_ignored_flag(skipped)
+    trial_needing(postgres_reachable(), name, test)
 }
 
 /// Runs `test` against a freshly created and migrated SQLite file.
@@ -138,42 +246,26 @@ where
     pool.close().await;
 }
 
-/// What a test does when a service it needs is missing (`missing` says which and
-/// why): with `CI` set it fails, saying `in_ci`; elsewhere it notes on stderr that
-/// `test_name` is skipped, and the caller returns, so that the harness reports the
-/// test as passed.
-///
-/// That note is for the test binaries still on libtest's harness. The binaries whose
-/// tests are trials ([`postgres_trial`]) report such a test as skipped by name
-/// before it runs; one that runs anyway (asked for with `--ignored`, or the service
-/// gone since the probe) fails here instead of passing.
+/// Fails the test whose service is missing (`missing` says which and why). With `CI`
+/// set the message says `in_ci`: there every service must be present. Elsewhere the
+/// test's trial is skipped when its probe finds the service missing, so a test that
+/// gets here was asked for (`--ignored`) or lost its service after the probe.
 ///
 /// # Panics
-/// With `CI` set, and in a process whose tests are trials.
-pub fn skip_unless_ci(test_name: &str, missing: &str, in_ci: &str) {
+/// Always.
+pub fn service_missing(missing: &str, in_ci: &str) -> ! {
     if std::env::var_os("CI").is_some() {
         panic!("{missing}; {in_ci}");
     }
-    if TRIALS.load(Ordering::Relaxed) {
-        panic!("{missing}; this trial was not skipped (asked for with --ignored, or the server takes TCP connections), so it fails");
-    }
-    // Written to the stderr handle rather than with `eprintln!`, which the test
-    // harness captures and shows only for failing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipping {test_name}: {missing}; set CI to make this fail"
-    );
+    panic!("{missing}; its trial ran (asked for with --ignored, or the service went away after the probe), so it fails");
 }
 
-/// Runs `test` against a freshly created and migrated PostgreSQL database. When no
-/// server answers it fails with `CI` set; elsewhere, in a binary on libtest's harness,
-/// it notes on stderr that `test_name` is skipped and returns, so the test passes
-/// ([`skip_unless_ci`]). Binaries whose tests are trials wrap it in a
-/// [`postgres_trial`], reported as skipped by name instead. `test_name` is only used
-/// in that note and in failure messages.
+/// Runs `test` against a freshly created and migrated PostgreSQL database. A test that
+/// uses it is a [`postgres_trial`], skipped by name outside CI when no server answers.
+/// `test_name` is only used in failure messages.
 ///
 /// # Panics
-/// When the server is unreachable and `CI` is set or the test is a trial, when the
+/// When the server is unreachable ([`service_missing`]), when the
 /// database cannot be created, migrated or dropped, and with the test's own panic.
 pub async fn with_postgres<F, Fut>(test_name: &str, test: F)
 where
@@ -234,12 +326,10 @@ where
             }
             .redacted_url()
             .unwrap_or_default();
-            skip_unless_ci(
-                test_name,
+            service_missing(
                 &format!("PostgreSQL at {shown} is unreachable: {reason}"),
                 "CI must run the PostgreSQL tests",
             );
-            return;
         }
     };
 

@@ -23,11 +23,15 @@ use crate::support::*;
 
 // The scenarios on both backends are in `on_both_backends!`; these run on SQLite
 // against librdkafka's mock broker or a bus of their own.
-trials!(ticketing_store::testing::async_trial =>
-    commands_publish_to_kafka_and_the_relay_catches_up_after_a_broker_outage,
-    with_the_broker_down_a_command_waits_no_longer_than_its_publish_budget,
-    a_publish_slower_than_the_budget_finishes_behind_the_command_and_is_marked,
-);
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    ticketing_store::trials![
+        ticketing_store::testing::async_trial =>
+            commands_publish_to_kafka_and_the_relay_catches_up_after_a_broker_outage,
+            with_the_broker_down_a_command_waits_no_longer_than_its_publish_budget,
+            a_publish_slower_than_the_budget_finishes_behind_the_command_and_is_marked,
+    ]
+}
 
 /// Every committed event, in the global order.
 async fn committed(store: &dyn EventStore, expected: usize) -> Vec<RecordedEvent> {

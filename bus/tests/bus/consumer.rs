@@ -208,8 +208,7 @@ fn delivered_events(deliveries: &[Delivery]) -> Vec<RecordedEvent> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_hold_at_most_max_events_decoded_as_published_in_stream_order() {
+pub async fn batches_hold_at_most_max_events_decoded_as_published_in_stream_order() {
     let broker = Broker::new();
     let streams = ["show-1", "inventory-1-floor", "reservation-1", "payment-1"];
     let published = events(&streams, 3);
@@ -260,8 +259,8 @@ async fn batches_hold_at_most_max_events_decoded_as_published_in_stream_order() 
     drop(source);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_source_of_the_group_resumes_after_the_commit_and_gets_uncommitted_events_again() {
+pub async fn a_new_source_of_the_group_resumes_after_the_commit_and_gets_uncommitted_events_again()
+{
     let broker = Broker::new();
     let published = events(&["show-1"], 6);
     broker.bus().publish(&published).await.unwrap();
@@ -356,8 +355,7 @@ async fn read_dead_letters(bootstrap_servers: String, expected: usize) -> Vec<Le
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_is_not_an_event_is_poison_and_goes_to_the_dead_letter_topic_with_its_origin(
+pub async fn a_message_that_is_not_an_event_is_poison_and_goes_to_the_dead_letter_topic_with_its_origin(
 ) {
     let broker = Broker::new();
     broker
@@ -439,8 +437,7 @@ async fn a_message_that_is_not_an_event_is_poison_and_goes_to_the_dead_letter_to
     drop(source);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lag_counts_the_messages_after_the_committed_offset_of_an_assigned_partition() {
+pub async fn lag_counts_the_messages_after_the_committed_offset_of_an_assigned_partition() {
     let broker = Broker::new();
     let published = events(&["show-1"], 5);
     broker.bus().publish(&published).await.unwrap();
@@ -493,8 +490,7 @@ async fn lag_counts_the_messages_after_the_committed_offset_of_an_assigned_parti
     drop(source);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_nothing_published_a_batch_is_empty_after_the_wait() {
+pub async fn with_nothing_published_a_batch_is_empty_after_the_wait() {
     let broker = Broker::new();
     let mut source = broker.source(&unique_group());
     let wait = Duration::from_millis(500);
@@ -548,8 +544,7 @@ async fn committed_offsets(
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offsets_of_partitions_revoked_by_a_rebalance_are_not_committed() {
+pub async fn offsets_of_partitions_revoked_by_a_rebalance_are_not_committed() {
     let broker = Broker::new();
     let streams = ["show-1", "show-2", "show-3", "show-4", "show-5", "show-6"];
     let published = events(&streams, 1);
@@ -644,4 +639,18 @@ async fn offsets_of_partitions_revoked_by_a_rebalance_are_not_committed() {
     );
     drop(first);
     drop(second);
+}
+
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    use ticketing_store::testing::async_trial;
+    ticketing_store::trials![
+        async_trial =>
+            batches_hold_at_most_max_events_decoded_as_published_in_stream_order,
+            a_new_source_of_the_group_resumes_after_the_commit_and_gets_uncommitted_events_again,
+            a_message_that_is_not_an_event_is_poison_and_goes_to_the_dead_letter_topic_with_its_origin,
+            lag_counts_the_messages_after_the_committed_offset_of_an_assigned_partition,
+            with_nothing_published_a_batch_is_empty_after_the_wait,
+            offsets_of_partitions_revoked_by_a_rebalance_are_not_committed,
+    ]
 }

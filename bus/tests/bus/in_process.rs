@@ -7,8 +7,7 @@ use ticketing_store::EventStore;
 
 use crate::support::{append_unpublished, outbox};
 
-#[tokio::test]
-async fn published_events_reach_the_log_and_every_subscriber_in_order() {
+pub async fn published_events_reach_the_log_and_every_subscriber_in_order() {
     with_sqlite(|store| async move {
         append_unpublished(&store, &["show-1", "inventory-1-floor"], 2).await;
         let events = outbox(&store).await;
@@ -38,8 +37,7 @@ async fn published_events_reach_the_log_and_every_subscriber_in_order() {
     .await;
 }
 
-#[tokio::test]
-async fn the_log_keeps_only_the_latest_messages() {
+pub async fn the_log_keeps_only_the_latest_messages() {
     with_sqlite(|store| async move {
         append_unpublished(&store, &["payment-1"], 5).await;
         let events = outbox(&store).await;
@@ -58,8 +56,7 @@ async fn the_log_keeps_only_the_latest_messages() {
     .await;
 }
 
-#[tokio::test]
-async fn a_paused_bus_refuses_like_a_broker_that_is_down_until_resumed() {
+pub async fn a_paused_bus_refuses_like_a_broker_that_is_down_until_resumed() {
     with_sqlite(|store| async move {
         append_unpublished(&store, &["reservation-1"], 1).await;
         let events = outbox(&store).await;
@@ -77,8 +74,7 @@ async fn a_paused_bus_refuses_like_a_broker_that_is_down_until_resumed() {
     .await;
 }
 
-#[tokio::test]
-async fn a_batch_with_an_unroutable_event_publishes_nothing() {
+pub async fn a_batch_with_an_unroutable_event_publishes_nothing() {
     with_sqlite(|store| async move {
         append_unpublished(&store, &["show-1", "raw-1"], 1).await;
         let events = outbox(&store).await;
@@ -93,4 +89,16 @@ async fn a_batch_with_an_unroutable_event_publishes_nothing() {
         assert_eq!(store.unpublished(None, 10).await.unwrap(), events);
     })
     .await;
+}
+
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    use ticketing_store::testing::async_trial;
+    ticketing_store::trials![
+        async_trial =>
+            published_events_reach_the_log_and_every_subscriber_in_order,
+            the_log_keeps_only_the_latest_messages,
+            a_paused_bus_refuses_like_a_broker_that_is_down_until_resumed,
+            a_batch_with_an_unroutable_event_publishes_nothing,
+    ]
 }

@@ -27,8 +27,7 @@ fn bus(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>
     KafkaBus::new(config).expect("a producer")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_event_goes_to_its_stream_topic_keyed_by_stream_with_its_headers_and_payload() {
+pub async fn each_event_goes_to_its_stream_topic_keyed_by_stream_with_its_headers_and_payload() {
     with_sqlite(|store| async move {
         let cluster = cluster();
         let bus = bus(&cluster);
@@ -89,8 +88,7 @@ async fn each_event_goes_to_its_stream_topic_keyed_by_stream_with_its_headers_an
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_broker_down_a_publish_fails_within_the_timeout_and_the_relay_catches_up() {
+pub async fn with_the_broker_down_a_publish_fails_within_the_timeout_and_the_relay_catches_up() {
     with_sqlite(|store| async move {
         let cluster = cluster();
         let bus = bus(&cluster);
@@ -162,8 +160,7 @@ async fn with_the_broker_down_a_publish_fails_within_the_timeout_and_the_relay_c
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_and_read_topic_report_what_the_broker_holds_without_joining_the_group() {
+pub async fn status_and_read_topic_report_what_the_broker_holds_without_joining_the_group() {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
     use ticketing_bus::kafka::{bus_status, read_topic};
@@ -241,4 +238,15 @@ async fn status_and_read_topic_report_what_the_broker_holds_without_joining_the_
         drop(cluster);
     })
     .await;
+}
+
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    use ticketing_store::testing::async_trial;
+    ticketing_store::trials![
+        async_trial =>
+            each_event_goes_to_its_stream_topic_keyed_by_stream_with_its_headers_and_payload,
+            with_the_broker_down_a_publish_fails_within_the_timeout_and_the_relay_catches_up,
+            status_and_read_topic_report_what_the_broker_holds_without_joining_the_group,
+    ]
 }

@@ -11,6 +11,12 @@
 //! - `consumer.rs`: the Kafka source: batches, commits and resuming, poison and dead
 //!   letters, lag, on a mock cluster whose consumer groups form at once.
 //! - `relay.rs`: the relay's behaviours, run on both backends.
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that a PostgreSQL test is
+//! reported as skipped (ignored) by name when no server answers and `CI` is not set
+//! ([`ticketing_store::testing::postgres_trial`]). A new test is listed in its
+//! module's `trials()`.
 
 mod consumer;
 mod in_process;
@@ -18,37 +24,12 @@ mod kafka;
 mod relay;
 mod support;
 
-macro_rules! on_both_backends {
-    ($($behaviour:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    ticketing_store::testing::with_sqlite(|store| crate::relay::$behaviour(std::sync::Arc::new(store))).await;
-                }
-            )+
-        }
+use ticketing_store::testing::run_trials;
 
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    ticketing_store::testing::with_postgres(
-                        concat!("postgres::", stringify!($behaviour)),
-                        |store| crate::relay::$behaviour(std::sync::Arc::new(store)),
-                    )
-                    .await;
-                }
-            )+
-        }
-    };
-}
-
-on_both_backends! {
-    the_relay_publishes_what_a_writer_left_behind_and_never_twice_once_marked,
-    the_relay_leaves_events_younger_than_older_than_to_their_writer,
-    a_failed_publish_marks_nothing_and_the_next_pass_publishes_everything,
-    the_relay_works_through_a_backlog_in_batches_in_global_order,
-    an_event_without_a_topic_is_left_in_the_outbox_and_the_rest_is_published,
-    run_relay_drains_the_backlog_and_stops_on_shutdown,
+fn main() {
+    let mut trials = relay::trials();
+    trials.extend(consumer::trials());
+    trials.extend(in_process::trials());
+    trials.extend(kafka::trials());
+    run_trials(trials);
 }

@@ -187,3 +187,15 @@ pub async fn run_relay_drains_the_backlog_and_stops_on_shutdown(store: Store) {
     assert_eq!(published_ids(&bus).len(), backlog.len() + 1);
     assert_eq!(published_ids(&bus)[..backlog.len()], ids(&backlog));
 }
+
+/// The relay's behaviours, each on both backends (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    ticketing_store::trials_on_both_backends![
+        the_relay_publishes_what_a_writer_left_behind_and_never_twice_once_marked,
+        the_relay_leaves_events_younger_than_older_than_to_their_writer,
+        a_failed_publish_marks_nothing_and_the_next_pass_publishes_everything,
+        the_relay_works_through_a_backlog_in_batches_in_global_order,
+        an_event_without_a_topic_is_left_in_the_outbox_and_the_rest_is_published,
+        run_relay_drains_the_backlog_and_stops_on_shutdown,
+    ]
+}

@@ -2,8 +2,12 @@
 //! commands publish, the projector (the `projector` binary, or its live loop in
 //! process) consumes, the read models answer. PostgreSQL only: the deployed setup.
 //!
-//! Needs `tansu` on the `PATH` (or `TANSU_BIN`) and PostgreSQL (`TEST_DATABASE_URL`);
-//! without them the tests are skipped, unless `CI` is set.
+//! Needs `tansu` on the `PATH` (or `TANSU_BIN`) and PostgreSQL (`TEST_DATABASE_URL`).
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that without either of
+//! them the tests are reported as skipped (ignored) by name when `CI` is not set
+//! ([`broker_trial`]); with `CI` set they run, and fail. A new test is listed in
+//! `with_broker!`.
 
 // The projection suite's support (the day of purchases, dumps, rebuilds); not every
 // helper of it is used here.
@@ -13,6 +17,7 @@ mod support;
 mod tansu;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -27,24 +32,47 @@ use ticketing_app::{Settings, Ticketing};
 use ticketing_bus::{EventBus, KafkaBus, KafkaConfig, KafkaSource, KafkaSourceConfig};
 use ticketing_projector::{run_live, LiveReport, LiveSettings, ProjectorMetrics};
 use ticketing_store::postgres::PostgresStore;
+use ticketing_store::testing::{postgres_reachable, run_trials, trial_needing, Trial};
 use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 use uuid::Uuid;
 
 use support::{busy_day, Env};
 use tansu::Tansu;
 
-/// Runs `test` with a fresh PostgreSQL database and its own broker.
+fn main() {
+    run_trials(broker::trials());
+}
+
+/// A trial for a test that needs the broker program ([`tansu::installed`]) and
+/// PostgreSQL ([`postgres_reachable`]): skipped by name when either is missing and
+/// `CI` is not set ([`trial_needing`]).
+fn broker_trial<F, Fut>(name: impl Into<String>, test: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    trial_needing(tansu::installed() && postgres_reachable(), name, test)
+}
+
+/// Runs `test` with a fresh PostgreSQL database and its own broker: a test function
+/// of the same name in this module, and the module's `trials()`, a [`broker_trial`]
+/// for each.
 macro_rules! with_broker {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let Some(broker) = Tansu::start(stringify!($name)).await else { return };
-            ticketing_store::testing::with_postgres(stringify!($name), |store| async move {
-                super::$name(Setup::new(store, broker)).await
-            })
-            .await;
+    ($($name:ident),* $(,)?) => {
+        $(
+            pub async fn $name() {
+                let broker = Tansu::start().await;
+                ticketing_store::testing::with_postgres(stringify!($name), |store| async move {
+                    super::$name(Setup::new(store, broker)).await
+                })
+                .await;
+            }
+        )*
+
+        pub fn trials() -> Vec<Trial> {
+            ticketing_store::trials![super::broker_trial => $($name),*]
         }
-    )*};
+    };
 }
 
 mod broker {

@@ -5,6 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ticketing_bus::KafkaConfig;
@@ -23,23 +24,34 @@ fn program() -> String {
     std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned())
 }
 
-impl Tansu {
-    /// Starts a broker with every topic created, or `None` (the test is skipped) when
-    /// tansu is not installed. With `CI` set a missing broker fails the test instead.
-    pub async fn start(test_name: &str) -> Option<Self> {
-        let installed = Command::new(program())
+/// Whether the broker program answers `--version` (probed once per process): its
+/// tests' trials are skipped when it does not and `CI` is not set.
+pub fn installed() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        Command::new(program())
             .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|status| status.success());
-        if !installed {
-            ticketing_store::testing::skip_unless_ci(
-                test_name,
+            .is_ok_and(|status| status.success())
+    })
+}
+
+impl Tansu {
+    /// Starts a broker with every topic created.
+    ///
+    /// # Panics
+    /// When tansu is not [`installed`] ([`ticketing_store::testing::service_missing`]):
+    /// with `CI` set, where the broker tests must run; elsewhere their trials are
+    /// skipped without it, so a test that gets here was run anyway (`--ignored`).
+    /// Also when the broker does not start or its topics cannot be created.
+    pub async fn start() -> Self {
+        if !installed() {
+            ticketing_store::testing::service_missing(
                 &format!("the Kafka-protocol broker `{}` is not installed", program()),
                 "CI must run the broker tests (cargo install tansu --locked --features libsql)",
             );
-            return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -61,7 +73,7 @@ impl Tansu {
         .await
         .expect("the topics are created");
         assert_eq!(created.len(), 5, "four event topics and the dead letters");
-        Some(broker)
+        broker
     }
 
     /// `host:port` for `KAFKA_BROKERS`.

@@ -1,6 +1,14 @@
 //! The projector's suite, run on SQLite and on PostgreSQL alike (a fresh database per
 //! test), and with feature `dynamodb` on DynamoDB read models too: real purchases
 //! through the command layer, then projected.
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that a test whose server
+//! (PostgreSQL, DynamoDB) does not answer is reported as skipped (ignored) by name
+//! when `CI` is not set ([`ticketing_store::testing::postgres_trial`],
+//! [`ticketing_read_models::testing::dynamodb::dynamodb_trial`]); with `CI` set it
+//! runs, and fails without its server. A new test is listed in `on_both_backends!`,
+//! another test function in its module's `trials!`.
 
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
@@ -20,6 +28,18 @@ use ticketing_store::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, S
 use uuid::Uuid;
 
 use support::{a_seat_an_hour, busy_day, on_both_backends, spread_over_hours, Env};
+
+fn main() {
+    let mut trials = backend_trials();
+    trials.extend(properties::trials());
+    #[cfg(feature = "dynamodb")]
+    trials.extend(ticketing_store::trials![
+        dynamodb::dynamodb_trial =>
+            a_rebuild_into_dynamodb_equals_a_rebuild_into_the_sql_store,
+            a_stream_too_large_for_one_dynamodb_transaction_is_refused_whole,
+    ]);
+    ticketing_store::testing::run_trials(trials);
+}
 
 on_both_backends!(
     read_models_say_what_the_command_layer_says,
@@ -665,7 +685,6 @@ async fn a_write_from_a_stale_applied_version_is_a_conflict_and_changes_nothing(
 /// The same events rebuilt into the SQL read models and into DynamoDB give the same
 /// rows, applied versions and dead letters.
 #[cfg(feature = "dynamodb")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_into_dynamodb_equals_a_rebuild_into_the_sql_store() {
     dynamodb::with_dynamodb("a_rebuild_into_dynamodb", |dynamo| async move {
         ticketing_store::testing::with_sqlite(|store| async move {
@@ -707,7 +726,6 @@ async fn a_rebuild_into_dynamodb_equals_a_rebuild_into_the_sql_store() {
 /// A stream whose part of a batch needs more than one DynamoDB transaction holds is
 /// refused with the limit named, and nothing of it is written.
 #[cfg(feature = "dynamodb")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_too_large_for_one_dynamodb_transaction_is_refused_whole() {
     dynamodb::with_dynamodb("a_stream_too_large", |dynamo| async move {
         ticketing_store::testing::with_sqlite(|store| async move {

@@ -5,9 +5,14 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use ticketing_store::sqlite::SqliteStore;
+use ticketing_store::testing::{sync_trial, Trial};
 use ticketing_store::RecordedEvent;
 
 use crate::support::{busy_day, Env};
+
+pub fn trials() -> Vec<Trial> {
+    ticketing_store::trials![sync_trial => any_batching_duplication_and_order_gives_the_clean_rebuild]
+}
 
 /// How to deliver the events: cut points, a shuffle seed per batch, and extra
 /// (duplicate) windows inserted among the batches.
@@ -52,8 +57,7 @@ fn batches(events: &[RecordedEvent], delivery: &Delivery) -> Vec<Vec<RecordedEve
         .collect()
 }
 
-#[test]
-fn any_batching_duplication_and_order_gives_the_clean_rebuild() {
+pub fn any_batching_duplication_and_order_gives_the_clean_rebuild() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -110,39 +110,59 @@ impl Env {
 }
 
 /// Runs `test` on a fresh SQLite file, on a fresh PostgreSQL database and (feature
-/// `dynamodb`) on DynamoDB tables of its own beside a fresh SQLite event store.
+/// `dynamodb`) on DynamoDB tables of its own beside a fresh SQLite event store: a
+/// module per test holding its trials `<test>::sqlite`, `<test>::postgres` (a
+/// PostgreSQL trial) and `<test>::dynamodb` (a DynamoDB trial, whose event store is
+/// SQLite), and `backend_trials()`, the trials of them all.
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ticketing_store::testing::with_sqlite(|store| async move {
-                    super::$name($crate::support::Env::sqlite(store)).await
-                })
-                .await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ticketing_store::testing::with_postgres(stringify!($name), |store| async move {
-                    super::$name($crate::support::Env::postgres(store)).await
-                })
-                .await;
-            }
-
-            #[cfg(feature = "dynamodb")]
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dynamodb() {
-                $crate::dynamodb::with_dynamodb(stringify!($name), |read_models| async move {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                pub async fn sqlite() {
                     ticketing_store::testing::with_sqlite(|store| async move {
-                        super::$name($crate::support::Env::dynamodb(store, read_models)).await
+                        super::$name($crate::support::Env::sqlite(store)).await
                     })
-                    .await
-                })
-                .await;
+                    .await;
+                }
+
+                pub async fn postgres() {
+                    ticketing_store::testing::with_postgres(stringify!($name), |store| async move {
+                        super::$name($crate::support::Env::postgres(store)).await
+                    })
+                    .await;
+                }
+
+                #[cfg(feature = "dynamodb")]
+                pub async fn dynamodb() {
+                    $crate::dynamodb::with_dynamodb(stringify!($name), |read_models| async move {
+                        ticketing_store::testing::with_sqlite(|store| async move {
+                            super::$name($crate::support::Env::dynamodb(store, read_models)).await
+                        })
+                        .await
+                    })
+                    .await;
+                }
+
+                pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+                    #[allow(unused_mut)]
+                    let mut trials = ticketing_store::trials![
+                        ticketing_store::testing::async_trial => sqlite;
+                        ticketing_store::testing::postgres_trial => postgres;
+                    ];
+                    #[cfg(feature = "dynamodb")]
+                    trials.extend(ticketing_store::trials![
+                        $crate::dynamodb::dynamodb_trial => dynamodb
+                    ]);
+                    trials
+                }
             }
+        )*
+
+        /// The trials of every test of `on_both_backends!`, on every backend.
+        fn backend_trials() -> Vec<ticketing_store::testing::Trial> {
+            [$($name::trials()),*].into_iter().flatten().collect()
         }
-    )*};
+    };
 }
 pub(crate) use on_both_backends;
 

@@ -2,17 +2,20 @@
 //! projector's suite and the queries function's: a real DynamoDB API server
 //! (`moto_server`, or any other at `TEST_DYNAMODB_URL`, default
 //! [`DEFAULT_TEST_DYNAMODB_URL`]), with tables of a fresh prefix per test, deleted
-//! afterwards even when the test panics. When no server answers the test is skipped
-//! with a note on stderr, unless `CI` is set: there it fails.
+//! afterwards even when the test panics. A test that needs it is a
+//! [`dynamodb_trial`]: reported as skipped, by name, when no server answers and `CI`
+//! is not set; with `CI` set it fails.
 
 use std::future::Future;
 use std::panic::resume_unwind;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::dynamodb::{DynamoDbReadModels, TableNames};
 use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::Client;
+use ticketing_store::testing::Trial;
 use uuid::Uuid;
 
 /// Where `infra/test` starts `moto_server`.
@@ -55,8 +58,42 @@ pub fn test_url() -> String {
         .unwrap_or_else(|| DEFAULT_TEST_DYNAMODB_URL.to_owned())
 }
 
-/// Runs `test` on DynamoDB read models in tables of their own, or skips it (outside
-/// CI) when no server answers.
+/// Whether the server of [`test_url`] accepts a TCP connection (probed once per
+/// process). A URL without a host counts as reachable: the test then runs and says
+/// why it cannot connect.
+pub fn dynamodb_reachable() -> bool {
+    static REACHABLE: OnceLock<bool> = OnceLock::new();
+    *REACHABLE.get_or_init(|| {
+        let url = test_url();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => match port.parse() {
+                Ok(port) => (host, port),
+                Err(_) => return true,
+            },
+            None if scheme == "https" => (authority, 443),
+            None => (authority, 80),
+        };
+        host.is_empty()
+            || ticketing_store::testing::accepts_connections(host.trim_matches(['[', ']']), port)
+    })
+}
+
+/// A trial for a test that uses [`with_dynamodb`]: skipped by name when
+/// [`dynamodb_reachable`] says no and `CI` is not set
+/// ([`ticketing_store::testing::trial_needing`]).
+pub fn dynamodb_trial<F, Fut>(name: impl Into<String>, test: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    ticketing_store::testing::trial_needing(dynamodb_reachable(), name, test)
+}
+
+/// Runs `test` on DynamoDB read models in tables of their own. Its trial
+/// ([`dynamodb_trial`]) is skipped when no server answers; one that runs without a
+/// server fails.
 ///
 /// # Panics
 /// When the server is unreachable and `CI` is set, when the tables cannot be
@@ -77,12 +114,10 @@ where
                 .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
         })
     {
-        ticketing_store::testing::skip_unless_ci(
-            test_name,
+        ticketing_store::testing::service_missing(
             &format!("DynamoDB at {url} is unreachable: {reason}"),
             "CI must run the DynamoDB tests (moto_server -H 127.0.0.1 -p 5000)",
         );
-        return;
     }
 
     let prefix = format!("test-{}-", Uuid::new_v4().simple());

@@ -3,18 +3,22 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use libtest_mimic::Trial;
+use ticketing_store::testing::Trial;
 use ticketing_store::{connect, migrate, Backend, ExpectedVersion, StoreConfig, StoreError};
 
 use crate::harness::{events, to_stream};
 
-trials!(current_thread_trial =>
-    connect_with_a_sqlite_url_creates_and_migrates_the_file,
-    migrate_prepares_a_sqlite_file_that_connect_then_uses,
-    connect_to_an_unreachable_postgres_starts_anyway_and_its_calls_are_unavailable,
-    connect_refuses_an_unsupported_scheme,
-    connect_refuses_an_empty_pool,
-);
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    ticketing_store::trials![
+        current_thread_trial =>
+            connect_with_a_sqlite_url_creates_and_migrates_the_file,
+            migrate_prepares_a_sqlite_file_that_connect_then_uses,
+            connect_to_an_unreachable_postgres_starts_anyway_and_its_calls_are_unavailable,
+            connect_refuses_an_unsupported_scheme,
+            connect_refuses_an_empty_pool,
+    ]
+}
 
 /// A trial on a current-thread runtime, as `#[tokio::test]` ran these: none needs a
 /// server.

@@ -10,7 +10,7 @@ use ticketing_store::{
 };
 use uuid::Uuid;
 
-pub use ticketing_store::testing::{with_postgres, with_sqlite};
+pub use ticketing_store::testing::with_postgres;
 
 /// The store under test, as the command layer sees it.
 pub type Store = Arc<dyn EventStore>;

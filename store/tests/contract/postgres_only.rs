@@ -8,14 +8,18 @@ use uuid::Uuid;
 
 use crate::harness::{append_ok, events, read_all_settled, with_postgres, Store};
 
-trials!(ticketing_store::testing::postgres_trial =>
-    read_all_withholds_events_while_an_earlier_transaction_is_in_flight,
-    read_all_orders_by_writing_transaction_before_position,
-    stream_version_races_are_reported_as_conflicts_not_database_errors,
-    the_stream_index_migration_backfills_the_heads_of_existing_streams,
-    an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards,
-    a_database_behind_the_binarys_migrations_is_refused_by_name,
-);
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    ticketing_store::trials![
+        ticketing_store::testing::postgres_trial =>
+            read_all_withholds_events_while_an_earlier_transaction_is_in_flight,
+            read_all_orders_by_writing_transaction_before_position,
+            stream_version_races_are_reported_as_conflicts_not_database_errors,
+            the_stream_index_migration_backfills_the_heads_of_existing_streams,
+            an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards,
+            a_database_behind_the_binarys_migrations_is_refused_by_name,
+    ]
+}
 
 const RAW_INSERT: &str = "\
     insert into events (stream_id, version, event_id, event_type, schema_version, data, metadata) \

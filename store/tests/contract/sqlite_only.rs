@@ -10,10 +10,14 @@ use ticketing_store::{AppendOutcome, ExpectedVersion, GlobalPosition, StoreError
 
 use crate::harness::{event, to_stream, Store};
 
-trials!(ticketing_store::testing::async_trial =>
-    two_stores_on_one_file_serialise_their_appends,
-    the_stream_index_migration_backfills_the_heads_of_existing_streams,
-);
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    ticketing_store::trials![
+        ticketing_store::testing::async_trial =>
+            two_stores_on_one_file_serialise_their_appends,
+            the_stream_index_migration_backfills_the_heads_of_existing_streams,
+    ]
+}
 
 async fn two_stores_on_one_file_serialise_their_appends() {
     const WRITERS: u64 = 16;

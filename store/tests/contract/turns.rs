@@ -10,10 +10,14 @@ use ticketing_store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};
 use crate::harness::{append_ok, event, events, to_stream, with_postgres, Store};
 
 // The behaviours on both backends are in `contract_tests!`; these need PostgreSQL.
-trials!(ticketing_store::testing::postgres_trial =>
-    turns_are_kept_across_processes_on_postgres,
-    a_turn_needs_no_second_connection_on_postgres,
-);
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<ticketing_store::testing::Trial> {
+    ticketing_store::trials![
+        ticketing_store::testing::postgres_trial =>
+            turns_are_kept_across_processes_on_postgres,
+            a_turn_needs_no_second_connection_on_postgres,
+    ]
+}
 
 const STREAM: &str = "inventory-1-a";
 const PATIENT: Duration = Duration::from_secs(20);

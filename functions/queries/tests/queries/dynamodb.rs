@@ -9,7 +9,15 @@ use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{
     call, purchase, show_on_sale, TestStore, CUSTOMER, OTHER_CUSTOMER, SHOW_ID,
 };
-use ticketing_read_models::testing::dynamodb::with_dynamodb;
+use ticketing_read_models::testing::dynamodb::{dynamodb_trial, with_dynamodb};
+use ticketing_store::testing::Trial;
+
+/// This module's tests, as trials (see `main.rs`).
+pub fn trials() -> Vec<Trial> {
+    ticketing_store::trials![
+        dynamodb_trial => projected_routes_answer_from_the_dynamodb_read_models;
+    ]
+}
 
 /// `GET /v1/customers/me/reservations?<query>` as API Gateway hands it over.
 fn my_reservations(query: &str) -> lambda_http::Request {
@@ -25,7 +33,6 @@ fn my_reservations(query: &str) -> lambda_http::Request {
         .expect("the paged fixture is an API Gateway event")
 }
 
-#[tokio::test]
 async fn projected_routes_answer_from_the_dynamodb_read_models() {
     with_dynamodb("queries_on_dynamodb", |dynamo| async move {
         let mut db = TestStore::new().await;

@@ -1,5 +1,11 @@
 //! The `queries` function, driven by the API Gateway payloads in `fixtures/`, on the
 //! embedded read models and (module `dynamodb`) on DynamoDB read models.
+//!
+//! The binary has no libtest harness (`harness = false`): every test is a
+//! `libtest_mimic` trial, named as libtest would name it, so that a DynamoDB test is
+//! reported as skipped (ignored) by name when no server answers and `CI` is not set
+//! ([`ticketing_read_models::testing::dynamodb::dynamodb_trial`]). A new test function
+//! is listed in its module's `trials!`.
 
 mod dynamodb;
 
@@ -8,8 +14,23 @@ use ticketing_fn_support::fixture;
 use ticketing_fn_support::testing::{
     call, purchase, show_on_sale, TestStore, CUSTOMER, ORGANIZER, RESERVATION_ID, SHOW_ID,
 };
+use ticketing_store::testing::{async_trial, run_trials};
 
-#[tokio::test]
+fn main() {
+    let mut trials = ticketing_store::trials![
+        async_trial =>
+            customer_reads_their_confirmed_reservation,
+            another_customers_reservation_is_not_found,
+            reading_a_reservation_without_claims_or_token_is_unauthorized,
+            customer_lists_their_own_reservations_only,
+            anyone_reads_a_show_and_its_availability_without_a_token,
+            unknown_show_is_a_not_found_problem,
+            openapi_document_is_public_and_lists_every_route;
+    ];
+    trials.extend(dynamodb::trials());
+    run_trials(trials);
+}
+
 async fn customer_reads_their_confirmed_reservation() {
     let db = TestStore::new().await;
     let state = db.state();
@@ -31,7 +52,6 @@ async fn customer_reads_their_confirmed_reservation() {
     assert_eq!(answer.body["quantity"], 2);
 }
 
-#[tokio::test]
 async fn another_customers_reservation_is_not_found() {
     let db = TestStore::new().await;
     let state = db.state();
@@ -52,7 +72,6 @@ async fn another_customers_reservation_is_not_found() {
     assert_eq!(answer.text("type"), "urn:ticketing:problem:not-found");
 }
 
-#[tokio::test]
 async fn reading_a_reservation_without_claims_or_token_is_unauthorized() {
     let db = TestStore::new().await;
 
@@ -66,7 +85,6 @@ async fn reading_a_reservation_without_claims_or_token_is_unauthorized() {
     assert_eq!(answer.text("type"), "urn:ticketing:problem:unauthorized");
 }
 
-#[tokio::test]
 async fn customer_lists_their_own_reservations_only() {
     let db = TestStore::new().await;
     let state = db.state();
@@ -83,7 +101,6 @@ async fn customer_lists_their_own_reservations_only() {
     assert_eq!(listed[0]["reservation_id"], mine.0.to_string());
 }
 
-#[tokio::test]
 async fn anyone_reads_a_show_and_its_availability_without_a_token() {
     let db = TestStore::new().await;
     let state = db.state();
@@ -112,7 +129,6 @@ async fn anyone_reads_a_show_and_its_availability_without_a_token() {
     assert_eq!(seats.body["sections"][0]["available"], 98);
 }
 
-#[tokio::test]
 async fn unknown_show_is_a_not_found_problem() {
     let db = TestStore::new().await;
 
@@ -124,7 +140,6 @@ async fn unknown_show_is_a_not_found_problem() {
     assert_eq!(answer.body["status"], 404);
 }
 
-#[tokio::test]
 async fn openapi_document_is_public_and_lists_every_route() {
     let db = TestStore::new().await;
 
