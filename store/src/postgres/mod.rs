@@ -38,6 +38,10 @@ use crate::{
 /// The PostgreSQL schema: `migrations/postgres`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// The relay's read of the outbox (`unpublished`), for tests that look at its plan.
+#[cfg(feature = "testing")]
+pub const UNPUBLISHED_SQL: &str = sql::UNPUBLISHED;
+
 /// How long an operation waits for a pooled connection before the store reports
 /// itself unavailable. Short, so that a request fails fast with a 503 instead of
 /// hanging until the Lambda times out.

@@ -64,8 +64,8 @@ pub(super) const APPEND: &str = "\
          order by i.ord \
         returning position, transaction_id, stream_id, version, event_type, recorded_at \
     ), enqueued as ( \
-        insert into outbox (position, stream_id, enqueued_at) \
-        select position, stream_id, recorded_at from inserted \
+        insert into outbox (position, transaction_id, stream_id, enqueued_at) \
+        select position, transaction_id, stream_id, recorded_at from inserted \
     ), head as ( \
         insert into streams (stream_id, version, last_event_type, updated_at) \
         select distinct on (stream_id) stream_id, version, event_type, recorded_at \
@@ -110,14 +110,17 @@ pub(super) const FIND_STREAMS: &str = "\
 
 /// The events still in the outbox, recorded before `$1` when it is not null, in the
 /// global order. No horizon as in `READ_ALL`: a row that commits later is still there
-/// on the next read.
+/// on the next read. Ordered by the outbox's own columns, which its
+/// `outbox_transaction_position_idx` serves, so that a pass reads the rows it returns
+/// and no more; ordered by the events' columns, PostgreSQL walks every event ever stored
+/// (migration 0008).
 pub(super) const UNPUBLISHED: &str = "\
     select e.position, e.transaction_id::text::bigint as transaction_id, e.stream_id, \
            e.version, e.event_id, e.event_type, e.schema_version, e.data, e.metadata, \
            e.recorded_at \
       from outbox o join events e on e.position = o.position \
      where $1::timestamptz is null or o.enqueued_at < $1::timestamptz \
-     order by e.transaction_id, e.position \
+     order by o.transaction_id, o.position \
      limit $2";
 
 pub(super) const MARK_PUBLISHED: &str = "delete from outbox where position = any($1)";

@@ -18,6 +18,8 @@ pub fn trials() -> Vec<ticketing_store::testing::Trial> {
             the_stream_index_migration_backfills_the_heads_of_existing_streams,
             an_event_that_commits_late_with_a_lower_position_is_still_unpublished_afterwards,
             a_database_behind_the_binarys_migrations_is_refused_by_name,
+            a_pass_over_an_empty_outbox_reads_no_event_whatever_the_history,
+            the_outbox_order_migration_gives_waiting_rows_their_events_transaction,
     ]
 }
 
@@ -312,4 +314,145 @@ async fn a_database_behind_the_binarys_migrations_is_refused_by_name() {
         },
     )
     .await;
+}
+
+/// Shared buffers (hit or read) that the scans of `relation` touched in the plan
+/// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` gives.
+async fn pages_of(pool: &sqlx::PgPool, explained: &str, relation: &str) -> i64 {
+    fn walk(node: &serde_json::Value, relation: &str) -> i64 {
+        let own = if node["Relation Name"] == relation {
+            node["Shared Hit Blocks"].as_i64().unwrap()
+                + node["Shared Read Blocks"].as_i64().unwrap()
+        } else {
+            0
+        };
+        let children = node["Plans"].as_array().map_or(0, |plans| {
+            plans.iter().map(|child| walk(child, relation)).sum()
+        });
+        own + children
+    }
+    let plan: serde_json::Value = sqlx::query_scalar(explained).fetch_one(pool).await.unwrap();
+    walk(&plan[0]["Plan"], relation)
+}
+
+/// The relay reads the outbox every second. What that read costs must follow the
+/// outbox, not the history: with 3,000 events published and none waiting it reads no
+/// page of `events`, analysed or not (it once walked every event ever stored).
+async fn a_pass_over_an_empty_outbox_reads_no_event_whatever_the_history() {
+    with_postgres(
+        "a_pass_over_an_empty_outbox_reads_no_event_whatever_the_history",
+        |store| async move {
+            let pool = store.pool().clone();
+            let store: Store = Arc::new(store);
+            for stream in 0..30 {
+                append_ok(
+                    &store,
+                    &format!("stream-{stream}"),
+                    ExpectedVersion::NoStream,
+                    events("Happened", 100),
+                )
+                .await;
+            }
+            let waiting = store.unpublished(None, 10_000).await.unwrap();
+            assert_eq!(waiting.len(), 3_000);
+            let positions: Vec<i64> = waiting.iter().map(|e| e.position()).collect();
+            store.mark_published(&positions).await.unwrap();
+
+            let explained = ticketing_store::postgres::UNPUBLISHED_SQL
+                .replace("$1::timestamptz", "null::timestamptz")
+                .replace("$2", "500");
+            let explained = format!("explain (analyze, buffers, format json) {explained}");
+            for statistics in ["as created", "analysed"] {
+                if statistics == "analysed" {
+                    sqlx::query("analyze events, outbox")
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+                let touched = pages_of(&pool, &explained, "events").await;
+                assert_eq!(
+                    touched, 0,
+                    "a pass over an empty outbox, tables {statistics}, read {touched} pages \
+                     of events"
+                );
+            }
+            assert!(store.unpublished(None, 500).await.unwrap().is_empty());
+        },
+    )
+    .await;
+}
+
+/// Rows waiting in the outbox when the migration that orders it by transaction runs
+/// take their event's transaction, and are then read in the global order.
+async fn the_outbox_order_migration_gives_waiting_rows_their_events_transaction() {
+    with_postgres(
+        "the_outbox_order_migration_gives_waiting_rows_their_events_transaction",
+        |store| async move {
+            let pool = store.pool().clone();
+            // Back to the schema before the migration, then rows a release that did
+            // not know the column left waiting, two transactions whose positions
+            // interleave against their commit order.
+            sqlx::raw_sql(
+                "drop index outbox_transaction_position_idx; \
+                 alter table outbox drop column transaction_id; \
+                 delete from _sqlx_migrations where version = 8;",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let mut first = pool.begin().await.unwrap();
+            let mut second = pool.begin().await.unwrap();
+            enqueue_raw(&mut first, "a", 1).await;
+            enqueue_raw(&mut second, "b", 1).await;
+            enqueue_raw(&mut first, "a", 2).await;
+            second.commit().await.unwrap();
+            first.commit().await.unwrap();
+
+            store.migrate().await.unwrap();
+
+            let mismatched: i64 = sqlx::query_scalar(
+                "select count(*) from outbox o join events e on e.position = o.position \
+                  where o.transaction_id is distinct from e.transaction_id",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(mismatched, 0);
+            let store: Store = Arc::new(store);
+            let waiting = store.unpublished(None, 100).await.unwrap();
+            let order: Vec<(String, u64)> = waiting
+                .iter()
+                .map(|e| (e.stream_id.clone(), e.version))
+                .collect();
+            assert_eq!(
+                order,
+                [
+                    ("a".to_owned(), 1),
+                    ("a".to_owned(), 2),
+                    ("b".to_owned(), 1)
+                ],
+                "the transaction that began first, whole, then the other"
+            );
+        },
+    )
+    .await;
+}
+
+/// An event and its outbox row as a release before migration 0008 wrote them.
+async fn enqueue_raw(connection: &mut sqlx::PgConnection, stream: &str, version: i64) {
+    sqlx::query(
+        "with e as ( \
+             insert into events (stream_id, version, event_id, event_type, schema_version, \
+                                 data, metadata) \
+             values ($1, $2, $3, 'Happened', 1, '{}'::jsonb, '{}'::jsonb) \
+             returning position, stream_id, recorded_at) \
+         insert into outbox (position, stream_id, enqueued_at) \
+         select position, stream_id, recorded_at from e",
+    )
+    .bind(stream)
+    .bind(version)
+    .bind(Uuid::new_v4())
+    .execute(connection)
+    .await
+    .unwrap();
 }
