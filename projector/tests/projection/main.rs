@@ -8,7 +8,7 @@
 //! when `CI` is not set ([`ticketing_store::testing::postgres_trial`],
 //! [`ticketing_read_models::testing::dynamodb::dynamodb_trial`]); with `CI` set it
 //! runs, and fails without its server. A new test is listed in `on_both_backends!`,
-//! another test function in its module's `trials!`.
+//! another test function in `main`'s `trials!` (or its module's `trials()`).
 
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
