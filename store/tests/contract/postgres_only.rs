@@ -235,23 +235,7 @@ async fn an_event_that_commits_late_with_a_lower_position_is_still_unpublished_a
 
             // An append in flight takes the lower position, with its outbox row...
             let mut slow = pool.begin().await.unwrap();
-            let position: i64 = sqlx::query_scalar(
-                "insert into events (stream_id, version, event_id, event_type, schema_version, \
-                                     data, metadata) \
-                 values ('raw-1', 1, $1, 'RawInserted', 1, '{}'::jsonb, '{}'::jsonb) \
-                 returning position",
-            )
-            .bind(Uuid::new_v4())
-            .fetch_one(&mut *slow)
-            .await
-            .unwrap();
-            sqlx::query(
-                "insert into outbox (position, stream_id, enqueued_at) values ($1, 'raw-1', now())",
-            )
-            .bind(position)
-            .execute(&mut *slow)
-            .await
-            .unwrap();
+            let position = enqueue_raw(&mut slow, "raw-1", 1).await;
 
             // ...while a later append commits and is published first.
             append_ok(
@@ -438,21 +422,24 @@ async fn the_outbox_order_migration_gives_waiting_rows_their_events_transaction(
     .await;
 }
 
-/// An event and its outbox row as a release before migration 0008 wrote them.
-async fn enqueue_raw(connection: &mut sqlx::PgConnection, stream: &str, version: i64) {
-    sqlx::query(
+/// An event and its outbox row, written in one statement as a release before migration
+/// 0008 wrote them (the outbox row's transaction, where the column exists, is then its
+/// default: the writing transaction). Returns the event's position.
+async fn enqueue_raw(connection: &mut sqlx::PgConnection, stream: &str, version: i64) -> i64 {
+    sqlx::query_scalar(
         "with e as ( \
              insert into events (stream_id, version, event_id, event_type, schema_version, \
                                  data, metadata) \
              values ($1, $2, $3, 'Happened', 1, '{}'::jsonb, '{}'::jsonb) \
              returning position, stream_id, recorded_at) \
          insert into outbox (position, stream_id, enqueued_at) \
-         select position, stream_id, recorded_at from e",
+         select position, stream_id, recorded_at from e \
+         returning position",
     )
     .bind(stream)
     .bind(version)
     .bind(Uuid::new_v4())
-    .execute(connection)
+    .fetch_one(connection)
     .await
-    .unwrap();
+    .unwrap()
 }
