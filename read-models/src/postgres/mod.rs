@@ -135,6 +135,156 @@ fn rows<T>(
     rows.iter().map(row).collect()
 }
 
+// A batch's rows of one kind are written in one statement each, whatever their number
+// (`unnest` of one array per column): at an on-sale a batch holds a reservation and an
+// applied version per hold, and a statement per row cost a round trip each.
+
+/// Moves each stream's applied version from `before` to `after`, refusing the batch
+/// ([`ReadModelError::Conflict`], naming a stream) unless every one was where the batch
+/// found it: another writer moved it first.
+async fn move_applied(
+    tx: &mut sqlx::PgConnection,
+    applied: &[(String, StreamVersion, StreamVersion)],
+) -> Result<(), ReadModelError> {
+    let (new, moved): (Vec<_>, Vec<_>) = applied.iter().partition(|(_, before, _)| *before == 0);
+    let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
+    if !new.is_empty() {
+        let streams: Vec<&str> = new.iter().map(|(stream, _, _)| stream.as_str()).collect();
+        let versions = new
+            .iter()
+            .map(|(_, _, after)| d::db_version(*after))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "insert into projection_applied (stream_id, version) \
+             select * from unnest($1::text[], $2::bigint[]) \
+             on conflict (stream_id) do nothing returning stream_id",
+        )
+        .bind(streams)
+        .bind(versions)
+        .fetch_all(&mut *tx)
+        .await?;
+        written.extend(inserted);
+    }
+    if !moved.is_empty() {
+        let streams: Vec<&str> = moved.iter().map(|(stream, _, _)| stream.as_str()).collect();
+        let befores = moved
+            .iter()
+            .map(|(_, before, _)| d::db_version(*before))
+            .collect::<Result<Vec<_>, _>>()?;
+        let afters = moved
+            .iter()
+            .map(|(_, _, after)| d::db_version(*after))
+            .collect::<Result<Vec<_>, _>>()?;
+        let updated: Vec<String> = sqlx::query_scalar(
+            "update projection_applied p set version = m.after \
+             from unnest($1::text[], $2::bigint[], $3::bigint[]) as m(stream_id, before, after) \
+             where p.stream_id = m.stream_id and p.version = m.before \
+             returning p.stream_id",
+        )
+        .bind(streams)
+        .bind(befores)
+        .bind(afters)
+        .fetch_all(&mut *tx)
+        .await?;
+        written.extend(updated);
+    }
+    match applied
+        .iter()
+        .find(|(stream, _, _)| !written.contains(stream))
+    {
+        Some((stream_id, _, _)) => Err(ReadModelError::Conflict {
+            stream_id: stream_id.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One column of `rows`, as an array to `unnest`.
+fn column<R, T>(rows: &[R], value: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
+async fn write_reservations(
+    tx: &mut sqlx::PgConnection,
+    reservations: &[ReservationView],
+) -> Result<(), ReadModelError> {
+    if reservations.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "insert into read_customer_reservations (stream_id, reservation_id, customer_id, \
+         show_id, section, quantity, amount_minor, currency, state, placed_at, \
+         expires_at, paid_at, refunded_at, updated_at, ticket_ids) \
+         select stream_id, reservation_id, customer_id, show_id, section, quantity, \
+                amount_minor, currency, state, placed_at, expires_at, paid_at, refunded_at, \
+                updated_at, ticket_ids::jsonb \
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                       $6::bigint[], $7::bigint[], $8::text[], $9::text[], \
+                       $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], \
+                       $13::timestamptz[], $14::timestamptz[], $15::text[]) \
+             as r(stream_id, reservation_id, customer_id, show_id, section, quantity, \
+                  amount_minor, currency, state, placed_at, expires_at, paid_at, \
+                  refunded_at, updated_at, ticket_ids) \
+         on conflict (stream_id) do update set state = excluded.state, \
+         paid_at = excluded.paid_at, refunded_at = excluded.refunded_at, \
+         updated_at = excluded.updated_at, ticket_ids = excluded.ticket_ids",
+    )
+    .bind(column(reservations, |r| r.stream_id.clone()))
+    .bind(column(reservations, |r| r.reservation_id.0.to_string()))
+    .bind(column(reservations, |r| r.customer_id.as_str().to_owned()))
+    .bind(column(reservations, |r| r.show_id.0.to_string()))
+    .bind(column(reservations, |r| r.section.as_str().to_owned()))
+    .bind(column(reservations, |r| i64::from(r.quantity)))
+    .bind(column(reservations, |r| r.amount.amount_minor))
+    .bind(column(reservations, |r| {
+        r.amount.currency.as_str().to_owned()
+    }))
+    .bind(column(reservations, |r| d::state_name(r.state)))
+    .bind(column(reservations, |r| r.placed_at))
+    .bind(column(reservations, |r| r.expires_at))
+    .bind(column(reservations, |r| r.paid_at))
+    .bind(column(reservations, |r| r.refunded_at))
+    .bind(column(reservations, |r| r.updated_at))
+    .bind(column(reservations, d::ticket_ids))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_tickets(
+    tx: &mut sqlx::PgConnection,
+    tickets: &[TicketView],
+) -> Result<(), ReadModelError> {
+    if tickets.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "insert into read_tickets (stream_id, ticket_id, reservation_id, show_id, \
+         section, holder, generation, held_since, admitted_at, gate, updated_at) \
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                              $6::text[], $7::bigint[], $8::timestamptz[], \
+                              $9::timestamptz[], $10::text[], $11::timestamptz[]) \
+         on conflict (stream_id) do update set holder = excluded.holder, \
+         generation = excluded.generation, held_since = excluded.held_since, \
+         admitted_at = excluded.admitted_at, gate = excluded.gate, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(column(tickets, |t| t.stream_id.clone()))
+    .bind(column(tickets, |t| t.ticket_id.0.to_string()))
+    .bind(column(tickets, |t| t.reservation_id.0.to_string()))
+    .bind(column(tickets, |t| t.show_id.0.to_string()))
+    .bind(column(tickets, |t| t.section.as_str().to_owned()))
+    .bind(column(tickets, |t| t.holder.as_str().to_owned()))
+    .bind(column(tickets, |t| i64::from(t.generation)))
+    .bind(column(tickets, |t| t.held_since))
+    .bind(column(tickets, |t| t.admitted_at))
+    .bind(column(tickets, |t| t.gate.clone()))
+    .bind(column(tickets, |t| t.updated_at))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ReadModelStore for PostgresReadModels {
     async fn applied_versions(
@@ -188,33 +338,7 @@ impl ReadModelStore for PostgresReadModels {
     #[tracing::instrument(skip_all, fields(streams = batch.applied.len()))]
     async fn write(&self, batch: &BatchWrite) -> Result<(), ReadModelError> {
         let mut tx = self.pool.begin().await?;
-        for (stream_id, before, after) in &batch.applied {
-            let moved = if *before == 0 {
-                sqlx::query(
-                    "insert into projection_applied (stream_id, version) values ($1, $2) \
-                     on conflict (stream_id) do nothing",
-                )
-                .bind(stream_id)
-                .bind(d::db_version(*after)?)
-                .execute(&mut *tx)
-                .await?
-            } else {
-                sqlx::query(
-                    "update projection_applied set version = $1 \
-                     where stream_id = $2 and version = $3",
-                )
-                .bind(d::db_version(*after)?)
-                .bind(stream_id)
-                .bind(d::db_version(*before)?)
-                .execute(&mut *tx)
-                .await?
-            };
-            if moved.rows_affected() != 1 {
-                return Err(ReadModelError::Conflict {
-                    stream_id: stream_id.clone(),
-                });
-            }
-        }
+        move_applied(&mut tx, &batch.applied).await?;
         for s in &batch.sections {
             sqlx::query(
                 "insert into read_section_availability (stream_id, show_id, section, capacity, \
@@ -273,58 +397,8 @@ impl ReadModelStore for PostgresReadModels {
             .execute(&mut *tx)
             .await?;
         }
-        for r in &batch.reservations {
-            sqlx::query(
-                "insert into read_customer_reservations (stream_id, reservation_id, customer_id, \
-                 show_id, section, quantity, amount_minor, currency, state, placed_at, \
-                 expires_at, paid_at, refunded_at, updated_at, ticket_ids) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb) \
-                 on conflict (stream_id) do update set state = excluded.state, \
-                 paid_at = excluded.paid_at, refunded_at = excluded.refunded_at, \
-                 updated_at = excluded.updated_at, ticket_ids = excluded.ticket_ids",
-            )
-            .bind(&r.stream_id)
-            .bind(r.reservation_id.0.to_string())
-            .bind(r.customer_id.as_str())
-            .bind(r.show_id.0.to_string())
-            .bind(r.section.as_str())
-            .bind(i64::from(r.quantity))
-            .bind(r.amount.amount_minor)
-            .bind(r.amount.currency.as_str())
-            .bind(d::state_name(r.state))
-            .bind(r.placed_at)
-            .bind(r.expires_at)
-            .bind(r.paid_at)
-            .bind(r.refunded_at)
-            .bind(r.updated_at)
-            .bind(d::ticket_ids(r))
-            .execute(&mut *tx)
-            .await?;
-        }
-        for t in &batch.tickets {
-            sqlx::query(
-                "insert into read_tickets (stream_id, ticket_id, reservation_id, show_id, \
-                 section, holder, generation, held_since, admitted_at, gate, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 on conflict (stream_id) do update set holder = excluded.holder, \
-                 generation = excluded.generation, held_since = excluded.held_since, \
-                 admitted_at = excluded.admitted_at, gate = excluded.gate, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(&t.stream_id)
-            .bind(t.ticket_id.0.to_string())
-            .bind(t.reservation_id.0.to_string())
-            .bind(t.show_id.0.to_string())
-            .bind(t.section.as_str())
-            .bind(t.holder.as_str())
-            .bind(i64::from(t.generation))
-            .bind(t.held_since)
-            .bind(t.admitted_at)
-            .bind(t.gate.as_deref())
-            .bind(t.updated_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_reservations(&mut tx, &batch.reservations).await?;
+        write_tickets(&mut tx, &batch.tickets).await?;
         for r in &batch.revocations {
             sqlx::query(
                 "insert into read_ticket_revocations (ticket_id, stream_id, reservation_id, \
