@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use ticketing_store::{
     AppendOutcome, EventMetadata, IdempotencyRecord, KeyClaim, RecordedEvent, StoreError,
 };
-use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::publishing::Publication;
 use crate::repository::{to_json, Change};
 use crate::{AppError, Ticketing};
 
@@ -332,53 +332,14 @@ impl Ticketing {
     }
 
     /// Publishes the events an append just committed, as the store recorded them, and
-    /// marks them published.
-    ///
-    /// Never fails the command: the events are committed and in the store's outbox, so
-    /// whatever goes wrong here (the bus is down, the process dies) leaves them to the
-    /// relay, which publishes them after its grace period. The command waits for the
-    /// bus's acknowledgement at most its publish budget: a broker that is slow (a cold
-    /// connection) or down costs a buyer that much, not the bus's own timeout. Past the
-    /// budget the publish goes on in the background and marks what the bus acknowledges;
-    /// a failure there opens the breaker, so that later commands do not wait at all.
-    pub(crate) async fn publish(&self, mut events: Vec<RecordedEvent>) {
-        let Some(bus) = self.bus.clone() else {
-            return;
-        };
-        events.sort_by_key(|e| e.global_position);
-        let store = Arc::clone(&self.store);
-        let span = tracing::info_span!("publish", events = events.len());
-        let mut publishing = tokio::spawn(
-            async move {
-                if let Err(error) = bus.publish(&events).await {
-                    tracing::warn!(
-                        error.cause_chain = ?error,
-                        events = events.len(),
-                        "events not published; the relay will publish them"
-                    );
-                    return false;
-                }
-                let positions: Vec<i64> = events.iter().map(RecordedEvent::position).collect();
-                if let Err(error) = store.mark_published(&positions).await {
-                    tracing::warn!(
-                        error.cause_chain = ?error,
-                        events = events.len(),
-                        "published events not marked; the relay will publish them again"
-                    );
-                }
-                true
-            }
-            .instrument(span),
-        );
-        let within_budget =
-            tokio::time::timeout(self.settings.publish_budget, &mut publishing).await;
-        crate::metrics::published(matches!(within_budget, Ok(Ok(true))));
-        if within_budget.is_err() {
-            tracing::debug!(
-                budget = ?self.settings.publish_budget,
-                "the bus has not acknowledged within the publish budget; publishing on in the background"
-            );
-        }
+    /// marks them published, waiting for the bus at most the publish budget
+    /// ([`crate::publishing`]). Never fails the command: what is not published here the
+    /// relay publishes. A bus failure opens its breaker, so that later commands do not
+    /// wait at all.
+    pub(crate) async fn publish(&self, events: Vec<RecordedEvent>) {
+        Publication::start(self.bus.clone(), Arc::clone(&self.store), events)
+            .wait(self.settings.publish_budget)
+            .await;
     }
 
     /// Snapshots are an optimisation: failing to save one is logged, not reported.

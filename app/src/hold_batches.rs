@@ -7,9 +7,13 @@
 //! the same bucket in one process join a batch instead: one task takes the turn for
 //! all of them, loads the bucket once, decides each hold in arrival order against the
 //! bucket as the holds before it left it, and appends every granted hold (its seats,
-//! its reservation, its idempotency record) in one transaction. Each buyer is answered
-//! as if its hold had run alone: granted, not enough seats in this bucket (the buyer
-//! tries the next one), refused by the domain, or no turn within the section wait. A
+//! its reservation, its idempotency record) in one transaction, whose events it then
+//! publishes at once and marks published in one statement. Holds decided on the show
+//! as the process knew it ([`crate::known_shows`]) are checked in the turn against the
+//! show's stream, in one read for the batch. Each buyer is answered as if its hold had
+//! run alone: granted, not enough seats in this bucket (the buyer tries the next one),
+//! refused by the domain, decide again (the show changed), or no turn within the
+//! section wait. A
 //! hold that finds nothing of its process in flight on the bucket is a batch of one,
 //! run in its own task, as holds ran before batches.
 //!
@@ -24,14 +28,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ticketing_bus::EventBus;
 use ticketing_domain::{Aggregate, DomainError, Inventory, InventoryCommand};
 use ticketing_store::{
-    AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, RecordedEvent, StoreError,
+    AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, StoreError, StreamLock,
+    StreamVersion,
 };
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::clock::Clock;
+use crate::publishing::Publication;
 use crate::repository::{load_via_turn, Change};
 
 /// One buyer's hold, waiting for its bucket's batch.
@@ -41,6 +48,10 @@ pub(crate) struct Ticket {
     /// The reservation the hold places, decided beforehand: it does not depend on the
     /// bucket's state.
     pub reservation: Change,
+    /// The show stream the hold was decided on and its version, when the show was
+    /// known to the process rather than loaded for this hold ([`crate::known_shows`]):
+    /// the batch checks in its turn that the stream has not moved since.
+    pub known_show: Option<(String, StreamVersion)>,
     pub metadata: EventMetadata,
     /// The command's outcome, stored with the batch when the client sent a key.
     pub record: Option<IdempotencyRecord>,
@@ -54,15 +65,19 @@ pub(crate) struct Ticket {
 /// What became of a hold in its batch.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Committed: the events to publish, and the seats the bucket had left after it.
+    /// Committed: the publishing of the batch's events (to wait for), and the seats
+    /// the bucket had left after the hold.
     Held {
-        recorded: Vec<RecordedEvent>,
+        publication: Publication,
         available: u32,
     },
     /// The bucket has fewer free seats than the hold asks for.
     NotHere { available: u32 },
     /// The domain refused the hold (sales not open, show cancelled, ...).
     Refused(DomainError),
+    /// The show the hold was decided on has changed since: decide it again on the
+    /// show as it is now.
+    ShowMoved,
     /// The bucket's turn did not come within the section wait.
     NoTurn,
     /// The batch could not be stored: run the hold on its own.
@@ -75,6 +90,8 @@ pub(crate) enum Verdict {
 #[derive(Clone)]
 pub(crate) struct BatchContext {
     pub store: Arc<dyn EventStore>,
+    /// Where a batch publishes its events, all at once.
+    pub bus: Option<Arc<dyn EventBus>>,
     pub clock: Arc<dyn Clock>,
     /// The most holds decided in one transaction.
     pub max_batch: usize,
@@ -281,6 +298,11 @@ async fn run_batch(
         }
     };
 
+    let batch = match without_moved_shows(turn.as_mut(), batch).await {
+        Ok(batch) => batch,
+        Err(batch) => return answer_all(batch, || Verdict::Alone),
+    };
+
     let now = context.clock.now();
     let mut state = bucket.state.clone();
     let mut granted = Vec::with_capacity(batch.len());
@@ -333,7 +355,9 @@ async fn run_batch(
         .collect();
     match turn.append(appends, records).await {
         Ok(AppendOutcome::Appended { recorded, .. }) => {
-            answer_granted(stream, granted, recorded);
+            let publication =
+                Publication::start(context.bus.clone(), Arc::clone(&context.store), recorded);
+            answer_granted(granted, &publication);
             if let Some(snapshot) = change.due_snapshot(context.snapshot_every) {
                 if let Err(error) = context.store.save_snapshot(snapshot).await {
                     tracing::warn!(error.cause_chain = ?error, "snapshot not saved");
@@ -342,7 +366,7 @@ async fn run_batch(
         }
         // Fresh event ids cannot have been stored before; were they, the relay
         // publishes them.
-        Ok(AppendOutcome::AlreadyAppended) => answer_granted(stream, granted, Vec::new()),
+        Ok(AppendOutcome::AlreadyAppended) => answer_granted(granted, &Publication::nothing()),
         Err(error) => {
             tracing::debug!(
                 error.cause_chain = ?error,
@@ -354,6 +378,42 @@ async fn run_batch(
             }
         }
     }
+}
+
+/// Answers [`Verdict::ShowMoved`] to the holds decided on a show whose stream has
+/// moved past the version they knew, and returns the others; or, when a show could not
+/// be read, the whole batch.
+async fn without_moved_shows(
+    turn: &mut dyn StreamLock,
+    batch: Vec<(Ticket, oneshot::Sender<Verdict>)>,
+) -> Result<Vec<(Ticket, oneshot::Sender<Verdict>)>, Vec<(Ticket, oneshot::Sender<Verdict>)>> {
+    // Each show stream's head, read from the oldest version a hold knew it at.
+    let mut heads: HashMap<String, StreamVersion> = HashMap::new();
+    for (ticket, _) in &batch {
+        if let Some((stream, version)) = &ticket.known_show {
+            let head = heads.entry(stream.clone()).or_insert(*version);
+            *head = (*head).min(*version);
+        }
+    }
+    for (stream, head) in &mut heads {
+        match turn.read_stream(stream, *head).await {
+            Ok(events) => *head = events.last().map_or(*head, |event| event.version),
+            Err(error) => {
+                tracing::debug!(error.cause_chain = ?error, "show not read for a batch of holds");
+                return Err(batch);
+            }
+        }
+    }
+    let (current, moved): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(ticket, _)| {
+        ticket
+            .known_show
+            .as_ref()
+            .is_none_or(|(stream, version)| heads.get(stream).is_none_or(|head| head <= version))
+    });
+    for (_, reply) in moved {
+        let _ = reply.send(Verdict::ShowMoved);
+    }
+    Ok(current)
 }
 
 /// A hold the batch granted: how many bucket events it decided, and what its bucket
@@ -371,30 +431,11 @@ fn answer_all(batch: Vec<(Ticket, oneshot::Sender<Verdict>)>, verdict: impl Fn()
     }
 }
 
-/// Hands each granted hold its recorded events: its share of the bucket's, in order,
-/// and its reservation's.
-fn answer_granted(bucket_stream: &str, granted: Vec<Granted>, recorded: Vec<RecordedEvent>) {
-    let (mut bucket, others): (Vec<_>, Vec<_>) = recorded
-        .into_iter()
-        .partition(|event| event.stream_id == bucket_stream);
-    bucket.sort_by_key(|event| event.version);
-    let mut of_reservation: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
-    for event in others {
-        of_reservation
-            .entry(event.stream_id.clone())
-            .or_default()
-            .push(event);
-    }
-    let mut bucket = bucket.into_iter();
+/// Answers each granted hold: held, with the batch's publication to wait for.
+fn answer_granted(granted: Vec<Granted>, publication: &Publication) {
     for g in granted {
-        let mut recorded: Vec<RecordedEvent> = bucket.by_ref().take(g.events).collect();
-        recorded.extend(
-            of_reservation
-                .remove(&g.ticket.reservation.stream_id)
-                .unwrap_or_default(),
-        );
         let _ = g.reply.send(Verdict::Held {
-            recorded,
+            publication: publication.clone(),
             available: g.available,
         });
     }

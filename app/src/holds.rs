@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use ticketing_domain::inventory::expiry_slot;
 use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::*;
+use ticketing_store::StreamVersion;
 
 use crate::execution::{CommandContext, Decision, Idempotency};
 use crate::hold_batches::{BatchContext, Ticket, Verdict};
+use crate::known_shows::KnownShow;
 use crate::repository::{load_via_turn, Change, Loaded};
 use crate::{AppError, Ticketing};
 
@@ -178,40 +180,57 @@ impl Ticketing {
             .once(idempotency.as_ref(), async {
                 let reservation_id = ReservationId::new();
                 let request = &request;
+                let (show, known) = self.show_for_hold(request.show_id).await?;
                 if let Some(held) = self
-                    .hold_in_batches(ctx, idempotency.as_ref(), request, reservation_id)
+                    .hold_in_batches(
+                        ctx,
+                        idempotency.as_ref(),
+                        request,
+                        &show,
+                        known,
+                        reservation_id,
+                    )
                     .await?
                 {
                     return Ok(held);
                 }
-                self.execute(ctx, idempotency.as_ref(), move || async move {
-                    let (_, show) = self.load_existing_show(request.show_id).await?;
-                    let spec = show
-                        .section(&request.section)
-                        .ok_or(DomainError::UnknownSection)?;
-                    let now = self.clock.now();
-                    // Whole seconds: a bucket counts held seats per expiry second.
-                    let expires_at = expiry_slot(now + self.settings.hold_duration);
-                    let Taken {
-                        mut changes,
-                        shares,
-                    } = self
-                        .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
-                        .await?;
-                    changes.push(placing(
-                        request,
-                        &show,
-                        spec,
-                        reservation_id,
-                        expires_at,
-                        shares,
-                        self.clock.now(),
-                    )?);
-                    Ok(Decision {
-                        completes: true,
-                        changes,
-                        outcome: held_seats(request, &show, spec, reservation_id, expires_at)?,
-                    })
+                // A show known to the process was checked only by a batch: here it is
+                // loaded afresh.
+                let mut loaded = known.is_none().then_some(show);
+                self.execute(ctx, idempotency.as_ref(), move || {
+                    let loaded = loaded.take();
+                    async move {
+                        // A retry after a conflict decides on the show as it is then.
+                        let show = match loaded {
+                            Some(show) => show,
+                            None => self.load_existing_show(request.show_id).await?.1,
+                        };
+                        let spec = show
+                            .section(&request.section)
+                            .ok_or(DomainError::UnknownSection)?;
+                        let now = self.clock.now();
+                        let expires_at = self.hold_expiry(now);
+                        let Taken {
+                            mut changes,
+                            shares,
+                        } = self
+                            .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
+                            .await?;
+                        changes.push(placing(
+                            request,
+                            &show,
+                            spec,
+                            reservation_id,
+                            expires_at,
+                            shares,
+                            now,
+                        )?);
+                        Ok(Decision {
+                            completes: true,
+                            changes,
+                            outcome: held_seats(request, &show, spec, reservation_id, expires_at)?,
+                        })
+                    }
                 })
                 .await
             })
@@ -220,34 +239,59 @@ impl Ticketing {
         held
     }
 
+    /// The show a hold decides on, with the version it was known at when it came from
+    /// [`crate::known_shows`] rather than from the store: only holds that join a batch
+    /// use a known show, and their batch checks it.
+    async fn show_for_hold(
+        &self,
+        show_id: ShowId,
+    ) -> Result<(show::ShowDetails, Option<StreamVersion>), AppError> {
+        let batched = self.settings.hold_batch_max >= 2;
+        if let Some(known) = self.known_shows.get(show_id).filter(|_| batched) {
+            return Ok((known.details, Some(known.version)));
+        }
+        let (loaded, details) = self.load_existing_show(show_id).await?;
+        if batched {
+            let known = KnownShow {
+                details: details.clone(),
+                version: loaded.version,
+            };
+            self.known_shows.remember(show_id, known);
+        }
+        Ok((details, None))
+    }
+
     /// Holds the seats in one bucket through its batch ([`crate::hold_batches`]),
     /// trying the buckets in the order [`Ticketing::take_seats`] does. `None` when the
     /// hold must run on its own: batches are off (`hold_batch_max` 1), no single bucket
-    /// has the seats though the section does (a split hold), or a batch could not be
-    /// stored.
+    /// has the seats though the section does (a split hold), a batch could not be
+    /// stored, or the show `known` at a version (see [`Ticketing::show_for_hold`]) has
+    /// changed since or lacks the section.
     async fn hold_in_batches(
         &self,
         ctx: &CommandContext,
         idempotency: Option<&Idempotency>,
         request: &HoldSeats,
+        show: &show::ShowDetails,
+        known: Option<StreamVersion>,
         reservation_id: ReservationId,
     ) -> Result<Option<HeldSeats>, AppError> {
         if self.settings.hold_batch_max < 2 {
             return Ok(None);
         }
-        let (_, show) = self.load_existing_show(request.show_id).await?;
-        let spec = show
-            .section(&request.section)
-            .ok_or(DomainError::UnknownSection)?;
+        // The lone path refuses a section the show lacks, on the show as it is now.
+        let Some(spec) = show.section(&request.section) else {
+            return Ok(None);
+        };
         let now = self.clock.now();
         let deadline = std::time::Instant::now() + self.settings.section_wait;
-        // Whole seconds: a bucket counts held seats per expiry second.
-        let expires_at = expiry_slot(now + self.settings.hold_duration);
+        let expires_at = self.hold_expiry(now);
         let quantity = request.quantity;
-        let outcome = held_seats(request, &show, spec, reservation_id, expires_at)?;
+        let outcome = held_seats(request, show, spec, reservation_id, expires_at)?;
         let record = idempotency.map(|i| i.record(&outcome));
         let context = BatchContext {
             store: Arc::clone(&self.store),
+            bus: self.bus.clone(),
             clock: Arc::clone(&self.clock),
             max_batch: self.settings.hold_batch_max,
             snapshot_every: self.settings.snapshot_every,
@@ -260,15 +304,8 @@ impl Ticketing {
                 bucket,
                 quantity: quantity.get(),
             }];
-            let reservation = placing(
-                request,
-                &show,
-                spec,
-                reservation_id,
-                expires_at,
-                shares,
-                now,
-            )?;
+            let reservation =
+                placing(request, show, spec, reservation_id, expires_at, shares, now)?;
             let ticket = Ticket {
                 hold: InventoryCommand::Hold {
                     reservation_id,
@@ -277,6 +314,7 @@ impl Ticketing {
                     sales: show.status,
                 },
                 reservation,
+                known_show: known.map(|version| (show_stream(show.show_id), version)),
                 metadata: ctx.metadata(),
                 record: record.clone(),
                 deadline,
@@ -285,7 +323,7 @@ impl Ticketing {
             let stream = bucket_stream(show.show_id, &spec.name, bucket);
             match self.hold_batches.hold(&context, &stream, ticket).await {
                 Verdict::Held {
-                    recorded,
+                    publication,
                     available,
                 } => {
                     if let Some(idempotency) = idempotency {
@@ -293,7 +331,7 @@ impl Ticketing {
                     }
                     self.bucket_hints
                         .saw(&section_key, buckets, bucket, available);
-                    self.publish(recorded).await;
+                    publication.wait(self.settings.publish_budget).await;
                     return Ok(Some(outcome));
                 }
                 Verdict::NotHere { available } => {
@@ -302,6 +340,12 @@ impl Ticketing {
                     free[bucket as usize] = available;
                 }
                 Verdict::Refused(refusal) => return Err(refusal.into()),
+                Verdict::ShowMoved => {
+                    if let Some(version) = known {
+                        self.known_shows.forget(show.show_id, version);
+                    }
+                    return Ok(None);
+                }
                 Verdict::NoTurn => {
                     return Err(AppError::Contention {
                         stream_id: stream,
@@ -314,6 +358,12 @@ impl Ticketing {
         }
         split_or_sold_out(&free, quantity)?;
         Ok(None)
+    }
+
+    /// When a hold placed at `now` expires: in whole seconds, because a bucket counts
+    /// held seats per expiry second.
+    fn hold_expiry(&self, now: Timestamp) -> Timestamp {
+        expiry_slot(now + self.settings.hold_duration)
     }
 
     /// Finds the seats: one bucket that has them all, else several that do together.

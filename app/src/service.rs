@@ -66,6 +66,8 @@ pub struct Ticketing {
     pub(crate) bucket_hints: Arc<crate::holds::BucketHints>,
     /// This process's holds waiting for their bucket's batch.
     pub(crate) hold_batches: Arc<crate::hold_batches::HoldBatches>,
+    /// The shows this process last loaded for holds that join batches.
+    pub(crate) known_shows: Arc<crate::known_shows::KnownShows>,
     /// What signs and checks ticket codes; `None`: no ticket is issued.
     pub(crate) ticket_keys: Option<Arc<crate::tickets::codes::TicketKeys>>,
 }
@@ -90,6 +92,7 @@ impl Ticketing {
             relay_bus: None,
             bucket_hints: Arc::default(),
             hold_batches: Arc::default(),
+            known_shows: Arc::default(),
             ticket_keys: None,
         }
     }

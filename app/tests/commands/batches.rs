@@ -53,6 +53,20 @@ async fn until_queued(h: &Harness, count: usize) {
     .unwrap_or_else(|_| panic!("{count} holds never queued"));
 }
 
+/// Ten buyers' holds of one seat, queued behind another writer's turn on the bucket
+/// until every one waits, then let through: the granted holds.
+async fn ten_holds_queued_behind_a_turn(h: &Harness, show_id: ShowId) -> Vec<HeldSeats> {
+    let turn = take_the_bucket(h, show_id).await;
+    let holds = hold_in_background(h, show_id, 0..10);
+    until_queued(h, 10).await;
+    drop(turn);
+    let mut held = Vec::new();
+    for hold in holds {
+        held.push(hold.await.unwrap().expect("a granted hold"));
+    }
+    held
+}
+
 /// The transactions the reservations' first events were committed in.
 async fn transactions_of(h: &Harness, held: &[HeldSeats]) -> HashSet<i64> {
     let mut transactions = HashSet::new();
@@ -74,15 +88,7 @@ async fn transactions_of(h: &Harness, held: &[HeldSeats]) -> HashSet<i64> {
 pub async fn holds_queued_for_one_bucket_are_granted_together(store: Arc<dyn EventStore>) {
     let h = harness_with(store, patient());
     let show_id = show_on_sale(&h, 100).await;
-    let turn = take_the_bucket(&h, show_id).await;
-    let holds = hold_in_background(&h, show_id, 0..10);
-    until_queued(&h, 10).await;
-    drop(turn);
-
-    let mut held = Vec::new();
-    for hold in holds {
-        held.push(hold.await.unwrap().expect("a granted hold"));
-    }
+    let held = ten_holds_queued_behind_a_turn(&h, show_id).await;
     assert_eq!(seats(&h, show_id).await, (10, 0, 90));
     let transactions = transactions_of(&h, &held).await;
     assert!(
@@ -194,4 +200,100 @@ pub async fn holds_one_at_a_time_still_sell_exactly_the_capacity(store: Arc<dyn 
     let (won, sold_out) = flash_sale(&h, show_id, BUYERS).await;
     assert_eq!((won, sold_out), (capacity, BUYERS - capacity));
     assert_eq!(seats(&h, show_id).await, (capacity, 0, 0));
+}
+
+/// A bus that keeps, for each call, the events it was handed.
+#[derive(Default)]
+struct CallsBus {
+    calls: std::sync::Mutex<Vec<Vec<uuid::Uuid>>>,
+}
+
+#[async_trait::async_trait]
+impl ticketing_bus::EventBus for CallsBus {
+    async fn publish(
+        &self,
+        events: &[ticketing_store::RecordedEvent],
+    ) -> Result<(), ticketing_bus::BusError> {
+        let ids = events.iter().map(|e| e.event_id).collect();
+        self.calls.lock().unwrap().push(ids);
+        Ok(())
+    }
+}
+
+/// A batch publishes the events of all its holds in one call to the bus, and marks
+/// them published with it: ten queued holds make as many publications as they made
+/// transactions, every event of theirs is published once, and the outbox is empty.
+pub async fn a_batch_publishes_its_holds_events_together_and_marks_them(
+    store: Arc<dyn EventStore>,
+) {
+    let bus = Arc::new(CallsBus::default());
+    let settings = Settings {
+        // Every buyer waits for its publication: answered means published and marked.
+        publish_budget: Duration::from_secs(60),
+        ..patient()
+    };
+    let h = harness_with_bus_and(store, bus.clone(), settings);
+    let show_id = show_on_sale(&h, 100).await;
+    let before = bus.calls.lock().unwrap().len();
+    let held = ten_holds_queued_behind_a_turn(&h, show_id).await;
+
+    let calls = bus.calls.lock().unwrap()[before..].to_vec();
+    assert_eq!(
+        calls.len(),
+        transactions_of(&h, &held).await.len(),
+        "one publication per batch"
+    );
+    let mut published: Vec<uuid::Uuid> = calls.concat();
+    published.sort();
+    let mut of_holds = Vec::new();
+    for seats in &held {
+        let stream = reservation_stream(seats.reservation_id);
+        of_holds.extend(h.store.read_stream(&stream, 0).await.unwrap());
+    }
+    let bucket = inventory_stream(show_id, &floor());
+    of_holds.extend(h.store.read_stream(&bucket, 1).await.unwrap());
+    let mut expected: Vec<uuid::Uuid> = of_holds.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    assert_eq!(
+        expected.len(),
+        20,
+        "a SeatsHeld and a ReservationPlaced per hold"
+    );
+    assert_eq!(published, expected, "each hold's events published once");
+    let left = h.store.unpublished(None, 100).await.unwrap();
+    assert!(left.is_empty(), "all marked published: {left:?}");
+}
+
+/// A process decides holds on the show as it last loaded it, and its batch checks in
+/// the bucket's turn that the show has not changed since: once another process has
+/// closed the sales, this one's next hold is refused, and once sales reopen, granted.
+pub async fn a_hold_never_goes_by_a_show_another_process_has_changed(store: Arc<dyn EventStore>) {
+    let h = harness_with(store, patient());
+    let other = harness_with(h.store.clone(), patient());
+    let show_id = show_on_sale(&h, 10).await;
+    hold(&h, show_id, 0, 1).await;
+
+    other
+        .app
+        .change_sales(&organizer(), show_id, ShowCommand::CloseSales)
+        .await
+        .unwrap();
+    let refused = h
+        .app
+        .hold_seats(&customer_ctx(1), hold_request(show_id, 1, 1))
+        .await;
+    assert!(
+        matches!(refused, Err(AppError::Domain(DomainError::SalesNotOpen))),
+        "sales closed by another process: {refused:?}"
+    );
+    assert_eq!(seats(&h, show_id).await, (1, 0, 9));
+
+    other
+        .app
+        .change_sales(&organizer(), show_id, ShowCommand::OpenSales)
+        .await
+        .unwrap();
+    hold(&h, show_id, 2, 1).await;
+    hold(&h, show_id, 3, 1).await;
+    assert_eq!(seats(&h, show_id).await, (3, 0, 7));
 }

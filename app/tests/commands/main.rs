@@ -61,6 +61,8 @@ fn scenario_trials() -> Vec<Trial> {
         batches::a_batch_grants_holds_until_its_bucket_is_empty,
         batches::a_queued_hold_without_a_turn_in_time_is_contention_and_holds_nothing,
         batches::holds_one_at_a_time_still_sell_exactly_the_capacity,
+        batches::a_batch_publishes_its_holds_events_together_and_marks_them,
+        batches::a_hold_never_goes_by_a_show_another_process_has_changed,
         buckets::a_split_section_reads_as_one_and_a_hold_takes_one_bucket,
         buckets::a_split_section_sells_every_seat_and_only_then_is_sold_out,
         buckets::a_hold_no_bucket_can_serve_alone_is_split_and_ends_in_every_bucket,
