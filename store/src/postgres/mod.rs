@@ -42,6 +42,18 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 #[cfg(feature = "testing")]
 pub const UNPUBLISHED_SQL: &str = sql::UNPUBLISHED;
 
+/// The statements committed without waiting for the WAL to reach the disk, for tests
+/// that check that they are, and that their connection's next transaction is not.
+#[cfg(feature = "testing")]
+pub mod lazily_committed {
+    /// Binds: key, request fingerprint, claimed until, now.
+    pub const CLAIM_IDEMPOTENCY_KEY: &str = super::sql::CLAIM_IDEMPOTENCY_KEY;
+    /// Binds: key.
+    pub const RELEASE_IDEMPOTENCY_KEY: &str = super::sql::RELEASE_IDEMPOTENCY_KEY;
+    /// Binds: the events' positions.
+    pub const MARK_PUBLISHED: &str = super::sql::MARK_PUBLISHED;
+}
+
 /// How long an operation waits for a pooled connection before the store reports
 /// itself unavailable. Short, so that a request fails fast with a 503 instead of
 /// hanging until the Lambda times out.

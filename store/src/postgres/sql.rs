@@ -123,7 +123,12 @@ pub(super) const UNPUBLISHED: &str = "\
      order by o.transaction_id, o.position \
      limit $2";
 
-pub(super) const MARK_PUBLISHED: &str = "delete from outbox where position = any($1)";
+/// Committed without waiting for the WAL to reach the disk (`lazy`, see
+/// [`CLAIM_IDEMPOTENCY_KEY`]): a mark lost in a crash only makes the relay publish the
+/// events again, which the bus's consumers already expect.
+pub(super) const MARK_PUBLISHED: &str = "\
+    with lazy as (select set_config('synchronous_commit', 'off', true)) \
+    delete from outbox using lazy where position = any($1)";
 
 pub(super) const OUTBOX_STATUS: &str = "select count(*), min(enqueued_at) from outbox";
 
@@ -196,12 +201,22 @@ pub(super) const SAVE_SNAPSHOT: &str = "\
 /// finished its claim in the same commit, so the claim fails and the holder read from
 /// the snapshot answers `busy`, never `claimed`. No row: a holder that released its
 /// claim after the snapshot; the caller is told busy and its client retries.
+///
+/// `lazy` commits the claim without waiting for the WAL to reach the disk (a
+/// synchronous commit costs a flush, milliseconds on an ordinary disk, and every
+/// keyed command claims): a claim only keeps concurrent duplicates waiting. Lost in a
+/// crash, it leaves the key free, which is right: the command it guarded either did
+/// not commit, or committed with a synchronous commit that flushed the WAL up to it,
+/// claim included; and an outcome is recorded by the command's own append, which
+/// refuses a key recorded by another.
 pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
-    with done as ( \
+    with lazy as ( \
+        select set_config('synchronous_commit', 'off', true) \
+    ), done as ( \
         select key, request_fingerprint, outcome from idempotency_keys where key = $1 \
     ), claimed as ( \
         insert into idempotency_claims (key, request_fingerprint, claimed_until) \
-        select $1, $2, $3 where not exists (select 1 from done) \
+        select $1, $2, $3 from lazy where not exists (select 1 from done) \
         on conflict (key) do update \
             set request_fingerprint = excluded.request_fingerprint, claimed_until = excluded.claimed_until \
             where idempotency_claims.claimed_until <= $4 \
@@ -215,5 +230,9 @@ pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
      where c.key = $1 and not exists (select 1 from done) and not exists (select 1 from claimed)";
 
 /// Releases a claim whose command recorded no outcome; a finished claim stays.
-pub(super) const RELEASE_IDEMPOTENCY_KEY: &str =
-    "delete from idempotency_claims where key = $1 and claimed_until <> 'infinity'";
+/// Committed lazily (see [`CLAIM_IDEMPOTENCY_KEY`]): a release lost in a crash leaves the
+/// claim to expire by itself.
+pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = "\
+    with lazy as (select set_config('synchronous_commit', 'off', true)) \
+    delete from idempotency_claims using lazy \
+     where key = $1 and claimed_until <> 'infinity'";

@@ -20,6 +20,7 @@ pub fn trials() -> Vec<ticketing_store::testing::Trial> {
             a_database_behind_the_binarys_migrations_is_refused_by_name,
             a_pass_over_an_empty_outbox_reads_no_event_whatever_the_history,
             the_outbox_order_migration_gives_waiting_rows_their_events_transaction,
+            claims_releases_and_marks_commit_without_waiting_for_the_disk_and_nothing_else_does,
     ]
 }
 
@@ -442,4 +443,76 @@ async fn enqueue_raw(connection: &mut sqlx::PgConnection, stream: &str, version:
     .fetch_one(connection)
     .await
     .unwrap()
+}
+
+/// Claiming and releasing an idempotency key and marking events published commit
+/// without waiting for the WAL to reach the disk: each statement turns
+/// `synchronous_commit` off for its own transaction, does its work, and leaves the
+/// connection as it found it, so that the append that follows on it waits for the
+/// disk.
+async fn claims_releases_and_marks_commit_without_waiting_for_the_disk_and_nothing_else_does() {
+    use sqlx::Acquire;
+    use ticketing_store::postgres::lazily_committed as lazy;
+
+    with_postgres(
+        "claims_releases_and_marks_commit_without_waiting_for_the_disk_and_nothing_else_does",
+        |store| async move {
+            let pool = store.pool().clone();
+            let store: Store = Arc::new(store);
+            append_ok(
+                &store,
+                "s-1",
+                ExpectedVersion::NoStream,
+                events("Happened", 1),
+            )
+            .await;
+            let position = store.unpublished(None, 10).await.unwrap()[0].position();
+            let now = chrono::Utc::now();
+            let mut connection = pool.acquire().await.unwrap();
+            async fn synchronous_commit(connection: &mut sqlx::PgConnection) -> String {
+                sqlx::query_scalar("select current_setting('synchronous_commit')")
+                    .fetch_one(connection)
+                    .await
+                    .unwrap()
+            }
+            async fn count(connection: &mut sqlx::PgConnection, sql: &str) -> i64 {
+                sqlx::query_scalar(sql).fetch_one(connection).await.unwrap()
+            }
+            let claims = "select count(*) from idempotency_claims where key = 'key-1'";
+            let configured = synchronous_commit(&mut connection).await;
+
+            for statement in ["claim", "release", "mark"] {
+                // In a transaction of its own, as PostgreSQL runs a lone statement.
+                let mut transaction = connection.begin().await.unwrap();
+                let query = match statement {
+                    "claim" => sqlx::query(lazy::CLAIM_IDEMPOTENCY_KEY)
+                        .bind("key-1")
+                        .bind("fingerprint")
+                        .bind(now + chrono::TimeDelta::minutes(1))
+                        .bind(now),
+                    "release" => sqlx::query(lazy::RELEASE_IDEMPOTENCY_KEY).bind("key-1"),
+                    _ => sqlx::query(lazy::MARK_PUBLISHED).bind(vec![position]),
+                };
+                query.execute(&mut *transaction).await.unwrap();
+                assert_eq!(
+                    synchronous_commit(&mut transaction).await,
+                    "off",
+                    "{statement}"
+                );
+                let done = match statement {
+                    "claim" => count(&mut transaction, claims).await == 1,
+                    "release" => count(&mut transaction, claims).await == 0,
+                    _ => count(&mut transaction, "select count(*) from outbox").await == 0,
+                };
+                assert!(done, "{statement} did its work");
+                transaction.commit().await.unwrap();
+                assert_eq!(
+                    synchronous_commit(&mut connection).await,
+                    configured,
+                    "after the {statement}, the connection's next transaction commits as configured"
+                );
+            }
+        },
+    )
+    .await;
 }
