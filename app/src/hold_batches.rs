@@ -13,9 +13,8 @@
 //! show's stream, in one read for the batch. Each buyer is answered as if its hold had
 //! run alone: granted, not enough seats in this bucket (the buyer tries the next one),
 //! refused by the domain, decide again (the show changed), or no turn within the
-//! section wait. A
-//! hold that finds nothing of its process in flight on the bucket is a batch of one,
-//! run in its own task, as holds ran before batches.
+//! section wait. A hold that finds nothing of its process in flight on the bucket is a
+//! batch of one, run in its own task, as holds ran before batches.
 //!
 //! A batch commits as a whole or not at all. When its append fails (the database is
 //! down, a key was recorded meanwhile), nothing of it is stored and every hold in it is
@@ -40,6 +39,9 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::publishing::Publication;
 use crate::repository::{load_via_turn, Change};
+
+/// A hold in a batch, with where its verdict goes.
+type Queued = (Ticket, oneshot::Sender<Verdict>);
 
 /// One buyer's hold, waiting for its bucket's batch.
 pub(crate) struct Ticket {
@@ -164,7 +166,7 @@ impl Drop for Counted<'_> {
 /// task or a batch task serves the bucket, and only one of them does at a time.
 #[derive(Default)]
 struct Lane {
-    waiting: Vec<(Ticket, oneshot::Sender<Verdict>)>,
+    waiting: Vec<Queued>,
 }
 
 impl HoldBatches {
@@ -218,11 +220,7 @@ impl HoldBatches {
 
     /// The next batch of `stream`'s lane, or `None` (the lane no longer served) when
     /// nothing waits.
-    fn next_batch(
-        &self,
-        stream: &str,
-        max: usize,
-    ) -> Option<Vec<(Ticket, oneshot::Sender<Verdict>)>> {
+    fn next_batch(&self, stream: &str, max: usize) -> Option<Vec<Queued>> {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let lane = lanes.get_mut(stream)?;
         if lane.waiting.is_empty() {
@@ -263,11 +261,7 @@ impl HoldBatches {
 
 /// Takes the bucket's turn, decides every hold of `batch` in order, appends the granted
 /// ones together, and answers each.
-async fn run_batch(
-    context: &BatchContext,
-    stream: &str,
-    batch: Vec<(Ticket, oneshot::Sender<Verdict>)>,
-) {
+async fn run_batch(context: &BatchContext, stream: &str, batch: Vec<Queued>) {
     let started = Instant::now();
     let (batch, late): (Vec<_>, Vec<_>) = batch
         .into_iter()
@@ -385,8 +379,8 @@ async fn run_batch(
 /// be read, the whole batch.
 async fn without_moved_shows(
     turn: &mut dyn StreamLock,
-    batch: Vec<(Ticket, oneshot::Sender<Verdict>)>,
-) -> Result<Vec<(Ticket, oneshot::Sender<Verdict>)>, Vec<(Ticket, oneshot::Sender<Verdict>)>> {
+    batch: Vec<Queued>,
+) -> Result<Vec<Queued>, Vec<Queued>> {
     // Each show stream's head, read from the oldest version a hold knew it at.
     let mut heads: HashMap<String, StreamVersion> = HashMap::new();
     for (ticket, _) in &batch {
@@ -425,7 +419,7 @@ struct Granted {
     reply: oneshot::Sender<Verdict>,
 }
 
-fn answer_all(batch: Vec<(Ticket, oneshot::Sender<Verdict>)>, verdict: impl Fn() -> Verdict) {
+fn answer_all(batch: Vec<Queued>, verdict: impl Fn() -> Verdict) {
     for (_, reply) in batch {
         let _ = reply.send(verdict());
     }
