@@ -45,7 +45,7 @@ impl Default for Settings {
             snapshot_every: 50,
             section_wait: std::time::Duration::from_secs(2),
             publish_budget: std::time::Duration::from_millis(300),
-            hold_batch_max: 32,
+            hold_batch_max: 64,
         }
     }
 }
