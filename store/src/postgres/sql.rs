@@ -123,12 +123,23 @@ pub(super) const UNPUBLISHED: &str = "\
      order by o.transaction_id, o.position \
      limit $2";
 
-/// Committed without waiting for the WAL to reach the disk (`lazy`, see
-/// [`CLAIM_IDEMPOTENCY_KEY`]): a mark lost in a crash only makes the relay publish the
-/// events again, which the bus's consumers already expect.
-pub(super) const MARK_PUBLISHED: &str = "\
-    with lazy as (select set_config('synchronous_commit', 'off', true)) \
-    delete from outbox using lazy where position = any($1)";
+/// The opening of a statement that commits without waiting for the WAL to reach the
+/// disk: `lazy`, a one-row CTE that turns `synchronous_commit` off for the statement's
+/// own transaction only (the pooled connection's next transaction commits as
+/// configured). The statement must read `lazy` for it to run. Only for writes whose
+/// loss in a crash is harmless: see each statement's reason.
+macro_rules! with_lazy_commit {
+    () => {
+        "with lazy as (select set_config('synchronous_commit', 'off', true))"
+    };
+}
+
+/// Committed lazily (`with_lazy_commit!`): a mark lost in a crash only makes the relay
+/// publish the events again, which the bus's consumers already expect.
+pub(super) const MARK_PUBLISHED: &str = concat!(
+    with_lazy_commit!(),
+    " delete from outbox using lazy where position = any($1)"
+);
 
 pub(super) const OUTBOX_STATUS: &str = "select count(*), min(enqueued_at) from outbox";
 
@@ -202,17 +213,16 @@ pub(super) const SAVE_SNAPSHOT: &str = "\
 /// the snapshot answers `busy`, never `claimed`. No row: a holder that released its
 /// claim after the snapshot; the caller is told busy and its client retries.
 ///
-/// `lazy` commits the claim without waiting for the WAL to reach the disk (a
-/// synchronous commit costs a flush, milliseconds on an ordinary disk, and every
-/// keyed command claims): a claim only keeps concurrent duplicates waiting. Lost in a
-/// crash, it leaves the key free, which is right: the command it guarded either did
-/// not commit, or committed with a synchronous commit that flushed the WAL up to it,
-/// claim included; and an outcome is recorded by the command's own append, which
-/// refuses a key recorded by another.
-pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
-    with lazy as ( \
-        select set_config('synchronous_commit', 'off', true) \
-    ), done as ( \
+/// Committed lazily (`with_lazy_commit!`: a synchronous commit costs a flush,
+/// milliseconds on an ordinary disk, and every keyed command claims): a claim only
+/// keeps concurrent duplicates waiting. Lost in a crash, it leaves the key free, which
+/// is right: the command it guarded either did not commit, or committed with a
+/// synchronous commit that flushed the WAL up to it, claim included; and an outcome is
+/// recorded by the command's own append, which refuses a key recorded by another.
+pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = concat!(
+    with_lazy_commit!(),
+    ", \
+    done as ( \
         select key, request_fingerprint, outcome from idempotency_keys where key = $1 \
     ), claimed as ( \
         insert into idempotency_claims (key, request_fingerprint, claimed_until) \
@@ -227,12 +237,14 @@ pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "\
     select 'claimed', null, null from claimed \
     union all \
     select 'busy', c.request_fingerprint, null from idempotency_claims c \
-     where c.key = $1 and not exists (select 1 from done) and not exists (select 1 from claimed)";
+     where c.key = $1 and not exists (select 1 from done) and not exists (select 1 from claimed)"
+);
 
 /// Releases a claim whose command recorded no outcome; a finished claim stays.
-/// Committed lazily (see [`CLAIM_IDEMPOTENCY_KEY`]): a release lost in a crash leaves the
-/// claim to expire by itself.
-pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = "\
-    with lazy as (select set_config('synchronous_commit', 'off', true)) \
-    delete from idempotency_claims using lazy \
-     where key = $1 and claimed_until <> 'infinity'";
+/// Committed lazily (`with_lazy_commit!`): a release lost in a crash leaves the claim
+/// to expire by itself.
+pub(super) const RELEASE_IDEMPOTENCY_KEY: &str = concat!(
+    with_lazy_commit!(),
+    " delete from idempotency_claims using lazy \
+     where key = $1 and claimed_until <> 'infinity'"
+);
