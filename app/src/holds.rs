@@ -246,7 +246,7 @@ impl Ticketing {
         &self,
         show_id: ShowId,
     ) -> Result<(show::ShowDetails, Option<StreamVersion>), AppError> {
-        let batched = self.settings.hold_batch_max >= 2;
+        let batched = self.holds_join_batches();
         if let Some(known) = self.known_shows.get(show_id).filter(|_| batched) {
             return Ok((known.details, Some(known.version)));
         }
@@ -276,7 +276,7 @@ impl Ticketing {
         known: Option<StreamVersion>,
         reservation_id: ReservationId,
     ) -> Result<Option<HeldSeats>, AppError> {
-        if self.settings.hold_batch_max < 2 {
+        if !self.holds_join_batches() {
             return Ok(None);
         }
         // The lone path refuses a section the show lacks, on the show as it is now.
@@ -358,6 +358,11 @@ impl Ticketing {
         }
         split_or_sold_out(&free, quantity)?;
         Ok(None)
+    }
+
+    /// Whether holds join their bucket's batch: `hold_batch_max` 1 runs each alone.
+    fn holds_join_batches(&self) -> bool {
+        self.settings.hold_batch_max >= 2
     }
 
     /// When a hold placed at `now` expires: in whole seconds, because a bucket counts
