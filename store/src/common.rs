@@ -167,6 +167,11 @@ pub(crate) fn validate(
             "an append needs at least one stream".into(),
         ));
     }
+    if appends.iter().all(StreamAppend::is_condition) {
+        return Err(StoreError::Invalid(
+            "an append needs events for at least one stream".into(),
+        ));
+    }
     let mut streams = HashSet::with_capacity(appends.len());
     let mut event_ids = HashSet::new();
     for append in appends {
@@ -179,9 +184,10 @@ pub(crate) fn validate(
                 append.stream_id
             )));
         }
-        if append.events.is_empty() {
+        if append.is_condition() && append.expected_version == ExpectedVersion::Any {
             return Err(StoreError::Invalid(format!(
-                "the append to stream {} has no events",
+                "the append to stream {} has no events and expects any version: it neither \
+                 writes nor checks anything",
                 append.stream_id
             )));
         }

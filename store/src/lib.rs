@@ -102,11 +102,33 @@ pub struct NewEvent {
 }
 
 /// Events to append to one stream, with the version the writer decided on.
+///
+/// Without events it is a condition ([`StreamAppend::condition`]): the append it is
+/// part of commits only if that stream is still at its expected version, and writes
+/// nothing to it. A writer that decided on a stream it does not change (a hold decides
+/// on its show) checks that stream this way, in the append's own round trip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamAppend {
     pub stream_id: String,
     pub expected_version: ExpectedVersion,
     pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    /// A condition on `stream_id`: it must still be at `version` (0: not exist) when
+    /// the append commits; nothing is written to it.
+    pub fn condition(stream_id: impl Into<String>, version: StreamVersion) -> Self {
+        Self {
+            stream_id: stream_id.into(),
+            expected_version: ExpectedVersion::Exact(version),
+            events: Vec::new(),
+        }
+    }
+
+    /// Whether this is a condition rather than events to write.
+    pub fn is_condition(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 /// A position in the store's global order.
@@ -190,7 +212,12 @@ impl AppendOutcome {
             .iter()
             .zip(&recorded)
             .map(|(append, events)| {
-                let version = events.last().map_or(0, |event| event.version);
+                // A condition's stream stayed where it was expected.
+                let unchanged = match append.expected_version {
+                    ExpectedVersion::Exact(version) => version,
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                };
+                let version = events.last().map_or(unchanged, |event| event.version);
                 (append.stream_id.clone(), version)
             })
             .collect();
@@ -316,7 +343,8 @@ pub trait EventStore: Send + Sync {
     /// - [`StoreError::IdempotencyKeyTaken`] when the idempotency key was recorded by
     ///   another append: read it with [`EventStore::idempotency_record`].
     /// - [`StoreError::DuplicateEventId`] when some, but not all, of the event ids exist.
-    /// - [`StoreError::Invalid`] for an empty append or an empty stream id.
+    /// - [`StoreError::Invalid`] for an append without events, an empty stream id, or a
+    ///   condition ([`StreamAppend::condition`]) that expects `Any`.
     /// - [`StoreError::Unavailable`] / [`StoreError::Database`] for infrastructure failures.
     ///
     /// When an append is refused for more than one reason, the answer that tells the

@@ -156,6 +156,8 @@ impl PostgresStore {
         let mut schema_versions = Vec::with_capacity(count);
         let mut data = Vec::with_capacity(count);
         let mut metadata = Vec::with_capacity(count);
+        let mut conditions = Vec::new();
+        let mut conditions_expected = Vec::new();
         for &index in order {
             let append = &appends[index];
             let expected: i64 = match append.expected_version {
@@ -165,6 +167,10 @@ impl PostgresStore {
                     common::to_i64(version, "a version").map_err(Refusal::Failed)?
                 }
             };
+            if append.is_condition() {
+                conditions.push(append.stream_id.as_str());
+                conditions_expected.push(expected);
+            }
             for (place, event) in (1_i64..).zip(&append.events) {
                 streams.push(append.stream_id.as_str());
                 expected_versions.push(expected);
@@ -195,6 +201,8 @@ impl PostgresStore {
                     .collect::<Vec<_>>(),
             )
             .bind(records.iter().map(|r| &r.outcome).collect::<Vec<_>>())
+            .bind(&conditions)
+            .bind(&conditions_expected)
             .fetch_all(&mut **tx)
             .await;
         let rows = match rows {

@@ -31,7 +31,9 @@ pub(super) const STREAM_VERSION: &str =
 /// events in order): `$1` its stream, `$2` its stream's expected version (`-1` for
 /// any, `0` for no stream, else the exact version), `$3` its place in its stream from
 /// 1, then its columns. `$9`, `$10`, `$11`: the records' keys, fingerprints and
-/// outcomes, one element per record (none, one, or one per command of a batch). All
+/// outcomes, one element per record (none, one, or one per command of a batch).
+/// `$12`, `$13`: the conditions' streams and expected versions, checked as the other
+/// streams are and written nothing (`StreamAppend::condition`). All
 /// or nothing: when a stream is not at its expected version nothing is inserted, and
 /// the rows (one per stream, without an event) give each stream's `current` version
 /// for the caller to report the conflict. Otherwise one row per event, in write order.
@@ -48,6 +50,8 @@ pub(super) const APPEND: &str = "\
                                  data, metadata, ord) \
     ), targets as ( \
         select distinct stream_id, expected from input \
+        union \
+        select stream_id, expected from unnest($12::text[], $13::bigint[]) as c(stream_id, expected) \
     ), current as ( \
         select t.stream_id, t.expected, \
                (select coalesce(max(version), 0) from events where stream_id = t.stream_id)::bigint \

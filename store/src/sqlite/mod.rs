@@ -144,6 +144,10 @@ impl SqliteStore {
             let current = common::stored_u64(current, "version").map_err(Refusal::Failed)?;
             common::check_expected_version(&append.stream_id, append.expected_version, current)
                 .map_err(Refusal::Conflict)?;
+            if append.is_condition() {
+                recorded.push(Vec::new());
+                continue;
+            }
             let mut stream_recorded = Vec::with_capacity(append.events.len());
             for (offset, event) in (1..).zip(&append.events) {
                 let version =

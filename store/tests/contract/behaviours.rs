@@ -8,7 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use ticketing_store::{
     AppendOutcome, ExpectedVersion, GlobalPosition, IdempotencyRecord, Snapshot, StoreError,
-    StreamHead,
+    StreamAppend, StreamHead,
 };
 use tokio::sync::Barrier;
 
@@ -379,6 +379,100 @@ pub async fn multi_stream_append_with_a_conflict_on_the_second_stream_writes_not
         .is_empty());
     assert_eq!(store.stream_version("inventory-1-a").await.unwrap(), 2);
     assert_eq!(store.idempotency_record(&key.key).await.unwrap(), None);
+}
+
+/// A stream without events is a condition: the append commits while that stream is at
+/// the expected version and writes nothing to it (no event, no new head, nothing in
+/// the outbox); once the stream has moved, the whole append is refused as a conflict
+/// on it, and nothing is written.
+pub async fn a_condition_lets_an_append_commit_only_while_its_stream_is_unchanged(store: Store) {
+    append_ok(
+        &store,
+        "show-1",
+        ExpectedVersion::NoStream,
+        events("ShowCreated", 2),
+    )
+    .await;
+    let heads_before = store
+        .find_streams("show-", &["ShowCreated"], 10)
+        .await
+        .unwrap();
+
+    let outcome = store
+        .append(
+            vec![
+                to_stream(
+                    "reservation-1",
+                    ExpectedVersion::NoStream,
+                    events("ReservationPlaced", 1),
+                ),
+                StreamAppend::condition("show-1", 2),
+                StreamAppend::condition("show-9", 0),
+            ],
+            Some(idempotency("k-1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stream_versions(&outcome),
+        vec![
+            ("reservation-1".to_owned(), 1),
+            ("show-1".to_owned(), 2),
+            ("show-9".to_owned(), 0)
+        ]
+    );
+    let AppendOutcome::Appended { recorded, .. } = &outcome else {
+        unreachable!()
+    };
+    let streams: Vec<&str> = recorded.iter().map(|e| e.stream_id.as_str()).collect();
+    assert_eq!(streams, ["reservation-1"], "only the events are recorded");
+    assert_eq!(store.read_stream("show-1", 0).await.unwrap().len(), 2);
+    assert_eq!(store.stream_version("show-9").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .find_streams("show-", &["ShowCreated"], 10)
+            .await
+            .unwrap(),
+        heads_before,
+        "a condition moves no head"
+    );
+    let outbox: Vec<String> = store
+        .unpublished(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.stream_id)
+        .collect();
+    assert_eq!(outbox, ["show-1", "show-1", "reservation-1"]);
+    assert!(store.idempotency_record("k-1").await.unwrap().is_some());
+
+    append_ok(
+        &store,
+        "show-1",
+        ExpectedVersion::Exact(2),
+        events("SalesOpened", 1),
+    )
+    .await;
+    let err = store
+        .append(
+            vec![
+                to_stream(
+                    "reservation-2",
+                    ExpectedVersion::NoStream,
+                    events("ReservationPlaced", 1),
+                ),
+                StreamAppend::condition("show-1", 2),
+            ],
+            Some(idempotency("k-2")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::VersionConflict { stream_id, actual: 3, .. } if stream_id == "show-1"),
+        "{err:?}"
+    );
+    assert_eq!(store.stream_version("reservation-2").await.unwrap(), 0);
+    assert_eq!(store.idempotency_record("k-2").await.unwrap(), None);
 }
 
 pub async fn retried_append_with_the_same_event_ids_is_recognised_and_writes_nothing(store: Store) {
@@ -815,7 +909,8 @@ pub async fn empty_or_malformed_append_is_invalid_and_writes_nothing(store: Stor
                 ExpectedVersion::NoStream,
                 events("ShowCreated", 1),
             ),
-            to_stream("reservation-1", ExpectedVersion::NoStream, vec![]),
+            // A stream without events is a condition, and `Any` checks nothing.
+            to_stream("reservation-1", ExpectedVersion::Any, vec![]),
         ],
         vec![
             to_stream(
@@ -1294,7 +1389,7 @@ pub async fn a_refused_append_leaves_the_stream_index_untouched(store: Store) {
                     ExpectedVersion::NoStream,
                     events("ReservationPlaced", 1),
                 ),
-                to_stream("reservation-4", ExpectedVersion::NoStream, vec![]),
+                to_stream("reservation-4", ExpectedVersion::Any, vec![]),
             ],
             None,
         )

@@ -63,6 +63,7 @@ fn contract_trials() -> Vec<Trial> {
         append_with_any_expectation_appends_after_whatever_is_there,
         multi_stream_append_writes_every_stream_and_reports_versions_in_append_order,
         multi_stream_append_with_a_conflict_on_the_second_stream_writes_nothing,
+        a_condition_lets_an_append_commit_only_while_its_stream_is_unchanged,
         retried_append_with_the_same_event_ids_is_recognised_and_writes_nothing,
         append_reusing_some_stored_event_ids_is_refused_as_duplicate,
         idempotency_record_is_stored_with_the_events_and_readable,
