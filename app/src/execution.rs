@@ -15,7 +15,6 @@ use ticketing_store::{
 };
 use uuid::Uuid;
 
-use crate::publishing::Publication;
 use crate::repository::{to_json, Change};
 use crate::{AppError, Ticketing};
 
@@ -276,7 +275,7 @@ impl Ticketing {
                 .map(|i| i.record(&outcome));
             let appends = changes
                 .iter()
-                .filter(|c| !c.events.is_empty())
+                .filter(|c| c.is_appended())
                 .map(|c| c.clone().into_append(&metadata))
                 .collect();
             // A change made in a turn on its stream is appended in that turn.
@@ -337,7 +336,8 @@ impl Ticketing {
     /// relay publishes. A bus failure opens its breaker, so that later commands do not
     /// wait at all.
     pub(crate) async fn publish(&self, events: Vec<RecordedEvent>) {
-        Publication::start(self.bus.clone(), Arc::clone(&self.store), events)
+        self.publisher
+            .start(events)
             .wait(self.settings.publish_budget)
             .await;
     }

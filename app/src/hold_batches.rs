@@ -8,9 +8,9 @@
 //! all of them, loads the bucket once, decides each hold in arrival order against the
 //! bucket as the holds before it left it, and appends every granted hold (its seats,
 //! its reservation, its idempotency record) in one transaction, whose events it then
-//! publishes at once and marks published in one statement. Holds decided on the show
-//! as the process knew it ([`crate::known_shows`]) are checked in the turn against the
-//! show's stream, in one read for the batch. Each buyer is answered as if its hold had
+//! publishes at once and marks published in one statement. Holds are decided on the
+//! show as the process knew it ([`crate::known_shows`]), and checked in the turn
+//! against the show's stream, in one read for the batch. Each buyer is answered as if its hold had
 //! run alone: granted, not enough seats in this bucket (the buyer tries the next one),
 //! refused by the domain, decide again (the show changed), or no turn within the
 //! section wait. A hold that finds nothing of its process in flight on the bucket is a
@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ticketing_bus::EventBus;
 use ticketing_domain::{Aggregate, DomainError, Inventory, InventoryCommand};
 use ticketing_store::{
     AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, StoreError, StreamLock,
@@ -37,7 +36,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::publishing::Publication;
+use crate::publishing::{Publication, Publisher};
 use crate::repository::{load_via_turn, Change};
 
 /// A hold in a batch, with where its verdict goes.
@@ -50,10 +49,10 @@ pub(crate) struct Ticket {
     /// The reservation the hold places, decided beforehand: it does not depend on the
     /// bucket's state.
     pub reservation: Change,
-    /// The show stream the hold was decided on and its version, when the show was
-    /// known to the process rather than loaded for this hold ([`crate::known_shows`]):
-    /// the batch checks in its turn that the stream has not moved since.
-    pub known_show: Option<(String, StreamVersion)>,
+    /// The show stream the hold was decided on and the version it was decided at
+    /// ([`crate::known_shows`]): the batch checks in its turn that the stream has not
+    /// moved since.
+    pub show: (String, StreamVersion),
     pub metadata: EventMetadata,
     /// The command's outcome, stored with the batch when the client sent a key.
     pub record: Option<IdempotencyRecord>,
@@ -93,7 +92,7 @@ pub(crate) enum Verdict {
 pub(crate) struct BatchContext {
     pub store: Arc<dyn EventStore>,
     /// Where a batch publishes its events, all at once.
-    pub bus: Option<Arc<dyn EventBus>>,
+    pub publisher: Arc<Publisher>,
     pub clock: Arc<dyn Clock>,
     /// The most holds decided in one transaction.
     pub max_batch: usize,
@@ -349,8 +348,7 @@ async fn run_batch(context: &BatchContext, stream: &str, batch: Vec<Queued>) {
         .collect();
     match turn.append(appends, records).await {
         Ok(AppendOutcome::Appended { recorded, .. }) => {
-            let publication =
-                Publication::start(context.bus.clone(), Arc::clone(&context.store), recorded);
+            let publication = context.publisher.start(recorded);
             answer_granted(granted, &publication);
             if let Some(snapshot) = change.due_snapshot(context.snapshot_every) {
                 if let Err(error) = context.store.save_snapshot(snapshot).await {
@@ -384,10 +382,9 @@ async fn without_moved_shows(
     // Each show stream's head, read from the oldest version a hold knew it at.
     let mut heads: HashMap<String, StreamVersion> = HashMap::new();
     for (ticket, _) in &batch {
-        if let Some((stream, version)) = &ticket.known_show {
-            let head = heads.entry(stream.clone()).or_insert(*version);
-            *head = (*head).min(*version);
-        }
+        let (stream, version) = &ticket.show;
+        let head = heads.entry(stream.clone()).or_insert(*version);
+        *head = (*head).min(*version);
     }
     for (stream, head) in &mut heads {
         match turn.read_stream(stream, *head).await {
@@ -399,10 +396,8 @@ async fn without_moved_shows(
         }
     }
     let (current, moved): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(ticket, _)| {
-        ticket
-            .known_show
-            .as_ref()
-            .is_none_or(|(stream, version)| heads.get(stream).is_none_or(|head| head <= version))
+        let (stream, version) = &ticket.show;
+        heads.get(stream).is_none_or(|head| head <= version)
     });
     for (_, reply) in moved {
         let _ = reply.send(Verdict::ShowMoved);

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use ticketing_domain::inventory::expiry_slot;
 use ticketing_domain::reservation::ReservationDetails;
 use ticketing_domain::*;
-use ticketing_store::StreamVersion;
 
 use crate::execution::{CommandContext, Decision, Idempotency};
 use crate::hold_batches::{BatchContext, Ticket, Verdict};
@@ -180,56 +179,33 @@ impl Ticketing {
             .once(idempotency.as_ref(), async {
                 let reservation_id = ReservationId::new();
                 let request = &request;
-                let (show, known) = self.show_for_hold(request.show_id).await?;
+                let show = self.show_for_hold(request.show_id).await?;
                 if let Some(held) = self
-                    .hold_in_batches(
-                        ctx,
-                        idempotency.as_ref(),
-                        request,
-                        &show,
-                        known,
-                        reservation_id,
-                    )
+                    .hold_in_batches(ctx, idempotency.as_ref(), request, &show, reservation_id)
                     .await?
                 {
                     return Ok(held);
                 }
-                // A show known to the process was checked only by a batch: here it is
-                // loaded afresh.
-                let mut loaded = known.is_none().then_some(show);
+                let mut tried = false;
                 self.execute(ctx, idempotency.as_ref(), move || {
-                    let loaded = loaded.take();
+                    let retrying = std::mem::replace(&mut tried, true);
                     async move {
-                        // A retry after a conflict decides on the show as it is then.
-                        let show = match loaded {
-                            Some(show) => show,
-                            None => self.load_existing_show(request.show_id).await?.1,
+                        // The show as the process knows it (unless a batch found it
+                        // moved, and forgot it); on a retry after a conflict, which may
+                        // have been on the show, as it is now.
+                        let known = if retrying {
+                            self.load_show_for_holds(request.show_id).await?
+                        } else {
+                            self.show_for_hold(request.show_id).await?
                         };
-                        let spec = show
-                            .section(&request.section)
-                            .ok_or(DomainError::UnknownSection)?;
-                        let now = self.clock.now();
-                        let expires_at = self.hold_expiry(now);
-                        let Taken {
-                            mut changes,
-                            shares,
-                        } = self
-                            .take_seats(&show, spec, reservation_id, request.quantity, expires_at)
-                            .await?;
-                        changes.push(placing(
-                            request,
-                            &show,
-                            spec,
-                            reservation_id,
-                            expires_at,
-                            shares,
-                            now,
-                        )?);
-                        Ok(Decision {
-                            completes: true,
-                            changes,
-                            outcome: held_seats(request, &show, spec, reservation_id, expires_at)?,
-                        })
+                        match self.decide_hold(request, &known, reservation_id).await {
+                            // A refusal stands only on the show as it is now.
+                            Err(AppError::Domain(_)) if self.show_has_moved(&known).await? => {
+                                let current = self.load_show_for_holds(request.show_id).await?;
+                                self.decide_hold(request, &current, reservation_id).await
+                            }
+                            decided => decided,
+                        }
                     }
                 })
                 .await
@@ -239,46 +215,94 @@ impl Ticketing {
         held
     }
 
-    /// The show a hold decides on, with the version it was known at when it came from
-    /// [`crate::known_shows`] rather than from the store: only holds that join a batch
-    /// use a known show, and their batch checks it.
-    async fn show_for_hold(
+    /// Decides a hold on its own, on `known`: the buckets' seats taken in their turns,
+    /// the reservation placed, and the show's stream expected where `known` found it.
+    async fn decide_hold(
         &self,
-        show_id: ShowId,
-    ) -> Result<(show::ShowDetails, Option<StreamVersion>), AppError> {
-        let batched = self.holds_join_batches();
-        if let Some(known) = self.known_shows.get(show_id).filter(|_| batched) {
-            return Ok((known.details, Some(known.version)));
+        request: &HoldSeats,
+        known: &KnownShow,
+        reservation_id: ReservationId,
+    ) -> Result<Decision<HeldSeats>, AppError> {
+        let show = &known.details;
+        let spec = show
+            .section(&request.section)
+            .ok_or(DomainError::UnknownSection)?;
+        let now = self.clock.now();
+        let expires_at = self.hold_expiry(now);
+        let Taken {
+            mut changes,
+            shares,
+        } = self
+            .take_seats(show, spec, reservation_id, request.quantity, expires_at)
+            .await?;
+        changes.push(placing(
+            request,
+            show,
+            spec,
+            reservation_id,
+            expires_at,
+            shares,
+            now,
+        )?);
+        // The hold commits only on the show it was decided on.
+        changes.push(Change::condition(show_stream(show.show_id), known.version));
+        Ok(Decision {
+            completes: true,
+            changes,
+            outcome: held_seats(request, show, spec, reservation_id, expires_at)?,
+        })
+    }
+
+    /// Whether the show's stream has moved past `known`, which is then forgotten.
+    async fn show_has_moved(&self, known: &KnownShow) -> Result<bool, AppError> {
+        let show_id = known.details.show_id;
+        let current = self.store.stream_version(&show_stream(show_id)).await?;
+        let moved = current != known.version;
+        if moved {
+            self.known_shows.forget(show_id, known.version);
         }
+        Ok(moved)
+    }
+
+    /// The show a hold decides on: as this process last loaded it
+    /// ([`crate::known_shows`]), else loaded now. Whatever the hold appends carries the
+    /// show's version, and commits only if the show is still there.
+    async fn show_for_hold(&self, show_id: ShowId) -> Result<KnownShow, AppError> {
+        match self.known_shows.get(show_id) {
+            Some(known) => Ok(known),
+            None => self.load_show_for_holds(show_id).await,
+        }
+    }
+
+    /// Loads the show afresh, and remembers it for the holds that follow.
+    async fn load_show_for_holds(&self, show_id: ShowId) -> Result<KnownShow, AppError> {
         let (loaded, details) = self.load_existing_show(show_id).await?;
-        if batched {
-            let known = KnownShow {
-                details: details.clone(),
-                version: loaded.version,
-            };
-            self.known_shows.remember(show_id, known);
-        }
-        Ok((details, None))
+        let known = KnownShow {
+            details,
+            version: loaded.version,
+        };
+        self.known_shows.remember(show_id, known.clone());
+        Ok(known)
     }
 
     /// Holds the seats in one bucket through its batch ([`crate::hold_batches`]),
     /// trying the buckets in the order [`Ticketing::take_seats`] does. `None` when the
     /// hold must run on its own: batches are off (`hold_batch_max` 1), no single bucket
     /// has the seats though the section does (a split hold), a batch could not be
-    /// stored, or the show `known` at a version (see [`Ticketing::show_for_hold`]) has
-    /// changed since or lacks the section.
+    /// stored, or the show as `known` (see [`Ticketing::show_for_hold`]) has changed
+    /// since (and is forgotten) or lacks the section.
     async fn hold_in_batches(
         &self,
         ctx: &CommandContext,
         idempotency: Option<&Idempotency>,
         request: &HoldSeats,
-        show: &show::ShowDetails,
-        known: Option<StreamVersion>,
+        known: &KnownShow,
         reservation_id: ReservationId,
     ) -> Result<Option<HeldSeats>, AppError> {
         if !self.holds_join_batches() {
             return Ok(None);
         }
+        let show = &known.details;
         // The lone path refuses a section the show lacks, on the show as it is now.
         let Some(spec) = show.section(&request.section) else {
             return Ok(None);
@@ -291,7 +315,7 @@ impl Ticketing {
         let record = idempotency.map(|i| i.record(&outcome));
         let context = BatchContext {
             store: Arc::clone(&self.store),
-            bus: self.bus.clone(),
+            publisher: Arc::clone(&self.publisher),
             clock: Arc::clone(&self.clock),
             max_batch: self.settings.hold_batch_max,
             snapshot_every: self.settings.snapshot_every,
@@ -314,7 +338,7 @@ impl Ticketing {
                     sales: show.status,
                 },
                 reservation,
-                known_show: known.map(|version| (show_stream(show.show_id), version)),
+                show: (show_stream(show.show_id), known.version),
                 metadata: ctx.metadata(),
                 record: record.clone(),
                 deadline,
@@ -341,9 +365,7 @@ impl Ticketing {
                 }
                 Verdict::Refused(refusal) => return Err(refusal.into()),
                 Verdict::ShowMoved => {
-                    if let Some(version) = known {
-                        self.known_shows.forget(show.show_id, version);
-                    }
+                    self.known_shows.forget(show.show_id, known.version);
                     return Ok(None);
                 }
                 Verdict::NoTurn => {

@@ -1,12 +1,13 @@
 //! The shows this process last loaded for holds, each with its stream's version.
 //!
 //! At an on-sale every hold needs its show (the section's price and buckets, whether
-//! sales are open), and the show changes rarely. A hold that joins a batch decides on
-//! the show as this process knows it, and its batch checks, in the bucket's turn, that
-//! the show's stream has not moved since (one read per batch instead of one show load
-//! per hold). A hold whose show had moved is told so, and runs on its own with the
-//! show loaded afresh: no hold is ever granted on a show older than the one its turn
-//! finds.
+//! sales are open), and the show changes rarely. A hold decides on the show as this
+//! process knows it, and never commits on a show that has moved since: a batch checks
+//! the show's stream in the bucket's turn (one read for the batch), and a hold that
+//! runs alone appends with a condition on the show's stream at that version (no round
+//! trip of its own). A hold whose show had moved runs again on the show loaded afresh,
+//! and so does a refusal decided on a show that has moved since: no hold is granted or
+//! refused on a show older than the one it commits against.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

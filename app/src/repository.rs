@@ -70,6 +70,7 @@ impl<A: Aggregate + 'static> Loaded<A> {
             events: events.iter().map(EventPayload::encode).collect(),
             snapshot,
             turn: self.turn.clone(),
+            condition: false,
         }
     }
 }
@@ -83,6 +84,9 @@ pub struct Change {
     pub events: Vec<ticketing_domain::EncodedEvent>,
     snapshot: PendingSnapshot,
     pub(crate) turn: Option<TurnSlot>,
+    /// No events to append, only the expectation that the stream is still at
+    /// `expected_version` when the other changes are appended.
+    condition: bool,
 }
 
 /// The state a change leaves its stream in, serialised only when a snapshot is due:
@@ -103,6 +107,28 @@ impl fmt::Debug for PendingSnapshot {
 }
 
 impl Change {
+    /// A stream the command decided on without changing it: its changes are appended
+    /// only if this stream is still at `version` ([`ticketing_store::StreamAppend::condition`]).
+    pub(crate) fn condition(stream_id: String, version: u64) -> Self {
+        Change {
+            stream_id,
+            expected_version: ExpectedVersion::Exact(version),
+            version_after: version,
+            events: Vec::new(),
+            snapshot: PendingSnapshot {
+                schema_version: 0,
+                encode: Arc::new(|| None),
+            },
+            turn: None,
+            condition: true,
+        }
+    }
+
+    /// Whether the change goes into the append: it has events, or is a condition.
+    pub(crate) fn is_appended(&self) -> bool {
+        self.condition || !self.events.is_empty()
+    }
+
     pub(crate) fn into_append(self, metadata: &EventMetadata) -> StreamAppend {
         self.into_append_each(|_| metadata.clone())
     }

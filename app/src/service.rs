@@ -56,9 +56,9 @@ pub struct Ticketing {
     pub(crate) payments: Arc<dyn PaymentGateway>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
-    /// Where appended events are published right after their commit; `None` leaves
-    /// them all to the relay.
-    pub(crate) bus: Option<Arc<dyn EventBus>>,
+    /// Publishes appended events right after their commit, and marks them published
+    /// in groups; without a bus it leaves them all to the relay.
+    pub(crate) publisher: Arc<crate::publishing::Publisher>,
     /// The same bus without the breaker: the relay is how the bus is found working
     /// again, so it must not be turned away by the breaker.
     relay_bus: Option<Arc<dyn EventBus>>,
@@ -84,11 +84,11 @@ impl Ticketing {
         settings: Settings,
     ) -> Self {
         Self {
+            publisher: Arc::new(crate::publishing::Publisher::new(None, Arc::clone(&store))),
             store,
             payments: Arc::new(crate::payments::Measured(payments)),
             clock,
             settings,
-            bus: None,
             relay_bus: None,
             bucket_hints: Arc::default(),
             hold_batches: Arc::default(),
@@ -108,7 +108,10 @@ impl Ticketing {
         let cool_down = ticketing_bus::CircuitBreaker::<()>::DEFAULT_COOL_DOWN;
         let breaker = ticketing_bus::CircuitBreaker::new(bus.clone(), cool_down);
         self.relay_bus = Some(bus);
-        self.bus = Some(Arc::new(breaker));
+        self.publisher = Arc::new(crate::publishing::Publisher::new(
+            Some(Arc::new(breaker)),
+            Arc::clone(&self.store),
+        ));
         self
     }
 

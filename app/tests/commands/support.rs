@@ -382,3 +382,57 @@ pub fn report(
         outcome,
     }
 }
+
+/// Starts one keyed hold of one seat per buyer in `buyers`.
+pub fn hold_in_background(
+    h: &Harness,
+    show_id: ShowId,
+    buyers: std::ops::Range<u32>,
+) -> Vec<tokio::task::JoinHandle<Result<HeldSeats, AppError>>> {
+    buyers
+        .map(|n| {
+            let app = h.app.clone();
+            tokio::spawn(async move {
+                let ctx = customer_ctx(n).with_idempotency_key(format!("batch-{n}"));
+                app.hold_seats(&ctx, hold_request(show_id, n, 1)).await
+            })
+        })
+        .collect()
+}
+
+/// Waits until `condition` holds, yielding to the tasks that make it so; fails the
+/// test after 30 s, naming `what` never happened.
+pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never: {what}"));
+}
+
+/// A bus that keeps the event ids of each call.
+#[derive(Default)]
+pub struct RecordingBus {
+    calls: Mutex<Vec<Vec<uuid::Uuid>>>,
+}
+
+impl RecordingBus {
+    /// The event ids of each call so far.
+    pub fn calls(&self) -> Vec<Vec<uuid::Uuid>> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl EventBus for RecordingBus {
+    async fn publish(
+        &self,
+        events: &[ticketing_store::RecordedEvent],
+    ) -> Result<(), ticketing_bus::BusError> {
+        let ids = events.iter().map(|e| e.event_id).collect();
+        self.calls.lock().unwrap().push(ids);
+        Ok(())
+    }
+}
