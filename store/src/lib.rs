@@ -312,6 +312,21 @@ pub trait StreamLock: Send {
     async fn load_stream(
         &mut self,
         stream_id: &str,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        self.load_stream_after(stream_id, 0).await
+    }
+
+    /// The stream as a loader wants it that already knows it up to version `known`:
+    /// the latest snapshot only if it is past `known`, and the events after whichever
+    /// of the two is later. With `known` 0, [`StreamLock::load_stream`]. One round trip
+    /// on PostgreSQL.
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn load_stream_after(
+        &mut self,
+        stream_id: &str,
+        known: StreamVersion,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError>;
 
     /// [`EventStore::read_stream`] through the turn's own connection.

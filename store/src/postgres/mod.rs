@@ -316,14 +316,16 @@ impl RefusalLookups for PostgresStore {
     }
 }
 
-/// A stream's snapshot and the events after it, through `executor` (the pool, or a
-/// turn's transaction).
+/// A stream's snapshot past version `known` and the events after both, through
+/// `executor` (the pool, or a turn's transaction).
 async fn load_stream_with<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     stream_id: &str,
+    known: StreamVersion,
 ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
     let rows = sqlx::query(sql::LOAD_STREAM)
         .bind(stream_id)
+        .bind(common::to_i64(known, "a known version")?)
         .fetch_all(executor)
         .await?;
     let snapshot = match rows.first() {
@@ -443,11 +445,12 @@ impl StreamLock for PgStreamLock {
         }
     }
 
-    async fn load_stream(
+    async fn load_stream_after(
         &mut self,
         stream_id: &str,
+        known: StreamVersion,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
-        load_stream_with(&mut *self.tx, stream_id).await
+        load_stream_with(&mut *self.tx, stream_id, known).await
     }
 
     async fn read_stream(
@@ -594,7 +597,7 @@ impl EventStore for PostgresStore {
         &self,
         stream_id: &str,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
-        load_stream_with(&self.pool, stream_id).await
+        load_stream_with(&self.pool, stream_id, 0).await
     }
 
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]

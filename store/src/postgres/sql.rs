@@ -180,17 +180,19 @@ pub(super) const READ_ALL: &str = concat!(
       limit $3"
 );
 
-/// A stream's snapshot and the events after it, in one round trip: one row per event
-/// (or one row without an event), the snapshot's columns on the first row only, so that
-/// its state travels once.
+/// A stream's snapshot and the events after it, in one round trip, for a loader that
+/// knows the stream up to version `$2` (0: not at all): the snapshot only if it is past
+/// `$2`, and the events after the later of the two. One row per event (or one row
+/// without an event), the snapshot's columns on the first row only, so that its state
+/// travels once.
 pub(super) const LOAD_STREAM: &str = "\
     select s.version as snapshot_version, s.schema_version as snapshot_schema_version, \
            case when row_number() over (order by e.version) = 1 then s.state end as snapshot_state, \
            e.position, e.transaction_id::text::bigint as transaction_id, e.stream_id, e.version, \
            e.event_id, e.event_type, e.schema_version, e.data, e.metadata, e.recorded_at \
       from (select 1) as one \
-      left join snapshots s on s.stream_id = $1 \
-      left join events e on e.stream_id = $1 and e.version > coalesce(s.version, 0) \
+      left join snapshots s on s.stream_id = $1 and s.version > $2 \
+      left join events e on e.stream_id = $1 and e.version > greatest(s.version, $2) \
      order by e.version";
 
 pub(super) const LOAD_SNAPSHOT: &str =

@@ -304,11 +304,19 @@ impl StreamLock for SqliteStreamLock {
         Ok(())
     }
 
-    async fn load_stream(
+    async fn load_stream_after(
         &mut self,
         stream_id: &str,
+        known: StreamVersion,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
-        self.store.load_stream(stream_id).await
+        let snapshot = self
+            .store
+            .load_snapshot(stream_id)
+            .await?
+            .filter(|snapshot| snapshot.version > known);
+        let after = snapshot.as_ref().map_or(known, |s| s.version);
+        let events = self.store.read_stream(stream_id, after).await?;
+        Ok((snapshot, events))
     }
 
     async fn read_stream(

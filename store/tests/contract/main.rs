@@ -93,6 +93,7 @@ fn contract_trials() -> Vec<Trial> {
         a_writer_that_waits_too_long_for_its_turn_is_told_the_stream_is_busy,
         an_append_in_a_turn_still_refuses_a_stale_expected_version,
         a_turn_loads_the_stream_it_will_append_to,
+        a_turn_loads_only_what_is_newer_than_a_known_version,
         a_turn_extended_to_another_stream_holds_both,
         a_turn_appends_several_commands_records_together_or_none,
     ]

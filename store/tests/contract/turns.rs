@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ticketing_store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};
+use ticketing_store::{AppendOutcome, EventStore, ExpectedVersion, Snapshot, StoreError};
 
 use crate::harness::{append_ok, event, events, to_stream, with_postgres, Store};
 
@@ -204,6 +204,41 @@ pub async fn a_turn_loads_the_stream_it_will_append_to(store: Store) {
     .await
     .unwrap();
     assert_eq!(store.stream_version(STREAM).await.unwrap(), 3);
+}
+
+/// A writer that knows a stream up to a version reads only what is newer: the
+/// snapshot only if it is past that version, and the events after the later of the
+/// two; nothing when it knows the stream's head.
+pub async fn a_turn_loads_only_what_is_newer_than_a_known_version(store: Store) {
+    append_ok(
+        &store,
+        STREAM,
+        ExpectedVersion::NoStream,
+        events("SeatsHeld", 5),
+    )
+    .await;
+    let snapshot = Snapshot {
+        stream_id: STREAM.to_owned(),
+        version: 3,
+        schema_version: 1,
+        state: serde_json::json!({ "held": 3 }),
+    };
+    store.save_snapshot(snapshot.clone()).await.unwrap();
+    let all = store.read_stream(STREAM, 0).await.unwrap();
+    let mut turn = store.lock_stream(STREAM, PATIENT).await.unwrap();
+
+    let loads = [
+        (0, Some(&snapshot), &all[3..]),
+        (2, Some(&snapshot), &all[3..]),
+        (3, None, &all[3..]),
+        (4, None, &all[4..]),
+        (5, None, &all[5..]),
+    ];
+    for (known, snapshot, events) in loads {
+        let (read_snapshot, read_events) = turn.load_stream_after(STREAM, known).await.unwrap();
+        assert_eq!(read_snapshot.as_ref(), snapshot, "knowing version {known}");
+        assert_eq!(read_events, events, "knowing version {known}");
+    }
 }
 
 /// With a pool of one connection, a writer in its turn still loads and appends: the
