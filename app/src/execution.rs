@@ -315,6 +315,8 @@ impl Ticketing {
                         });
                     }
                     crate::metrics::version_conflict();
+                    // Whatever the process knew of the stream is not to be trusted.
+                    self.known_buckets.forget_all(&stream_id);
                     tracing::debug!(stream_id, tries, "version conflict; deciding again");
                     tokio::time::sleep(self.settings.retry.backoff(tries)).await;
                 }

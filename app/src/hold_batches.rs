@@ -9,7 +9,7 @@
 //! bucket as the holds before it left it, and appends every granted hold (its seats,
 //! its reservation, its idempotency record) in one transaction, whose events it then
 //! publishes at once and marks published in one statement. Holds are decided on the
-//! show as the process knew it ([`crate::known_shows`]), and checked in the turn
+//! show as the process knew it ([`crate::known`]), and checked in the turn
 //! against the show's stream, in one read for the batch. Each buyer is answered as if its hold had
 //! run alone: granted, not enough seats in this bucket (the buyer tries the next one),
 //! refused by the domain, decide again (the show changed), or no turn within the
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ticketing_domain::{Aggregate, DomainError, Inventory, InventoryCommand};
+use ticketing_domain::{Aggregate, DomainError, InventoryCommand};
 use ticketing_store::{
     AppendOutcome, EventMetadata, EventStore, IdempotencyRecord, StoreError, StreamLock,
     StreamVersion,
@@ -36,8 +36,9 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::clock::Clock;
+use crate::known::KnownBuckets;
 use crate::publishing::{Publication, Publisher};
-use crate::repository::{load_via_turn, Change};
+use crate::repository::Change;
 
 /// A hold in a batch, with where its verdict goes.
 type Queued = (Ticket, oneshot::Sender<Verdict>);
@@ -50,7 +51,7 @@ pub(crate) struct Ticket {
     /// bucket's state.
     pub reservation: Change,
     /// The show stream the hold was decided on and the version it was decided at
-    /// ([`crate::known_shows`]): the batch checks in its turn that the stream has not
+    /// ([`crate::known`]): the batch checks in its turn that the stream has not
     /// moved since.
     pub show: (String, StreamVersion),
     pub metadata: EventMetadata,
@@ -93,6 +94,8 @@ pub(crate) struct BatchContext {
     pub store: Arc<dyn EventStore>,
     /// Where a batch publishes its events, all at once.
     pub publisher: Arc<Publisher>,
+    /// The buckets as this process last loaded them ([`crate::known`]).
+    pub known_buckets: Arc<KnownBuckets>,
     pub clock: Arc<dyn Clock>,
     /// The most holds decided in one transaction.
     pub max_batch: usize,
@@ -283,7 +286,11 @@ async fn run_batch(context: &BatchContext, stream: &str, batch: Vec<Queued>) {
         }
     };
     crate::metrics::turn_waited(started.elapsed());
-    let bucket = match load_via_turn::<Inventory>(turn.as_mut(), stream).await {
+    let bucket = match context
+        .known_buckets
+        .load_in_turn(turn.as_mut(), stream)
+        .await
+    {
         Ok(bucket) => bucket,
         Err(error) => {
             tracing::debug!(error.cause_chain = ?error, "bucket not loaded for a batch of holds");
@@ -360,6 +367,9 @@ async fn run_batch(context: &BatchContext, stream: &str, batch: Vec<Queued>) {
         // publishes them.
         Ok(AppendOutcome::AlreadyAppended) => answer_granted(granted, &Publication::nothing()),
         Err(error) => {
+            if let StoreError::VersionConflict { stream_id, .. } = &error {
+                context.known_buckets.forget_all(stream_id);
+            }
             tracing::debug!(
                 error.cause_chain = ?error,
                 holds = granted.len(),

@@ -23,8 +23,8 @@ use ticketing_domain::*;
 
 use crate::execution::{CommandContext, Decision, Idempotency};
 use crate::hold_batches::{BatchContext, Ticket, Verdict};
-use crate::known_shows::KnownShow;
-use crate::repository::{load_via_turn, Change, Loaded};
+use crate::known::{KnownShow, Versioned};
+use crate::repository::{Change, Loaded};
 use crate::{AppError, Ticketing};
 
 /// A request to hold seats.
@@ -223,7 +223,7 @@ impl Ticketing {
         known: &KnownShow,
         reservation_id: ReservationId,
     ) -> Result<Decision<HeldSeats>, AppError> {
-        let show = &known.details;
+        let show = &known.value;
         let spec = show
             .section(&request.section)
             .ok_or(DomainError::UnknownSection)?;
@@ -255,20 +255,20 @@ impl Ticketing {
 
     /// Whether the show's stream has moved past `known`, which is then forgotten.
     async fn show_has_moved(&self, known: &KnownShow) -> Result<bool, AppError> {
-        let show_id = known.details.show_id;
+        let show_id = known.value.show_id;
         let current = self.store.stream_version(&show_stream(show_id)).await?;
         let moved = current != known.version;
         if moved {
-            self.known_shows.forget(show_id, known.version);
+            self.known_shows.forget(&show_id, known.version);
         }
         Ok(moved)
     }
 
     /// The show a hold decides on: as this process last loaded it
-    /// ([`crate::known_shows`]), else loaded now. Whatever the hold appends carries the
+    /// ([`crate::known`]), else loaded now. Whatever the hold appends carries the
     /// show's version, and commits only if the show is still there.
     async fn show_for_hold(&self, show_id: ShowId) -> Result<KnownShow, AppError> {
-        match self.known_shows.get(show_id) {
+        match self.known_shows.get(&show_id) {
             Some(known) => Ok(known),
             None => self.load_show_for_holds(show_id).await,
         }
@@ -277,8 +277,8 @@ impl Ticketing {
     /// Loads the show afresh, and remembers it for the holds that follow.
     async fn load_show_for_holds(&self, show_id: ShowId) -> Result<KnownShow, AppError> {
         let (loaded, details) = self.load_existing_show(show_id).await?;
-        let known = KnownShow {
-            details,
+        let known = Versioned {
+            value: details,
             version: loaded.version,
         };
         self.known_shows.remember(show_id, known.clone());
@@ -302,7 +302,7 @@ impl Ticketing {
         if !self.holds_join_batches() {
             return Ok(None);
         }
-        let show = &known.details;
+        let show = &known.value;
         // The lone path refuses a section the show lacks, on the show as it is now.
         let Some(spec) = show.section(&request.section) else {
             return Ok(None);
@@ -316,6 +316,7 @@ impl Ticketing {
         let context = BatchContext {
             store: Arc::clone(&self.store),
             publisher: Arc::clone(&self.publisher),
+            known_buckets: Arc::clone(&self.known_buckets),
             clock: Arc::clone(&self.clock),
             max_batch: self.settings.hold_batch_max,
             snapshot_every: self.settings.snapshot_every,
@@ -365,7 +366,7 @@ impl Ticketing {
                 }
                 Verdict::Refused(refusal) => return Err(refusal.into()),
                 Verdict::ShowMoved => {
-                    self.known_shows.forget(show.show_id, known.version);
+                    self.known_shows.forget(&show.show_id, known.version);
                     return Ok(None);
                 }
                 Verdict::NoTurn => {
@@ -553,7 +554,11 @@ impl Ticketing {
         crate::metrics::turn_waited(waiting.elapsed());
         let mut loaded = Vec::with_capacity(streams.len());
         for stream in &streams {
-            loaded.push(load_via_turn::<Inventory>(turn.as_mut(), stream).await?);
+            loaded.push(
+                self.known_buckets
+                    .load_in_turn(turn.as_mut(), stream)
+                    .await?,
+            );
         }
         let first = loaded.remove(0).in_turn(turn);
         loaded.insert(0, first);

@@ -45,7 +45,7 @@ pub mod error;
 pub mod execution;
 mod hold_batches;
 pub mod holds;
-mod known_shows;
+mod known;
 pub mod metrics;
 pub mod payments;
 pub mod provider_reports;

@@ -7,10 +7,11 @@ use serde::Serialize;
 use ticketing_domain::{Aggregate, EventPayload};
 use ticketing_store::{
     EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamLock,
+    StreamAppend, StreamLock, StreamVersion,
 };
 use uuid::Uuid;
 
+use crate::known::Versioned;
 use crate::AppError;
 
 /// An aggregate's state and the stream version it was folded up to.
@@ -186,19 +187,22 @@ pub async fn load<A: Aggregate>(
     store: &dyn EventStore,
     stream_id: &str,
 ) -> Result<Loaded<A>, AppError> {
-    load_through::<A>(Reader::Store(store), stream_id).await
+    load_through::<A>(Reader::Store(store), stream_id, None).await
 }
 
 /// Loads an aggregate through a turn that covers its stream (a turn extended to it),
-/// leaving the turn with the caller.
+/// leaving the turn with the caller. A caller that `known` the stream as it was at a
+/// version ([`crate::known`]) has only what is newer read: a snapshot past that version,
+/// and the events after the later of the two.
 ///
 /// # Errors
 /// As [`load`].
-pub(crate) async fn load_via_turn<A: Aggregate>(
+pub(crate) async fn load_via_turn_from<A: Aggregate>(
     turn: &mut dyn StreamLock,
     stream_id: &str,
+    known: Option<Versioned<A>>,
 ) -> Result<Loaded<A>, AppError> {
-    load_through::<A>(Reader::Turn(turn), stream_id).await
+    load_through::<A>(Reader::Turn(turn), stream_id, known).await
 }
 
 /// Where a load reads: the store's pool, or a turn's own connection.
@@ -208,20 +212,27 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The snapshot past `known` and the events after it (the store's pool is only
+    /// ever asked for the whole stream).
     async fn load_stream(
         &mut self,
         stream_id: &str,
+        known: StreamVersion,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
         match self {
             Reader::Store(store) => store.load_stream(stream_id).await,
-            Reader::Turn(turn) => turn.load_stream(stream_id).await,
+            Reader::Turn(turn) => turn.load_stream_after(stream_id, known).await,
         }
     }
 
-    async fn read_stream(&mut self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &mut self,
+        stream_id: &str,
+        after: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         match self {
-            Reader::Store(store) => store.read_stream(stream_id, 0).await,
-            Reader::Turn(turn) => turn.read_stream(stream_id, 0).await,
+            Reader::Store(store) => store.read_stream(stream_id, after).await,
+            Reader::Turn(turn) => turn.read_stream(stream_id, after).await,
         }
     }
 }
@@ -229,8 +240,10 @@ impl Reader<'_> {
 async fn load_through<A: Aggregate>(
     mut reader: Reader<'_>,
     stream_id: &str,
+    known: Option<Versioned<A>>,
 ) -> Result<Loaded<A>, AppError> {
-    let (snapshot, mut events) = reader.load_stream(stream_id).await?;
+    let known_version = known.as_ref().map_or(0, |k| k.version);
+    let (snapshot, mut events) = reader.load_stream(stream_id, known_version).await?;
     let had_snapshot = snapshot.is_some();
     let usable = snapshot
         .filter(|snapshot| snapshot.schema_version == A::SNAPSHOT_VERSION)
@@ -248,10 +261,10 @@ async fn load_through<A: Aggregate>(
         None => {
             if had_snapshot {
                 // The events came after a snapshot that cannot be used: replay from
-                // the stream's first event instead.
-                events = reader.read_stream(stream_id).await?;
+                // what is known instead (the stream's first event, if nothing is).
+                events = reader.read_stream(stream_id, known_version).await?;
             }
-            (A::default(), 0)
+            known.map_or((A::default(), 0), |k| (k.value, k.version))
         }
     };
     for recorded in events {

@@ -66,8 +66,10 @@ pub struct Ticketing {
     pub(crate) bucket_hints: Arc<crate::holds::BucketHints>,
     /// This process's holds waiting for their bucket's batch.
     pub(crate) hold_batches: Arc<crate::hold_batches::HoldBatches>,
-    /// The shows this process last loaded for holds that join batches.
-    pub(crate) known_shows: Arc<crate::known_shows::KnownShows>,
+    /// The shows this process last loaded for holds.
+    pub(crate) known_shows: Arc<crate::known::KnownShows>,
+    /// The buckets this process last loaded in their turns.
+    pub(crate) known_buckets: Arc<crate::known::KnownBuckets>,
     /// What signs and checks ticket codes; `None`: no ticket is issued.
     pub(crate) ticket_keys: Option<Arc<crate::tickets::codes::TicketKeys>>,
 }
@@ -92,7 +94,12 @@ impl Ticketing {
             relay_bus: None,
             bucket_hints: Arc::default(),
             hold_batches: Arc::default(),
-            known_shows: Arc::default(),
+            known_shows: Arc::new(crate::known::Known::with_capacity(
+                crate::known::MAX_KNOWN_SHOWS,
+            )),
+            known_buckets: Arc::new(crate::known::Known::with_capacity(
+                crate::known::MAX_KNOWN_BUCKETS,
+            )),
             ticket_keys: None,
         }
     }
