@@ -9,8 +9,8 @@
 //! bucket as the holds before it left it, and appends every granted hold (its seats,
 //! its reservation, its idempotency record) in one transaction, whose events it then
 //! publishes at once and marks published in one statement. Holds are decided on the
-//! show as the process knew it ([`crate::known`]), and checked in the turn
-//! against the show's stream, in one read for the batch. Each buyer is answered as if its hold had
+//! show as the process knew it ([`crate::known`]), and checked in the turn against the
+//! show's stream, in one read for the batch. Each buyer is answered as if its hold had
 //! run alone: granted, not enough seats in this bucket (the buyer tries the next one),
 //! refused by the domain, decide again (the show changed), or no turn within the
 //! section wait. A hold that finds nothing of its process in flight on the bucket is a
