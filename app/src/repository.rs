@@ -212,15 +212,14 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// The snapshot past `known` and the events after it (the store's pool is only
-    /// ever asked for the whole stream).
-    async fn load_stream(
+    /// The snapshot past `known` and the events after both.
+    async fn load_stream_after(
         &mut self,
         stream_id: &str,
         known: StreamVersion,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
         match self {
-            Reader::Store(store) => store.load_stream(stream_id).await,
+            Reader::Store(store) => store.load_stream_after(stream_id, known).await,
             Reader::Turn(turn) => turn.load_stream_after(stream_id, known).await,
         }
     }
@@ -243,7 +242,7 @@ async fn load_through<A: Aggregate>(
     known: Option<Versioned<A>>,
 ) -> Result<Loaded<A>, AppError> {
     let known_version = known.as_ref().map_or(0, |k| k.version);
-    let (snapshot, mut events) = reader.load_stream(stream_id, known_version).await?;
+    let (snapshot, mut events) = reader.load_stream_after(stream_id, known_version).await?;
     let had_snapshot = snapshot.is_some();
     let usable = snapshot
         .filter(|snapshot| snapshot.schema_version == A::SNAPSHOT_VERSION)

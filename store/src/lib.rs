@@ -316,10 +316,7 @@ pub trait StreamLock: Send {
         self.load_stream_after(stream_id, 0).await
     }
 
-    /// The stream as a loader wants it that already knows it up to version `known`:
-    /// the latest snapshot only if it is past `known`, and the events after whichever
-    /// of the two is later. With `known` 0, [`StreamLock::load_stream`]. One round trip
-    /// on PostgreSQL.
+    /// [`EventStore::load_stream_after`] through the turn's own connection.
     ///
     /// # Errors
     /// Infrastructure failures only.
@@ -457,8 +454,25 @@ pub trait EventStore: Send + Sync {
         &self,
         stream_id: &str,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
-        let snapshot = self.load_snapshot(stream_id).await?;
-        let after = snapshot.as_ref().map_or(0, |s| s.version);
+        self.load_stream_after(stream_id, 0).await
+    }
+
+    /// The stream as a loader wants it that already knows it up to version `known`:
+    /// the latest snapshot only if it is past `known`, and the events after whichever
+    /// of the two is later. With `known` 0, [`EventStore::load_stream`].
+    ///
+    /// # Errors
+    /// Infrastructure failures only.
+    async fn load_stream_after(
+        &self,
+        stream_id: &str,
+        known: StreamVersion,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        let snapshot = self
+            .load_snapshot(stream_id)
+            .await?
+            .filter(|snapshot| snapshot.version > known);
+        let after = snapshot.as_ref().map_or(known, |s| s.version);
         let events = self.read_stream(stream_id, after).await?;
         Ok((snapshot, events))
     }

@@ -600,6 +600,14 @@ impl EventStore for PostgresStore {
         load_stream_with(&self.pool, stream_id, 0).await
     }
 
+    async fn load_stream_after(
+        &self,
+        stream_id: &str,
+        known: StreamVersion,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        load_stream_with(&self.pool, stream_id, known).await
+    }
+
     #[tracing::instrument(skip(self), fields(stream_id = %stream_id))]
     async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let row = sqlx::query(sql::LOAD_SNAPSHOT)

@@ -309,14 +309,7 @@ impl StreamLock for SqliteStreamLock {
         stream_id: &str,
         known: StreamVersion,
     ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
-        let snapshot = self
-            .store
-            .load_snapshot(stream_id)
-            .await?
-            .filter(|snapshot| snapshot.version > known);
-        let after = snapshot.as_ref().map_or(known, |s| s.version);
-        let events = self.store.read_stream(stream_id, after).await?;
-        Ok((snapshot, events))
+        self.store.load_stream_after(stream_id, known).await
     }
 
     async fn read_stream(

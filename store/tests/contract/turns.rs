@@ -206,9 +206,9 @@ pub async fn a_turn_loads_the_stream_it_will_append_to(store: Store) {
     assert_eq!(store.stream_version(STREAM).await.unwrap(), 3);
 }
 
-/// A writer that knows a stream up to a version reads only what is newer: the
-/// snapshot only if it is past that version, and the events after the later of the
-/// two; nothing when it knows the stream's head.
+/// A writer that knows a stream up to a version reads only what is newer, in its turn
+/// or outside one: the snapshot only if it is past that version, and the events after
+/// the later of the two; nothing when it knows the stream's head.
 pub async fn a_turn_loads_only_what_is_newer_than_a_known_version(store: Store) {
     append_ok(
         &store,
@@ -238,6 +238,13 @@ pub async fn a_turn_loads_only_what_is_newer_than_a_known_version(store: Store) 
         let (read_snapshot, read_events) = turn.load_stream_after(STREAM, known).await.unwrap();
         assert_eq!(read_snapshot.as_ref(), snapshot, "knowing version {known}");
         assert_eq!(read_events, events, "knowing version {known}");
+        // The store reads the same outside a turn.
+        let outside = store.load_stream_after(STREAM, known).await.unwrap();
+        assert_eq!(
+            outside,
+            (read_snapshot, read_events),
+            "knowing version {known}"
+        );
     }
 }
 
