@@ -179,12 +179,14 @@ impl Ticketing {
             .once(idempotency.as_ref(), async {
                 let reservation_id = ReservationId::new();
                 let request = &request;
-                let show = self.show_for_hold(request.show_id).await?;
-                if let Some(held) = self
-                    .hold_in_batches(ctx, idempotency.as_ref(), request, &show, reservation_id)
-                    .await?
-                {
-                    return Ok(held);
+                if self.holds_join_batches() {
+                    let show = self.show_for_hold(request.show_id).await?;
+                    let batched = self
+                        .hold_in_batches(ctx, idempotency.as_ref(), request, &show, reservation_id)
+                        .await?;
+                    if let Some(held) = batched {
+                        return Ok(held);
+                    }
                 }
                 let mut tried = false;
                 self.execute(ctx, idempotency.as_ref(), move || {
@@ -286,11 +288,12 @@ impl Ticketing {
     }
 
     /// Holds the seats in one bucket through its batch ([`crate::hold_batches`]),
-    /// trying the buckets in the order [`Ticketing::take_seats`] does. `None` when the
-    /// hold must run on its own: batches are off (`hold_batch_max` 1), no single bucket
-    /// has the seats though the section does (a split hold), a batch could not be
-    /// stored, or the show as `known` (see [`Ticketing::show_for_hold`]) has changed
-    /// since (and is forgotten) or lacks the section.
+    /// trying the buckets in the order [`Ticketing::take_seats`] does, when holds join
+    /// batches ([`Ticketing::holds_join_batches`]). `None` when the hold must run on
+    /// its own: no single bucket has the seats though the section does (a split hold),
+    /// a batch could not be stored, or the show as `known` (see
+    /// [`Ticketing::show_for_hold`]) has changed since (and is forgotten) or lacks the
+    /// section.
     async fn hold_in_batches(
         &self,
         ctx: &CommandContext,
@@ -299,9 +302,6 @@ impl Ticketing {
         known: &KnownShow,
         reservation_id: ReservationId,
     ) -> Result<Option<HeldSeats>, AppError> {
-        if !self.holds_join_batches() {
-            return Ok(None);
-        }
         let show = &known.value;
         // The lone path refuses a section the show lacks, on the show as it is now.
         let Some(spec) = show.section(&request.section) else {
